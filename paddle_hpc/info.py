@@ -1,0 +1,32 @@
+"""`python -m paddle_hpc.info`: the Slurm cluster as paddle_hpc sees it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from paddle_hpc.cli import run
+from paddle_hpc.slurm import SlurmClient
+from paddle_hpc.slurm.parse import max_array_size
+
+SHOWN = ("ClusterName", "SLURM_VERSION", "SlurmctldHost[0]", "SelectType", "PreemptType")
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paddle-hpc info", description=__doc__)
+    parser.parse_args(argv)
+    config = SlurmClient().show_config()
+    table = Table("setting", "value", title="Slurm, through paddle_hpc's seam")
+    for key in SHOWN:
+        table.add_row(key, config.get(key, "(not set)"))
+    table.add_row("MaxArraySize", str(max_array_size(config)))
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

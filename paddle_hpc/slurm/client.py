@@ -1,0 +1,121 @@
+"""The Slurm seam: every sbatch, sacct, scontrol and scancel call goes through here.
+
+Commands are argv lists built by pure functions; one injected runner runs them;
+pure parsers read the output; failures become typed errors with Slurm's own message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.slurm.parse import (
+    SACCT_FIELDS,
+    SacctRecord,
+    classify_error,
+    max_array_size,
+    parse_sacct,
+    parse_sbatch_output,
+    parse_scontrol_config,
+)
+from paddle_hpc.slurm.runner import CommandResult, Runner, SubprocessRunner
+
+OptionValue = str | int | float | bool | None
+
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def sbatch_options(options: Mapping[str, OptionValue]) -> list[str]:
+    """{'cpus_per_task': 4, 'exclusive': True} -> ['--cpus-per-task=4', '--exclusive'].
+
+    Underscores become dashes, as in submitit. True gives a bare flag; False and None
+    leave the option out. Values are passed as single argv items, never through a shell.
+    """
+    argv = []
+    for name, value in options.items():
+        if not _OPTION_NAME.fullmatch(name):
+            raise ConfigError(
+                f"sbatch option name {name!r} is not an option name: use letters, digits, "
+                "'-' or '_' without the leading '--' (for example 'mail-type')."
+            )
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            text = str(value)
+            if "\n" in text or "\r" in text:
+                raise ConfigError(
+                    f"sbatch option {name!r} has a line break in {text!r}; remove it."
+                )
+            argv.append(f"{flag}={text}")
+    return argv
+
+
+def sbatch_argv(script: Path, options: Mapping[str, OptionValue]) -> list[str]:
+    return ["sbatch", "--parsable", *sbatch_options(options), str(script)]
+
+
+def sacct_argv(job_ids: Iterable[int | str], *, allocations_only: bool = True) -> list[str]:
+    argv = ["sacct", "--parsable2", f"--format={','.join(SACCT_FIELDS)}"]
+    if allocations_only:
+        argv.append("--allocations")
+    argv.append("--jobs=" + ",".join(str(job) for job in job_ids))
+    return argv
+
+
+def scancel_argv(job_ids: Iterable[int | str]) -> list[str]:
+    # --verbose: without it scancel says nothing, and exits 0, for an unknown job id.
+    return ["scancel", "--verbose", *(str(job) for job in job_ids)]
+
+
+class SlurmClient:
+    """Slurm's commands as methods. Pass a runner to point them elsewhere in tests."""
+
+    def __init__(self, runner: Runner | None = None) -> None:
+        self._runner: Runner = runner or SubprocessRunner()
+
+    def _run(self, argv: Sequence[str], *, stdin: str | None = None) -> CommandResult:
+        result = self._runner(argv, stdin=stdin)
+        if result.returncode != 0:
+            raise classify_error(argv, result.returncode, result.stderr)
+        return result
+
+    def submit(self, script: Path, options: Mapping[str, OptionValue] | None = None) -> int:
+        """Submits a batch script; returns the job id (an array's id for arrays)."""
+        result = self._run(sbatch_argv(script, options or {}))
+        return parse_sbatch_output(result.stdout)
+
+    def sacct(
+        self, job_ids: Iterable[int | str], *, allocations_only: bool = True
+    ) -> list[SacctRecord]:
+        """One sacct call for all the given jobs. A job Slurm has not yet recorded is absent."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+        result = self._run(sacct_argv(ids, allocations_only=allocations_only))
+        return parse_sacct(result.stdout)
+
+    def show_config(self) -> dict[str, str]:
+        return parse_scontrol_config(self._run(["scontrol", "show", "config"]).stdout)
+
+    def max_array_size(self) -> int:
+        return max_array_size(self.show_config())
+
+    def ping(self) -> bool:
+        """True when the controller answers."""
+        result = self._runner(["scontrol", "ping"])
+        return result.returncode == 0 and "UP" in result.stdout
+
+    def cancel(self, job_ids: Iterable[int | str]) -> None:
+        ids = list(job_ids)
+        if not ids:
+            return
+        argv = scancel_argv(ids)
+        result = self._run(argv)
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        if errors:
+            raise classify_error(argv, result.returncode, "\n".join(errors))

@@ -1,0 +1,325 @@
+"""Pure parsers of Slurm's output. They take text and return values; no I/O.
+
+Each is tested with literal Slurm output in tests/test_slurm_parse.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from paddle_hpc.errors import (
+    SlurmError,
+    SlurmRejectedError,
+    SlurmUnavailableError,
+    UnknownJobError,
+)
+
+# What `sacct --parsable2` is asked for. JobName goes last: a name may hold '|'.
+SACCT_FIELDS = (
+    "JobID",
+    "JobIDRaw",
+    "State",
+    "ExitCode",
+    "NodeList",
+    "Start",
+    "End",
+    "ElapsedRaw",
+    "Partition",
+    "JobName",
+)
+
+# States after which a job or task never runs again (unless requeued by hand).
+TERMINAL_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+    }
+)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A Slurm job id as sacct and squeue print it.
+
+    `12` is a plain job; `12_3` is task 3 of array 12; `12_[4-9%2]` stands for the
+    pending tasks 4..9 of array 12 with at most 2 running; `12_3.batch` is a step.
+    """
+
+    job: int
+    tasks: tuple[int, ...] | None = None
+    throttle: int | None = None
+    step: str | None = None
+
+    @property
+    def task(self) -> int | None:
+        """The array index when this names exactly one task."""
+        return self.tasks[0] if self.tasks is not None and len(self.tasks) == 1 else None
+
+
+_JOB_ID = re.compile(
+    r"""^(?P<job>\d+)
+        (?:\+(?P<het>\d+))?
+        (?:_(?:(?P<task>\d+)|\[(?P<tasks>[\d,\-:%]+)\]))?
+        (?:\.(?P<step>[\w+-]+))?$""",
+    re.VERBOSE,
+)
+
+
+def parse_int_ranges(text: str) -> tuple[int, ...]:
+    """'0-3,7,10-14:2' -> (0, 1, 2, 3, 7, 10, 12, 14): Slurm's index lists."""
+    values: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
+        if match is None:
+            raise ValueError(f"not a Slurm index range: {part!r} in {text!r}")
+        first = int(match[1])
+        last = int(match[2]) if match[2] else first
+        stride = int(match[3]) if match[3] else 1
+        if last < first or stride < 1:
+            raise ValueError(f"not a Slurm index range: {part!r} in {text!r}")
+        values.extend(range(first, last + 1, stride))
+    return tuple(values)
+
+
+def parse_job_id(text: str) -> JobRef:
+    """Parses sacct's or squeue's JobID column (see `JobRef`)."""
+    match = _JOB_ID.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a Slurm job id: {text!r}")
+    tasks: tuple[int, ...] | None = None
+    throttle: int | None = None
+    if match["task"] is not None:
+        tasks = (int(match["task"]),)
+    elif match["tasks"] is not None:
+        spec, _, limit = match["tasks"].partition("%")
+        tasks = parse_int_ranges(spec)
+        throttle = int(limit) if limit else None
+    return JobRef(int(match["job"]), tasks, throttle, match["step"])
+
+
+def expand_nodelist(text: str) -> list[str]:
+    """'n[1-2,5],gpu[08-10]' -> ['n1', 'n2', 'n5', 'gpu08', 'gpu09', 'gpu10'].
+
+    Keeps zero padding, expands several bracket groups in one name as a product
+    ('r[1-2]-n[1-2]'), and returns [] for sacct's 'None assigned' and '(null)'.
+    """
+    text = text.strip()
+    if text in ("", "None assigned", "(null)", "None"):
+        return []
+    names: list[str] = []
+    for item in _split_top_level(text):
+        parts = re.split(r"(\[[^\]]*\])", item)
+        choices: list[list[str]] = []
+        for part in parts:
+            if part.startswith("["):
+                if not part.endswith("]"):
+                    raise ValueError(f"unbalanced '[' in node list {text!r}")
+                choices.append(_expand_bracket(part[1:-1], text))
+            elif "[" in part or "]" in part:
+                raise ValueError(f"unbalanced brackets in node list {text!r}")
+            elif part:
+                choices.append([part])
+        names.extend("".join(combo) for combo in itertools.product(*choices))
+    return names
+
+
+def _split_top_level(text: str) -> list[str]:
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ']' in node list {text!r}")
+        elif char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ValueError(f"unbalanced '[' in node list {text!r}")
+    items.append(text[start:])
+    return [item for item in items if item]
+
+
+def _expand_bracket(body: str, whole: str) -> list[str]:
+    out: list[str] = []
+    for part in body.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if match is None:
+            raise ValueError(f"bad range {part!r} in node list {whole!r}")
+        first, last = match[1], match[2] or match[1]
+        if int(last) < int(first):
+            raise ValueError(f"descending range {part!r} in node list {whole!r}")
+        width = len(first) if first.startswith("0") else 0
+        out.extend(str(n).zfill(width) for n in range(int(first), int(last) + 1))
+    return out
+
+
+@dataclass(frozen=True)
+class SacctRecord:
+    """One row of `sacct --parsable2`: a job, an array task, or a step."""
+
+    ref: JobRef
+    job_id_raw: int
+    state: str  # 'CANCELLED by 0' -> 'CANCELLED'; the rest is in state_detail
+    state_detail: str
+    exit_code: int | None
+    signal: int | None
+    nodes: tuple[str, ...]
+    start: datetime | None
+    end: datetime | None
+    elapsed_s: int | None
+    partition: str
+    name: str
+
+
+def parse_sacct(text: str) -> list[SacctRecord]:
+    """Parses `sacct --parsable2 --format=<SACCT_FIELDS>` output, header line included."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0].split("|")
+    if header != list(SACCT_FIELDS):
+        raise ValueError(f"unexpected sacct header {lines[0]!r}; expected {'|'.join(SACCT_FIELDS)}")
+    records = []
+    for line in lines[1:]:
+        values = line.split("|", len(SACCT_FIELDS) - 1)
+        if len(values) != len(SACCT_FIELDS):
+            raise ValueError(
+                f"sacct row has {len(values)} fields, expected {len(SACCT_FIELDS)}: {line!r}"
+            )
+        row = dict(zip(SACCT_FIELDS, values, strict=True))
+        state, _, detail = row["State"].partition(" ")
+        exit_code, signal = _parse_exit_code(row["ExitCode"])
+        records.append(
+            SacctRecord(
+                ref=parse_job_id(row["JobID"]),
+                job_id_raw=int(row["JobIDRaw"].split(".")[0]),
+                state=state,
+                state_detail=detail,
+                exit_code=exit_code,
+                signal=signal,
+                nodes=tuple(expand_nodelist(row["NodeList"])),
+                start=_parse_time(row["Start"]),
+                end=_parse_time(row["End"]),
+                elapsed_s=int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else None,
+                partition=row["Partition"],
+                name=row["JobName"],
+            )
+        )
+    return records
+
+
+def _parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    code, _, signal = text.partition(":")
+    return (int(code) if code.isdigit() else None, int(signal) if signal.isdigit() else None)
+
+
+def _parse_time(text: str) -> datetime | None:
+    if text in ("", "Unknown", "None", "N/A"):
+        return None
+    return datetime.fromisoformat(text)
+
+
+def parse_scontrol_config(text: str) -> dict[str, str]:
+    """`scontrol show config` -> {'MaxArraySize': '1001', ...}.
+
+    Skips the 'Configuration data as of' line, section titles and blank lines;
+    a repeated key (plugin sections) keeps its first value.
+    """
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key or " " in key:
+            continue
+        config.setdefault(key, value.strip())
+    return config
+
+
+def max_array_size(config: Mapping[str, str]) -> int:
+    """The largest array index plus one that the cluster accepts (Slurm's default: 1001)."""
+    value = config.get("MaxArraySize", "1001")
+    if not value.isdigit():
+        raise ValueError(f"MaxArraySize is {value!r} in `scontrol show config`, not a number")
+    return int(value)
+
+
+def parse_sbatch_output(text: str) -> int:
+    """The job id from `sbatch --parsable` ('123' or '123;cluster') or its plain message."""
+    for line in text.splitlines():
+        line = line.strip()
+        match = re.fullmatch(r"(?:Submitted batch job )?(\d+)(?:;\S+)?", line)
+        if match:
+            return int(match[1])
+    raise ValueError(f"no job id in sbatch's output: {text!r}")
+
+
+_UNAVAILABLE = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "Zero Bytes were transmitted",
+    "slurm_persist_conn_open",
+    "Munge encode failed",
+    "Could not establish a configuration source",
+    "Unable to establish controller machine",
+)
+_UNKNOWN_JOB = ("Invalid job id", "Bad job/step specified")
+_REJECTED = (
+    "Batch job submission failed",
+    "unrecognized option",
+    "invalid option",
+    "invalid partition",
+    "Invalid --",
+    "invalid --",
+    "error: Invalid",
+    'Try "sbatch --help"',
+)
+
+
+def classify_error(argv: Sequence[str], returncode: int | None, stderr: str) -> SlurmError:
+    """Turns a failed Slurm command into the typed error, keeping Slurm's own words."""
+    message = stderr.strip() or f"exit code {returncode} and no message"
+    command = " ".join(argv)
+    if any(marker in message for marker in _UNAVAILABLE):
+        return SlurmUnavailableError(
+            f"Slurm's controller does not answer `{command}`: {message}\n"
+            "Check `scontrol ping` (for the test cluster: `slurm/status`, then `slurm/up`).",
+            argv=argv,
+            returncode=returncode,
+            slurm_message=message,
+        )
+    if any(marker in message for marker in _UNKNOWN_JOB):
+        return UnknownJobError(
+            f"Slurm does not know the job in `{command}`: {message}\n"
+            "Check the id with `squeue --me` or `sacct -X`.",
+            argv=argv,
+            returncode=returncode,
+            slurm_message=message,
+        )
+    if any(marker in message for marker in _REJECTED):
+        return SlurmRejectedError(
+            f"Slurm rejected `{command}`: {message}\n"
+            "Fix the option it names (see `man sbatch`, and `sinfo -s` for partitions).",
+            argv=argv,
+            returncode=returncode,
+            slurm_message=message,
+        )
+    return SlurmError(
+        f"`{command}` failed (exit code {returncode}): {message}",
+        argv=argv,
+        returncode=returncode,
+        slurm_message=message,
+    )

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
+_cluster_answer: str | None = None
+
+
+def _cluster_problem() -> str:
+    """'' when the test cluster answers, else why not (checked once per session)."""
+    global _cluster_answer
+    if _cluster_answer is None:
+        if shutil.which("scontrol") is None:
+            _cluster_answer = "Slurm's client tools are not installed (run slurm/up)"
+        else:
+            ping = subprocess.run(
+                ["scontrol", "ping"], capture_output=True, text=True, timeout=30, check=False
+            )
+            _cluster_answer = (
+                "" if "UP" in ping.stdout else f"no Slurm controller answers: {ping.stdout.strip()}"
+            )
+    return _cluster_answer
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("slurm") is None:
+        return
+    problem = _cluster_problem()
+    if not problem:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and the test cluster is missing: {problem}", pytrace=False)
+    pytest.skip(f"{problem}; start it with `slurm/up`")

@@ -1,0 +1,42 @@
+"""The command line as a user runs it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def paddle_hpc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_unknown_verb_is_a_usage_error() -> None:
+    result = paddle_hpc("paddle_hpc.cli", "frobnicate")
+    assert result.returncode == 2
+    assert "unknown verb 'frobnicate'" in result.stderr and "info" in result.stderr
+
+
+def test_help_lists_the_verbs() -> None:
+    result = paddle_hpc("paddle_hpc.cli", "--help")
+    assert result.returncode == 0 and "usage: paddle-hpc <verb> [options]" in result.stdout
+
+
+def test_missing_slurm_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}
+    result = paddle_hpc("paddle_hpc.info", env=env)
+    assert result.returncode == 1
+    assert "`scontrol` is not on the PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slurm
+def test_info_reads_the_cluster() -> None:
+    result = paddle_hpc("paddle_hpc.cli", "info")
+    assert result.returncode == 0, result.stderr
+    assert "paddlehpc" in result.stdout and "1001" in result.stdout
