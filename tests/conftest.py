@@ -20,8 +20,9 @@ def _cluster_problem() -> str:
             ping = subprocess.run(
                 ["scontrol", "ping"], capture_output=True, text=True, timeout=30, check=False
             )
+            first_line = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
             _cluster_answer = (
-                "" if "UP" in ping.stdout else f"no Slurm controller answers: {ping.stdout.strip()}"
+                "" if "UP" in ping.stdout else f"no Slurm controller answers: {first_line}"
             )
     return _cluster_answer
 
