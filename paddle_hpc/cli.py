@@ -14,6 +14,8 @@ from paddle_hpc.errors import PaddleHpcError
 
 # verb -> (module, one-line help)
 VERBS = {
+    "sweep": ("paddle_hpc.sweep", "expand a Hydra grid and submit it as Slurm job arrays"),
+    "status": ("paddle_hpc.status", "counts per state and a table of a sweep's runs"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
 }
 

@@ -1,0 +1,164 @@
+"""Sweep overrides -> grid points with stable run ids. Pure: no I/O, no Hydra composition.
+
+Overrides use Hydra's grammar and are parsed by Hydra's own parser: `a=1,2`,
+`range(...)`, `choice(...)`, `glob(...)` (config groups only) and `+key=`.
+`sweep.grid` entries (key -> list, or a sweep expression string) are swept too; the
+grid is their cartesian product, in order: `sweep.grid` keys first, then the
+command line's, the last key varying fastest. A key given both ways takes the
+command line's values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from paddle_hpc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept (or fixed) key: the override strings of its values, in order."""
+
+    key: str
+    choices: tuple[str, ...]  # full override strings: 'optim.lr=0.001'
+    is_group: bool
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    run_id: str
+    overrides: tuple[str, ...]  # one per axis, in axis order
+
+    def swept(self, axes: Sequence[Axis]) -> dict[str, str]:
+        """key -> value text, for the axes with more than one choice."""
+        return {
+            axis.key: override.split("=", 1)[1]
+            for axis, override in zip(axes, self.overrides, strict=True)
+            if len(axis.choices) > 1
+        }
+
+
+@cache
+def _parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+@lru_cache(maxsize=65536)
+def parse_override(text: str) -> Override:
+    """One override, parsed by Hydra (cached: a grid reuses each value many times)."""
+    try:
+        (override,) = _parser().parse_overrides([text])
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"bad override {text!r}: {exc}") from exc
+    return override
+
+
+def render_value(value: Any) -> str:
+    """A YAML value as Hydra override text that parses back to the same value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return (
+            repr(value)
+            if math.isfinite(value)
+            else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+        )
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{escaped}'"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(render_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{render_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot sweep over a value of type {type(value).__name__}: {value!r}")
+
+
+def grid_axes(
+    grid: Mapping[str, Any],
+    overrides: Sequence[str],
+    group_options: Mapping[str, Sequence[str]],
+) -> list[Axis]:
+    """The axes of the sweep: sweep.grid entries, then the command-line overrides."""
+    entries: dict[str, list[str]] = {}
+    for key, spec in grid.items():
+        if isinstance(spec, str):
+            texts = [f"{key}={spec}"]
+        elif isinstance(spec, Sequence) and spec:
+            texts = [f"{key}={render_value(v)}" for v in spec]
+        else:
+            raise ConfigError(
+                f"sweep.grid.{key} is {spec!r}: give a non-empty list of values or a sweep "
+                "expression such as '1e-3,1e-4' or 'range(1,4)'."
+            )
+        entries[key] = [c for text in texts for c in _choices(text, group_options)]
+    for text in overrides:
+        key = parse_override(text).get_key_element()
+        entries.pop(key, None)  # the command line wins; its position counts
+        entries[key] = _choices(text, group_options)
+    axes = []
+    for key, choices in entries.items():
+        bare = key.lstrip("+~")
+        axes.append(Axis(key, tuple(choices), bare in group_options))
+    return axes
+
+
+def _choices(text: str, group_options: Mapping[str, Sequence[str]]) -> list[str]:
+    override = parse_override(text)
+    key = override.get_key_element()
+    if not override.is_sweep_override():
+        return [f"{key}={override.get_value_element_as_str()}"]
+    if not override.is_discrete_sweep():
+        raise ConfigError(
+            f"{text!r}: {override.value_type.name if override.value_type else 'this sweep'} "
+            "is not a list of values. Use a list, choice(...), range(...) or glob(...)."
+        )
+    value = override.value()
+    if isinstance(value, Glob):
+        group = override.key_or_group
+        if group not in group_options:
+            raise ConfigError(
+                f"{text!r}: glob() selects options of a config group, and {group!r} is not "
+                f"a group of this config (groups: {', '.join(group_options) or 'none'})."
+            )
+        names = value.filter(list(group_options[group]))
+        if not names:
+            raise ConfigError(f"{text!r} matches none of {group!r}'s options.")
+        return [f"{key}={name}" for name in names]
+    choices = [f"{key}={v}" for v in override.sweep_string_iterator()]
+    if not choices:
+        raise ConfigError(f"{text!r} sweeps over no value.")
+    return choices
+
+
+def run_id(overrides: Sequence[str]) -> str:
+    """Stable id of a point: the same overrides, in any order, give the same id."""
+    digest = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()
+    return f"r{digest[:10]}"
+
+
+def expand(axes: Sequence[Axis]) -> list[Point]:
+    """The cartesian product of the axes, in order, last axis fastest."""
+    points = []
+    for index, combo in enumerate(itertools.product(*(axis.choices for axis in axes))):
+        points.append(Point(index, run_id(combo), tuple(combo)))
+    return points
+
+
+def grid_size(axes: Sequence[Axis]) -> int:
+    return math.prod(len(axis.choices) for axis in axes)

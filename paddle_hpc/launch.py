@@ -1,0 +1,133 @@
+"""The `python -m paddle.distributed.launch` command for one node of one run. Pure.
+
+Takes the node's environment as a mapping and the host-name resolver as a function,
+so every case is a unit test with literal inputs. Two Paddle pitfalls shape it:
+- `--master` must be an IP address: Paddle starts its rendezvous server only when the
+  master equals the IP it computes for its own host (or 127.0.0.1); a host name makes
+  every node wait forever.
+- With CUDA_VISIBLE_DEVICES set, the CPU build of Paddle takes the node for a GPU node
+  and fails; a CPU build runs one gloo process per allocated GPU with it cleared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.slurm.parse import expand_nodelist
+
+RUN_MODULE_SHIM = Path(__file__).resolve().parent / "run_module.py"
+PORT_BASE, PORT_SPAN = 10000, 20000
+
+# Variables through which a surrounding launch would steer Paddle's launcher.
+_PADDLE_LAUNCH_PREFIXES = ("PADDLE_", "FLAGS_selected_")
+_KEPT = ("PADDLE_HPC_",)
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    mode: str  # "gpu" or "cpu"
+    master: str  # ip:port
+    node_rank: int
+    nnodes: int
+    nproc_per_node: int
+    log_dir: Path
+
+
+def master_port(job_id: int, configured: int | None) -> int:
+    """A port no two running jobs share unless their ids differ by a multiple of 20000."""
+    return configured if configured is not None else PORT_BASE + job_id % PORT_SPAN
+
+
+def clean_env(env: Mapping[str, str]) -> dict[str, str]:
+    """env without the PADDLE_* launch variables that came in from outside."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith(_PADDLE_LAUNCH_PREFIXES) or k.startswith(_KEPT)
+    }
+
+
+def build_node_launch(
+    *,
+    python: str,
+    config: Mapping[str, Any],
+    run_id: str,
+    run_dir: Path,
+    env: Mapping[str, str],
+    cuda: bool,
+    resolve: Callable[[str], str],
+) -> NodeLaunch:
+    """The launch command and environment for this node.
+
+    env: the node's environment (Slurm's variables, CUDA_VISIBLE_DEVICES).
+    cuda: whether this Paddle build can use CUDA (paddle.is_compiled_with_cuda()).
+    resolve: host name -> IP address (socket.gethostbyname).
+    """
+    launch, program = config["launch"], config["program"]
+    nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
+    nnodes = int(env.get("SLURM_JOB_NUM_NODES", len(nodes)))
+    node_rank = int(env.get("SLURM_NODEID", "0"))
+    job_id = int(env.get("SLURM_JOB_ID", "0"))
+    try:
+        master_ip = resolve(nodes[0])
+    except OSError as exc:
+        raise PaddleHpcError(
+            f"run {run_id}: cannot resolve the first node {nodes[0]!r} to an IP address "
+            f"({exc}); Paddle's --master needs one."
+        ) from exc
+    master = f"{master_ip}:{master_port(job_id, launch['master_port'])}"
+
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    out = clean_env(env)
+    device_args: list[str] = []
+    if cuda and visible:
+        mode = "gpu"
+        devices = launch["devices"] or ",".join(visible)
+        nproc = launch["nproc_per_node"] or len(devices.split(","))
+        device_args = ["--devices", devices]
+    else:
+        mode = "cpu"
+        nproc = launch["nproc_per_node"] or max(1, len(visible))
+        out.pop("CUDA_VISIBLE_DEVICES", None)
+
+    log_dir = run_dir / "logs" / f"node{node_rank}"
+    if program["script"] is not None:
+        target = [str(program["script"])]
+    else:
+        target = [str(RUN_MODULE_SHIM), str(program["module"])]
+    argv = (
+        python,
+        "-m",
+        "paddle.distributed.launch",
+        "--master",
+        master,
+        "--nnodes",
+        str(nnodes),
+        "--rank",
+        str(node_rank),
+        "--nproc_per_node",
+        str(nproc),
+        *device_args,
+        "--log_dir",
+        str(log_dir),
+        "--job_id",
+        run_id,
+        *(str(a) for a in launch["extra_args"]),
+        *target,
+        *(str(a) for a in program["args"]),
+    )
+    out.update({str(k): str(v) for k, v in launch["env"].items()})
+    out.update(
+        {
+            "PADDLE_HPC_RUN_ID": run_id,
+            "PADDLE_HPC_RUN_DIR": str(run_dir),
+            "PADDLE_HPC_SWEEP_DIR": str(run_dir.parent.parent),
+        }
+    )
+    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir)

@@ -1,0 +1,43 @@
+"""`log_metrics(step=..., **values)`: one JSON line per call in the run's metrics file.
+
+Only global rank 0 writes (Paddle's launcher sets PADDLE_TRAINER_ID); other ranks do
+nothing. In a sweep the file is `$PADDLE_HPC_RUN_DIR/metrics.jsonl`; outside one it
+is `metrics.jsonl` in the current directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _number(name: str, value: Any) -> float | int:
+    if hasattr(value, "item"):  # paddle.Tensor, numpy scalars and 1-element arrays
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"log_metrics: {name}={value!r} is not a number")
+    return value
+
+
+def metrics_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("PADDLE_HPC_RUN_DIR", ".")) / METRICS_FILE
+
+
+def log_metrics(step: int | None = None, **values: Any) -> None:
+    """Appends {"step", "time", **values} to the run's metrics file (rank 0 only)."""
+    if int(os.environ.get("PADDLE_TRAINER_ID", "0")) != 0:
+        return
+    record = {"step": step, "time": round(time.time(), 3)}
+    record.update({name: _number(name, value) for name, value in values.items()})
+    path = metrics_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
