@@ -21,9 +21,13 @@ cluster:
 cluster-down:
 	slurm/down
 
-demo: venv cluster
-	sinfo
-	$(VENV)/bin/paddle-hpc info
+# The bundled example sweep (conf/config.yaml): on the test cluster when it comes up,
+# otherwise here without Slurm. Waits, then shows the final status table.
+demo: venv
+	@if slurm/up; then executor=auto; else \
+		echo "[demo] no test cluster: running the sweep locally"; executor=local; fi; \
+	rm -rf sweeps/digits; \
+	$(VENV)/bin/python -m paddle_hpc.sweep --wait cluster.executor=$$executor
 
 test: venv cluster
 	$(VENV)/bin/pytest

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -80,7 +81,10 @@ def render_value(value: Any) -> str:
             else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
         )
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        # Hydra's quoted strings keep backslashes literally, except before a quote
+        # or the closing quote, where they are doubled.
+        escaped = re.sub(r"(\\*)'", lambda m: m[1] * 2 + "\\'", value)
+        escaped = re.sub(r"(\\+)$", lambda m: m[1] * 2, escaped)
         return f"'{escaped}'"
     if isinstance(value, Sequence):
         return "[" + ",".join(render_value(v) for v in value) + "]"

@@ -1,8 +1,9 @@
 """What runs on each node of a run's allocation: paddle.distributed.launch, then exit.
 
 submitit starts one `NodeTask` per node (srun, one task per node). Node 0 records the
-run's state in `runs/<run_id>/state.json`. A launcher that fails raises, so srun
-(--kill-on-bad-exit) ends the other nodes and Slurm records the task FAILED.
+run's state in `runs/<run_id>/state.json`, and so does a node whose launcher fails.
+A failed launcher raises, so srun (--kill-on-bad-exit) ends the other nodes and Slurm
+records the task FAILED.
 """
 
 from __future__ import annotations
@@ -81,9 +82,13 @@ def run_node(
         write_state(run_dir, "RUNNING", mode=node.mode, master=node.master, **job)
     node.log_dir.mkdir(parents=True, exist_ok=True)
     returncode = subprocess.run(node.argv, env=node.env, check=False).returncode  # noqa: S603
-    if node.node_rank == 0:
+    # Node 0 records success; the node that failed records the failure, since srun
+    # (--kill-on-bad-exit) may end node 0 before it learns of it.
+    if returncode != 0 or node.node_rank == 0:
         state = "COMPLETED" if returncode == 0 else "FAILED"
-        write_state(run_dir, state, returncode=returncode, mode=node.mode, **job)
+        write_state(
+            run_dir, state, returncode=returncode, node=node.node_rank, mode=node.mode, **job
+        )
     if returncode != 0:
         raise PaddleHpcError(
             f"run {run_id}: paddle.distributed.launch exited with code {returncode} on node "

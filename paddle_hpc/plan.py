@@ -77,6 +77,16 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
     return {str(k): v for k, v in container.items()}
 
 
+def script_path(script: str | None, cwd: Path) -> str | None:
+    """program.script made absolute (relative to where the sweep starts), and checked."""
+    if script is None:
+        return None
+    path = (cwd / script).resolve()
+    if not path.is_file():
+        raise ConfigError(f"program.script is {script!r}, but {path} is not a file.")
+    return str(path)
+
+
 def make_plan(
     config_dir: Path,
     config_name: str,
@@ -113,6 +123,7 @@ def make_plan(
             cfg = apply_overrides(bases[group_choice].config, values)
             config = resolved(cfg)
             check_resolved(config)
+            config["program"]["script"] = script_path(config["program"]["script"], cwd)
         except (HydraException, OmegaConfBaseException, ConfigError) as exc:
             raise ConfigError(
                 f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): {exc}"

@@ -1,0 +1,114 @@
+"""Grid expansion: Hydra's sweep grammar, order, run ids. Literal inputs, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.grid import expand, grid_axes, grid_size, parse_override, render_value, run_id
+
+GROUPS = {"model": ("resnet", "vit", "mlp")}
+
+
+def keys_and_values(
+    overrides: list[str], grid: dict[str, object] | None = None
+) -> list[tuple[str, ...]]:
+    return [p.overrides for p in expand(grid_axes(grid or {}, overrides, GROUPS))]
+
+
+def test_cartesian_product_in_order_last_key_fastest() -> None:
+    assert keys_and_values(["a=1,2", "b=x,y"]) == [
+        ("a=1", "b=x"),
+        ("a=1", "b=y"),
+        ("a=2", "b=x"),
+        ("a=2", "b=y"),
+    ]
+
+
+def test_grid_entries_come_first_and_the_command_line_wins() -> None:
+    grid = {"optim.lr": [0.1, 0.01], "data.batch_size": "range(1,3)", "seed": [0]}
+    points = keys_and_values(["seed=5,6", "optim.lr=0.5"], grid)
+    assert points == [
+        ("data.batch_size=1", "seed=5", "optim.lr=0.5"),
+        ("data.batch_size=1", "seed=6", "optim.lr=0.5"),
+        ("data.batch_size=2", "seed=5", "optim.lr=0.5"),
+        ("data.batch_size=2", "seed=6", "optim.lr=0.5"),
+    ]
+
+
+def test_hydra_sweep_functions() -> None:
+    assert keys_and_values(["x=range(0,6,2)"]) == [("x=0",), ("x=2",), ("x=4",)]
+    assert keys_and_values(["x=choice(a,'b c')"]) == [("x=a",), ("x=b\\ c",)]  # Hydra's escape
+    assert parse_override("x=b\\ c").value() == "b c"
+    assert keys_and_values(["+new=1,2"]) == [("+new=1",), ("+new=2",)]
+    assert keys_and_values(["model=glob(*)"]) == [("model=resnet",), ("model=vit",), ("model=mlp",)]
+    assert keys_and_values(["model=glob(*,exclude=vit)"]) == [("model=resnet",), ("model=mlp",)]
+
+
+def test_axes_know_config_groups() -> None:
+    axes = grid_axes({}, ["model=resnet,vit", "a=1"], GROUPS)
+    assert [(a.key, a.is_group) for a in axes] == [("model", True), ("a", False)]
+    assert grid_size(axes) == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("a=", None),
+        ("a=[1,2", "bad override"),
+        ("a=range(1", "bad override"),
+        ("a b=1", "bad override"),
+        ("a=interval(0,1)", "not a list of values"),
+        ("a=glob(*)", "glob\\(\\) selects options of a config group"),
+        ("model=glob(zzz*)", "matches none"),
+    ],
+)
+def test_bad_sweeps_are_config_errors(override: str, message: str | None) -> None:
+    if message is None:  # 'a=' is valid Hydra: the empty string
+        assert keys_and_values([override]) == [("a=",)]
+        return
+    with pytest.raises(ConfigError, match=message):
+        grid_axes({}, [override], GROUPS)
+
+
+@pytest.mark.parametrize("spec", [[], {}, 3, None])
+def test_bad_grid_entries(spec: object) -> None:
+    with pytest.raises(ConfigError, match=r"sweep\.grid\.k"):
+        grid_axes({"k": spec}, [], GROUPS)
+
+
+def test_run_ids_are_stable_and_order_free() -> None:
+    assert run_id(["a=1", "b=2"]) == run_id(["b=2", "a=1"])
+    assert run_id(["a=1", "b=2"]) != run_id(["a=1", "b=3"])
+    assert run_id(["a=1"]) == "r" + __import__("hashlib").sha1(b"a=1").hexdigest()[:10]
+    first = [p.run_id for p in expand(grid_axes({}, ["a=1,2", "b=3"], GROUPS))]
+    again = [p.run_id for p in expand(grid_axes({}, ["b=3", "a=1,2"], GROUPS))]
+    assert first == again
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1,
+        -2.5,
+        1e-4,
+        True,
+        None,
+        "plain",
+        "a b",
+        "it's",
+        'say "hi"',
+        "$(touch x)",
+        "back\\slash",
+        "end\\",
+        "q\\'q",
+        "\\\\'",
+        "comma,separated",
+        "[not a list]",
+        [1, "two", 3.0],
+        {"k": "v w"},
+    ],
+)
+def test_rendered_grid_values_parse_back_to_themselves(value: object) -> None:
+    override = parse_override(f"key={render_value(value)}")
+    assert override.value() == value

@@ -1,0 +1,111 @@
+"""Composing and checking every point, with real Hydra on small config folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.manifest import load
+from paddle_hpc.plan import build_manifest, make_plan, write_plan
+
+CONFIG = """\
+defaults:
+  - model: small
+  - _self_
+program:
+  script: train.py
+  args: [--lr, "${optim.lr}", --name, "${model.name}"]
+optim:
+  lr: 0.1
+resources:
+  nodes: 1
+sweep:
+  name: t
+  grid:
+    optim.lr: [0.1, 0.2]
+"""
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "config.yaml").write_text(CONFIG)
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "conf" / "model" / "small.yaml").write_text("name: small\nwidth: 8\n")
+    (tmp_path / "conf" / "model" / "big.yaml").write_text(
+        "name: big\nwidth: 64\nresources_hint: 2\n"
+    )
+    return tmp_path / "conf"
+
+
+def plan(conf: Path, *overrides: str, sbatch: str | None = "/usr/bin/sbatch") -> object:
+    return make_plan(conf, "config", list(overrides), conf.parent, which=lambda name: sbatch)
+
+
+def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
+    result = make_plan(conf, "config", ["model=small,big"], conf.parent, which=lambda n: None)
+    args = [r.config["program"]["args"] for r in result.runs]
+    assert args == [
+        ["--lr", "0.1", "--name", "small"],
+        ["--lr", "0.1", "--name", "big"],
+        ["--lr", "0.2", "--name", "small"],
+        ["--lr", "0.2", "--name", "big"],
+    ]
+    assert result.runs[1].config["model"]["width"] == 64
+    assert result.runs[1].swept == {"optim.lr": "0.1", "model": "big"}
+    assert result.executor == "local"  # no sbatch on the PATH
+    assert result.sweep_dir == conf.parent / "sweeps" / "t"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("resources.nodez=2", "nodez"),
+        ("resources.nodes=two", "resources.nodes"),
+        ("optim.lr=[1,2", "bad override"),
+        ("optim.lr=interval(0,1)", "not a list of values"),
+        ("model=huge", "huge"),
+        ("cluster.executor=cloud", "cluster.executor"),
+        ("resources.time=soon", "resources.time is 'soon'"),
+        ("sweep.name=a,b", "sweep.name cannot be swept"),
+        ("+program.module=x", "exactly one of program.script"),
+        ("program.script=nope.py", "nope.py is not a file"),
+        ("resources.sbatch.comment=x", "To append to your config use \\+resources"),
+        ("+resources.sbatch.comment='a\\\\b'", "backslash"),
+    ],
+)
+def test_bad_config_fails_before_anything_is_written(
+    conf: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plan(conf, override)
+    assert not (conf.parent / "sweeps").exists()
+
+
+def test_a_bad_point_is_named_with_its_run(conf: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan(conf, "resources.nodes=1,0")
+    text = str(info.value)
+    assert "grid point 1: optim.lr=0.1 resources.nodes=0" in text
+    assert "resources.nodes is 0; it must be 1 or more" in text
+
+
+def test_repeated_values_are_refused(conf: Path) -> None:
+    with pytest.raises(ConfigError, match="same run"):
+        plan(conf, "optim.lr=0.1,0.1")
+
+
+def test_the_sweep_directory_is_written_once(conf: Path) -> None:
+    result = plan(conf, "resources.nodes=1,2")
+    manifest = build_manifest(result, ["python", "-m", "paddle_hpc.sweep"])  # type: ignore[arg-type]
+    write_plan(result, manifest)  # type: ignore[arg-type]
+    saved = load(conf.parent / "sweeps" / "t")
+    assert saved == manifest and saved.state == "planned"
+    assert len(saved.shapes) == 2 and {r.shape for r in saved.runs} == {0, 1}
+    assert saved.axes == ("optim.lr", "resources.nodes")
+    for run in saved.runs:
+        assert (conf.parent / "sweeps" / "t" / "runs" / run.run_id / "config.yaml").is_file()
+    with pytest.raises(ConfigError, match="already holds a sweep"):
+        write_plan(result, manifest)  # type: ignore[arg-type]

@@ -1,0 +1,200 @@
+"""The sweep end to end, as a user runs it: the real CLI, on the real test cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc.manifest import load
+from paddle_hpc.slurm import SlurmClient
+
+UGLY = "a b 'c' \"d\" $(touch pwned) `id`; x"
+
+
+def sweep(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.sweep", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def queued_jobs() -> list[str]:
+    return subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def write_conf(folder: Path, body: str) -> Path:
+    conf = folder / "conf"
+    conf.mkdir(parents=True)
+    (conf / "config.yaml").write_text(body)
+    return conf
+
+
+@pytest.mark.slurm
+def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
+    result = sweep(tmp_path, "--wait", "train.epochs=2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = tmp_path / "sweeps" / "digits"
+    manifest = load(sweep_dir)
+    assert manifest.state == "submitted" and len(manifest.runs) == 4 and len(manifest.arrays) == 1
+    assert "COMPLETED 4" in result.stdout
+    for run in manifest.runs:
+        run_dir = sweep_dir / "runs" / run.run_id
+        assert "rank 0 of world size 4" in (run_dir / "logs" / "node0" / "workerlog.0").read_text()
+        assert "rank 3 of world size 4" in (run_dir / "logs" / "node1" / "workerlog.1").read_text()
+        lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert [line["step"] for line in lines] == [0, 1] and all("acc" in line for line in lines)
+
+
+FAIL_ON_RANK_1 = """\
+import os, sys, time
+if os.environ["PADDLE_TRAINER_ID"] == "1":
+    sys.exit("rank 1 gives up")
+time.sleep(300)  # rank 0 would wait here for ever if the failure did not end the task
+"""
+
+
+@pytest.mark.slurm
+def test_a_failing_rank_fails_its_task_instead_of_hanging(tmp_path: Path) -> None:
+    (tmp_path / "fail.py").write_text(FAIL_ON_RANK_1)
+    write_conf(
+        tmp_path,
+        "program: {script: fail.py}\nresources: {nodes: 2, gpus_per_node: 1}\n"
+        "sweep: {name: failing}\n",
+    )
+    result = sweep(tmp_path, "--wait", timeout=240)
+    assert result.returncode == 1 and "FAILED 1" in result.stdout, result.stdout + result.stderr
+    manifest = load(tmp_path / "sweeps" / "failing")
+    (record,) = SlurmClient().sacct([manifest.arrays[0].job_id])
+    assert record.state == "FAILED" and record.exit_code != 0
+    state = json.loads(
+        (
+            tmp_path / "sweeps" / "failing" / "runs" / manifest.runs[0].run_id / "state.json"
+        ).read_text()
+    )
+    assert state["state"] == "FAILED" and state["returncode"] != 0
+
+
+ECHO_ARGV = """\
+import json, os, sys
+with open(os.path.join(os.environ["PADDLE_HPC_RUN_DIR"], "argv.json"), "w") as f:
+    json.dump(sys.argv[1:], f)
+"""
+
+
+@pytest.mark.slurm
+def test_values_and_paths_with_quotes_spaces_and_substitutions_arrive_literally(
+    tmp_path: Path,
+) -> None:
+    cwd = tmp_path / "dir with 'q' \"dq\" $(x)"
+    cwd.mkdir()
+    (cwd / "echo argv.py").write_text(ECHO_ARGV)
+    conf = write_conf(
+        cwd,
+        json.dumps(
+            {
+                "program": {"script": "echo argv.py", "args": ["--note", "${note}", "plain"]},
+                "note": UGLY,
+                "resources": {"nodes": 1},
+                "sweep": {"name": "ugly", "grid": {"+tag": [UGLY, "b"]}},
+            }
+        ),
+    )
+    result = sweep(cwd, "-cd", str(conf), "--wait", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = cwd / "sweeps" / "ugly"
+    for run in load(sweep_dir).runs:
+        argv = json.loads((sweep_dir / "runs" / run.run_id / "argv.json").read_text())
+        assert argv == ["--note", UGLY, "plain"]
+    assert not list(tmp_path.rglob("pwned"))
+
+
+@pytest.mark.slurm
+def test_a_grid_past_max_array_size_is_split(tmp_path: Path) -> None:
+    (tmp_path / "noop.py").write_text("")
+    write_conf(
+        tmp_path,
+        "program: {script: noop.py}\nsweep: {name: big, max_parallel: 2}\n"
+        "resources: {sbatch: {hold: true}}\n",
+    )
+    result = sweep(tmp_path, "+x=range(0,1003)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = load(tmp_path / "sweeps" / "big")
+    try:
+        assert [len(a.run_ids) for a in manifest.arrays] == [1001, 2]  # MaxArraySize is 1001
+        for array in manifest.arrays:
+            for task, run_id in enumerate(array.run_ids):
+                run = next(r for r in manifest.runs if r.run_id == run_id)
+                assert (run.job_id, run.array_task) == (array.job_id, task)
+        assert sorted(r.index for r in manifest.runs) == list(range(1003))
+        rows = []
+        for _ in range(60):  # slurmdbd records a just-submitted array within seconds
+            rows = SlurmClient().sacct([a.job_id for a in manifest.arrays])
+            if len(rows) == 2:
+                break
+            time.sleep(0.5)
+        assert {r.ref.job: r.ref.tasks for r in rows} == {
+            manifest.arrays[0].job_id: tuple(range(1001)),
+            manifest.arrays[1].job_id: (0, 1),
+        }
+        assert all(r.ref.throttle == 2 for r in rows)
+    finally:
+        SlurmClient().cancel([a.job_id for a in manifest.arrays])
+
+
+@pytest.mark.slurm
+def test_dry_run_submits_nothing(tmp_path: Path) -> None:
+    before = queued_jobs()
+    result = sweep(tmp_path, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --array=0-3%4" in result.stdout and "#SBATCH --gpus-per-node=2" in result.stdout
+    assert "--nnodes 2 --rank 1 --nproc_per_node 2 --devices 0,1" in result.stdout
+    assert not (tmp_path / "sweeps").exists() and queued_jobs() == before
+
+
+@pytest.mark.slurm
+def test_bad_config_fails_before_submission(tmp_path: Path) -> None:
+    before = queued_jobs()
+    for override, named in [
+        ("resources.nodez=2", "nodez"),
+        ("resources.nodes=abc", "resources.nodes"),
+        ("optim.lr=range(1", "optim.lr=range(1"),
+    ]:
+        result = sweep(tmp_path, override)
+        assert result.returncode == 1 and named in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sweeps").exists() and queued_jobs() == before
+
+
+def test_without_slurm_the_example_runs_here(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    result = sweep(tmp_path, "optim.lr=0.01", "data.batch_size=64", "train.epochs=1", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no Slurm here" in result.stdout and "COMPLETED 1" in result.stdout
+    manifest = load(tmp_path / "sweeps" / "digits")
+    assert manifest.executor == "local" and manifest.arrays == ()
+    log = (
+        tmp_path
+        / "sweeps"
+        / "digits"
+        / "runs"
+        / manifest.runs[0].run_id
+        / "logs"
+        / "node0"
+        / "workerlog.0"
+    )
+    assert "rank 0 of world size 4" in log.read_text()
