@@ -14,17 +14,19 @@ from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, Subproce
 pytestmark = pytest.mark.slurm
 
 
-def wait_for_tasks(client: SlurmClient, job: int, tasks: int, timeout_s: float = 120) -> None:
-    """Polls sacct with a growing interval until `tasks` array tasks have ended."""
+def wait_for_job(client: SlurmClient, job: int, timeout_s: float = 120) -> None:
+    """Polls sacct until every row of the job (each array task, once started) has ended.
+
+    An array's tasks that have not started share one collapsed PENDING row.
+    """
     deadline, delay = time.monotonic() + timeout_s, 0.5
     while time.monotonic() < deadline:
         rows = client.sacct([job])
-        done = [r for r in rows if r.ref.task is not None and r.state in TERMINAL_STATES]
-        if len(done) == tasks:
+        if rows and all(r.state in TERMINAL_STATES for r in rows):
             return
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
-    raise AssertionError(f"job {job} did not finish within {timeout_s}s: {rows}")
+    raise AssertionError(f"job {job} did not finish within {timeout_s}s")
 
 
 def by_task(rows: list[SacctRecord]) -> dict[int | None, SacctRecord]:
@@ -46,7 +48,7 @@ def test_array_of_two_multi_node_gpu_tasks(tmp_path: Path) -> None:
         script,
         {"array": "0-1", "nodes": 2, "gres": "gpu:2", "output": f"{tmp_path}/%A_%a.out"},
     )
-    wait_for_tasks(client, job, 2)
+    wait_for_job(client, job)
 
     rows = by_task(client.sacct([job]))  # one sacct call for every task
     assert set(rows) == {0, 1}
@@ -71,16 +73,6 @@ def test_values_reach_slurm_literally(tmp_path: Path) -> None:
     wait_for_job(client, job)
     assert (folder / "name").read_text() == ugly
     assert not (tmp_path / "pwned").exists() and not (folder / "pwned").exists()
-
-
-def wait_for_job(client: SlurmClient, job: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = client.sacct([job])
-        if rows and all(r.state in TERMINAL_STATES for r in rows):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"job {job} did not finish within {timeout_s}s")
 
 
 def test_rejected_option_is_a_typed_error(tmp_path: Path) -> None:
