@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ SLURM = {
 IPS = {"gpu07": "10.1.0.7", "gpu08": "10.1.0.8"}
 
 
-def build(config: dict[str, Any] = CONFIG, env: dict[str, str] = SLURM, cuda: bool = True) -> Any:
+def build(
+    config: dict[str, Any] = CONFIG,
+    env: dict[str, str] = SLURM,
+    cuda: bool = True,
+    resolve: Callable[[str], str] = IPS.__getitem__,
+) -> Any:
     return build_node_launch(
         python="/venv/bin/python",
         config=config,
@@ -43,7 +49,7 @@ def build(config: dict[str, Any] = CONFIG, env: dict[str, str] = SLURM, cuda: bo
         run_dir=Path("/s/runs/rabc"),
         env=env,
         cuda=cuda,
-        resolve=IPS.__getitem__,
+        resolve=resolve,
     )
 
 
@@ -131,12 +137,4 @@ def test_unresolvable_first_node_names_the_run() -> None:
         raise OSError("Name or service not known")
 
     with pytest.raises(PaddleHpcError, match="run rabc: cannot resolve the first node 'gpu07'"):
-        build_node_launch(
-            python="p",
-            config=CONFIG,
-            run_id="rabc",
-            run_dir=Path("/r"),
-            env=SLURM,
-            cuda=True,
-            resolve=fail,
-        )
+        build(resolve=fail)
