@@ -30,15 +30,19 @@ export SLURM_CONF=$ETC/slurm.conf
 say() { printf '[slurm] %s\n' "$*" >&2; }
 die() { printf '[slurm] error: %s\n' "$*" >&2; exit 1; }
 
-# pid_alive FILE: the pid in FILE names a running process.
+# pid_alive FILE COMMAND: the pid in FILE names a running COMMAND (a pid file left
+# behind by a stopped daemon may name another process by now).
 pid_alive() {
-    [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+    local pid
+    [[ -s $1 ]] || return 1
+    pid=$(cat "$1")
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
 }
 
-# stop_pidfile FILE NAME: TERM the process, wait up to 15 s, then KILL it.
+# stop_pidfile FILE COMMAND: TERM the process, wait up to 15 s, then KILL it.
 stop_pidfile() {
     local file=$1 name=$2 pid i
-    pid_alive "$file" || { rm -f "$file"; return 0; }
+    pid_alive "$file" "$name" || { rm -f "$file"; return 0; }
     pid=$(cat "$file")
     say "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
