@@ -107,10 +107,15 @@ def _elapsed(seconds: int | None) -> str:
 _COLOURS = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow"}
 
 
-def render(manifest: Manifest, statuses: Sequence[RunStatus]) -> Table:
+def state_counts(statuses: Sequence[RunStatus]) -> str:
+    """'COMPLETED 3  FAILED 1': runs per state, states in alphabetical order."""
     counts = Counter(s.state for s in statuses)
-    summary = "  ".join(f"{state} {n}" for state, n in sorted(counts.items()))
-    table = Table(title=f"sweep {manifest.name}: {len(statuses)} runs  ({summary})")
+    return "  ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+
+
+def render(manifest: Manifest, statuses: Sequence[RunStatus]) -> Table:
+    title = f"sweep {manifest.name}: {len(statuses)} runs  ({state_counts(statuses)})"
+    table = Table(title=title)
     for column in ("run", "job", *manifest.axes, "state", "elapsed", "nodes"):
         table.add_column(column)
     for s in statuses:
@@ -128,13 +133,13 @@ def render(manifest: Manifest, statuses: Sequence[RunStatus]) -> Table:
 
 def watch(
     sweep_dir: Path,
+    manifest: Manifest,
     client: SlurmClient,
     console: Console,
     sleep: Callable[[float], None] = time.sleep,
     max_interval_s: float = 30.0,
 ) -> list[RunStatus]:
     """Polls until every run has ended; the interval grows from 2 s to max_interval_s."""
-    manifest = load(sweep_dir)
     interval = 2.0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -142,12 +147,7 @@ def watch(
         while True:
             statuses = read_states(sweep_dir, manifest, client)
             ended = sum(1 for s in statuses if s.state in TERMINAL_STATES)
-            counts = Counter(s.state for s in statuses)
-            progress.update(
-                bar,
-                completed=ended,
-                description=" ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-            )
+            progress.update(bar, completed=ended, description=state_counts(statuses))
             if is_done(statuses):
                 return statuses
             sleep(interval)
@@ -162,7 +162,7 @@ def main(argv: Sequence[str]) -> int:
     console, client = Console(), SlurmClient()
     manifest = load(args.sweep_dir)
     if args.watch:
-        statuses = watch(args.sweep_dir, client, console)
+        statuses = watch(args.sweep_dir, manifest, client, console)
     else:
         statuses = read_states(args.sweep_dir, manifest, client)
     console.print(render(manifest, statuses))

@@ -136,6 +136,7 @@ def main(argv: Sequence[str]) -> int:
             markup=False,
         )
         run_locally(plan, console)
+        statuses = read_states(plan.sweep_dir, manifest, client)
     else:
         manifest = submit(plan.sweep_dir, manifest, client, plan.base["sweep"]["max_parallel"])
         jobs = ", ".join(str(a.job_id) for a in manifest.arrays)
@@ -146,8 +147,7 @@ def main(argv: Sequence[str]) -> int:
         )
         if not args.wait:
             return 0
-        watch(plan.sweep_dir, client, console)
-    statuses = read_states(plan.sweep_dir, manifest, client)
+        statuses = watch(plan.sweep_dir, manifest, client, console)
     console.print(render(manifest, statuses))
     return 0 if all(s.state == "COMPLETED" for s in statuses) else 1
 
