@@ -14,15 +14,19 @@ from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, Subproce
 pytestmark = pytest.mark.slurm
 
 
-def wait_for_job(client: SlurmClient, job: int, timeout_s: float = 120) -> None:
-    """Polls sacct until every row of the job (each array task, once started) has ended.
+def wait_for_job(
+    client: SlurmClient, job: int, tasks: tuple[int, ...] = (), timeout_s: float = 120
+) -> None:
+    """Polls sacct until the job, or each of the array's `tasks`, has a row that has ended.
 
-    An array's tasks that have not started share one collapsed PENDING row.
+    sacct lags the controller: an array's unstarted tasks share one collapsed PENDING
+    row, and for a moment after the last task ends the array's record reads as a plain
+    `12 COMPLETED` row while the other tasks' records are not in the database yet.
     """
     deadline, delay = time.monotonic() + timeout_s, 0.5
     while time.monotonic() < deadline:
-        rows = client.sacct([job])
-        if rows and all(r.state in TERMINAL_STATES for r in rows):
+        ended = {r.ref.task for r in client.sacct([job]) if r.state in TERMINAL_STATES}
+        if ended >= (set(tasks) or {None}):
             return
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
@@ -48,7 +52,7 @@ def test_array_of_two_multi_node_gpu_tasks(tmp_path: Path) -> None:
         script,
         {"array": "0-1", "nodes": 2, "gres": "gpu:2", "output": f"{tmp_path}/%A_%a.out"},
     )
-    wait_for_job(client, job)
+    wait_for_job(client, job, tasks=(0, 1))
 
     rows = by_task(client.sacct([job]))  # one sacct call for every task
     assert set(rows) == {0, 1}
