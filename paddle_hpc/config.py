@@ -8,7 +8,6 @@ ConfigStore as `paddle_hpc/<group>` so a config can also list them in its defaul
 
 from __future__ import annotations
 
-import copy
 import enum
 import re
 from collections.abc import Mapping, Sequence
@@ -17,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -153,13 +150,6 @@ def config_groups(config_dir: Path) -> list[str]:
         for p in config_dir.rglob("*")
         if p.is_dir() and not p.name.startswith((".", "__"))
     )
-
-
-def apply_overrides(base: DictConfig, overrides: Sequence[Override]) -> DictConfig:
-    """A copy of base with value overrides applied the way Hydra applies them."""
-    cfg = copy.deepcopy(base)
-    ConfigLoaderImpl._apply_overrides_to_config(list(overrides), cfg)
-    return cfg
 
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")

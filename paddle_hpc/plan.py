@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,16 +25,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc.config import (
-    ComposedBase,
-    apply_overrides,
-    check_resolved,
-    compose_base,
-    config_groups,
-)
+from paddle_hpc.config import ComposedBase, check_resolved, compose_base, config_groups
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override
 from paddle_hpc.manifest import Manifest, RunEntry, manifest_path, save
+from paddle_hpc.points import PointResolver, apply_overrides, related, resolved
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -70,13 +65,6 @@ def shape_of(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """cfg as plain, resolved Python values (enums as their names)."""
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}
-
-
 def script_path(script: str | None, cwd: Path) -> str | None:
     """program.script made absolute (relative to where the sweep starts), and checked."""
     if script is None:
@@ -87,6 +75,14 @@ def script_path(script: str | None, cwd: Path) -> str | None:
     return str(path)
 
 
+# Keys that belong to the sweep as a whole: one value for all of its runs.
+SWEEP_LEVEL = ("sweep", "cluster.executor")
+
+
+def is_sweep_level(key: str) -> bool:
+    return any(related(key.lstrip("+~"), level) for level in SWEEP_LEVEL)
+
+
 def make_plan(
     config_dir: Path,
     config_name: str,
@@ -95,22 +91,57 @@ def make_plan(
     which: Callable[[str], str | None] = shutil.which,
 ) -> Plan:
     groups = config_groups(config_dir)
-    fixed_groups = [
+    fixed_groups = tuple(
         text
         for text in overrides
         if parse_override(text).key_or_group in groups
         and not parse_override(text).is_sweep_override()
-    ]
-    bases: dict[tuple[str, ...], ComposedBase] = {
-        tuple(fixed_groups): compose_base(config_dir, config_name, fixed_groups)
-    }
-    first = bases[tuple(fixed_groups)]
-    grid = resolved(first.config.sweep.grid)
-    axes = tuple(grid_axes(grid, overrides, first.group_options))
-    for axis in axes:
-        if axis.key.lstrip("+~").startswith("sweep.") and len(axis.choices) > 1:
-            raise ConfigError(f"{axis.key} cannot be swept: a sweep has one directory and name.")
+    )
+    first = compose_base(config_dir, config_name, fixed_groups)
+    axes = sweep_axes(first, overrides)
 
+    def compose(group_choice: tuple[str, ...]) -> ComposedBase:
+        if group_choice == fixed_groups:
+            return first
+        return compose_base(config_dir, config_name, group_choice)
+
+    runs = resolve_runs(axes, compose, cwd)
+    fixed = [parse_override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
+    base = common_config(apply_overrides(first.config, fixed))
+    executor = runs[0].config["cluster"]["executor"]
+    if executor == "auto":
+        executor = "slurm" if which("sbatch") else "local"
+    sweep_dir = (cwd / runs[0].config["sweep"]["dir"]).resolve()
+    return Plan(sweep_dir, base, axes, tuple(runs), executor)
+
+
+def sweep_axes(first: ComposedBase, overrides: Sequence[str]) -> tuple[Axis, ...]:
+    """sweep.grid's axes (after the command line's own sweep.* settings), then the
+    command line's."""
+    settings = [
+        o
+        for o in map(parse_override, overrides)
+        if is_sweep_level(o.key_or_group) and not o.is_sweep_override()
+    ]
+    try:
+        cfg = apply_overrides(first.config, settings)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(explain(exc)) from exc
+    grid = OmegaConf.to_container(cfg.sweep.grid, resolve=True)
+    assert isinstance(grid, dict)
+    axes = tuple(grid_axes({str(k): v for k, v in grid.items()}, overrides, first.group_options))
+    for axis in axes:
+        if is_sweep_level(axis.key) and len(axis.choices) > 1:
+            raise ConfigError(f"{axis.key} cannot be swept: it has one value for the whole sweep.")
+    return axes
+
+
+def resolve_runs(
+    axes: Sequence[Axis], compose: Callable[[tuple[str, ...]], ComposedBase], cwd: Path
+) -> list[RunSpec]:
+    """Every point's config, resolved and checked; the first bad point raises."""
+    resolvers: dict[tuple[str, ...], PointResolver] = {}
+    scripts: dict[str | None, str | None] = {}
     runs = []
     for point in expand(axes):
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
@@ -118,17 +149,31 @@ def make_plan(
             parse_override(o) for a, o in zip(axes, point.overrides, strict=True) if not a.is_group
         ]
         try:
-            if group_choice not in bases:
-                bases[group_choice] = compose_base(config_dir, config_name, group_choice)
-            cfg = apply_overrides(bases[group_choice].config, values)
-            config = resolved(cfg)
+            if group_choice not in resolvers:
+                resolvers[group_choice] = PointResolver(compose(group_choice).config)
+            config = resolvers[group_choice].resolve(values)
             check_resolved(config)
-            config["program"]["script"] = script_path(config["program"]["script"], cwd)
+            script = config["program"]["script"]
+            if script not in scripts:
+                scripts[script] = script_path(script, cwd)
+            config["program"]["script"] = scripts[script]
         except (HydraException, OmegaConfBaseException, ConfigError) as exc:
             raise ConfigError(
-                f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): {exc}"
+                f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): "
+                f"{explain(exc)}"
             ) from exc
         runs.append(RunSpec(point, point.swept(axes), config))
+    check_distinct(runs)
+    return runs
+
+
+def explain(exc: BaseException) -> str:
+    """The error's message and, when Hydra wraps OmegaConf's error, OmegaConf's too."""
+    cause = exc.__cause__
+    return f"{exc}: {cause}" if cause is not None and str(cause) not in str(exc) else str(exc)
+
+
+def check_distinct(runs: Sequence[RunSpec]) -> None:
     seen: dict[str, Point] = {}
     for run in runs:
         twin = seen.setdefault(run.run_id, run.point)
@@ -138,16 +183,37 @@ def make_plan(
                 f"({' '.join(run.point.overrides)}): remove the repeated value."
             )
 
-    base = resolved(first.config)
-    executor = base["cluster"]["executor"]
-    if executor == "auto":
-        executor = "slurm" if which("sbatch") else "local"
-    sweep_dir = (cwd / base["sweep"]["dir"]).resolve()
-    return Plan(sweep_dir, base, axes, tuple(runs), executor)
+
+def common_config(cfg: DictConfig) -> dict[str, Any]:
+    """The base with the overrides that every run shares, resolved where it can be: an
+    interpolation that only the swept values make resolvable stays as its text."""
+    try:
+        return resolved(cfg)
+    except OmegaConfBaseException:
+        container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        assert isinstance(container, dict)
+        return {str(k): v for k, v in container.items()}
 
 
 def to_yaml(data: Any) -> str:
     return str(yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True))
+
+
+def configs_as_yaml(configs: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """Each config as YAML, as `to_yaml` writes it.
+
+    The runs of a sweep share most top-level sections, and block-style YAML of a
+    mapping is its sections' YAML joined, so each distinct section is dumped once.
+    """
+    dumped: dict[str, str] = {}
+    for config in configs:
+        parts = []
+        for key, value in config.items():
+            marker = repr((key, value))
+            if marker not in dumped:
+                dumped[marker] = to_yaml({key: value})
+            parts.append(dumped[marker])
+        yield "".join(parts)
 
 
 def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
@@ -176,15 +242,20 @@ def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
 
 
 def write_plan(plan: Plan, manifest: Manifest) -> None:
-    """Writes the sweep directory: configs first, the manifest last."""
+    """Writes the sweep directory: configs first, the manifest last.
+
+    The manifest is written atomically and is what makes the directory a sweep; no
+    run's config is read before it exists, so the configs need no temp-and-rename.
+    """
     if manifest_path(plan.sweep_dir).exists():
         raise ConfigError(
             f"{plan.sweep_dir} already holds a sweep. Choose another with sweep.dir=... or "
             "sweep.name=..., or remove that directory."
         )
-    for run in plan.runs:
+    (plan.sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    for run, text in zip(plan.runs, configs_as_yaml(r.config for r in plan.runs), strict=True):
         run_dir = plan.sweep_dir / "runs" / run.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(run.config), encoding="utf-8")
+        run_dir.mkdir(exist_ok=True)
+        (run_dir / "config.yaml").write_text(text, encoding="utf-8")
     (plan.sweep_dir / "config.yaml").write_text(to_yaml(plan.base), encoding="utf-8")
     save(plan.sweep_dir, manifest)

@@ -8,7 +8,7 @@ import pytest
 
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.manifest import load
-from paddle_hpc.plan import build_manifest, make_plan, write_plan
+from paddle_hpc.plan import build_manifest, configs_as_yaml, make_plan, to_yaml, write_plan
 
 CONFIG = """\
 defaults:
@@ -63,11 +63,13 @@ def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
     ("override", "message"),
     [
         ("resources.nodez=2", "nodez"),
-        ("resources.nodes=two", "resources.nodes"),
+        ("resources.nodes=two", "resources.nodes=two: Value 'two' .* converted to Integer"),
         ("optim.lr=[1,2", "bad override"),
         ("optim.lr=interval(0,1)", "not a list of values"),
         ("model=huge", "huge"),
-        ("cluster.executor=cloud", "cluster.executor"),
+        ("cluster.executor=cloud", "expected one of \\[auto, slurm, local\\]"),
+        ("cluster.executor=local,slurm", "one value for the whole sweep"),
+        ("sweep.max_parallel=many", "sweep.max_parallel=many"),
         ("resources.time=soon", "resources.time is 'soon'"),
         ("sweep.name=a,b", "sweep.name cannot be swept"),
         ("+program.module=x", "exactly one of program.script"),
@@ -82,6 +84,27 @@ def test_bad_config_fails_before_anything_is_written(
     with pytest.raises(ConfigError, match=message):
         plan(conf, override)
     assert not (conf.parent / "sweeps").exists()
+
+
+def test_sweep_settings_from_the_command_line_apply(conf: Path) -> None:
+    (conf / "config.yaml").write_text(CONFIG + "width: 0\n")
+    result = make_plan(
+        conf,
+        "config",
+        ["sweep.name=other", "sweep.max_parallel=3", "+sweep.grid.width=[1,2,3]"],
+        conf.parent,
+        which=lambda n: None,
+    )
+    assert result.sweep_dir == conf.parent / "sweeps" / "other"
+    assert result.base["sweep"]["max_parallel"] == 3
+    assert [r.swept["width"] for r in result.runs] == ["1", "2", "3"] * 2
+
+
+def test_the_common_config_keeps_what_only_the_points_resolve(conf: Path) -> None:
+    (conf / "config.yaml").write_text(CONFIG + "width: ???\nlabel: w${width}\n")
+    result = plan(conf, "width=1,2")
+    assert result.base["label"] == "w${width}"
+    assert [r.config["label"] for r in result.runs] == ["w1", "w2", "w1", "w2"]
 
 
 def test_a_bad_point_is_named_with_its_run(conf: Path) -> None:
@@ -109,3 +132,13 @@ def test_the_sweep_directory_is_written_once(conf: Path) -> None:
         assert (conf.parent / "sweeps" / "t" / "runs" / run.run_id / "config.yaml").is_file()
     with pytest.raises(ConfigError, match="already holds a sweep"):
         write_plan(result, manifest)  # type: ignore[arg-type]
+
+
+def test_configs_as_yaml_is_each_whole_config_dumped() -> None:
+    configs = [
+        {"a": 1, "b": {"x": [1, "two", None], "y": {}}, "c": "it's \\ $(x)\n"},
+        {"a": 1, "b": {"x": [1, "two", None], "y": {}}, "c": "other"},
+        {"a": True, "b": [], "c": "1", "d": {"e": 1.0, "f": [{"g": "h"}]}},
+        {"a": "1", "b": [], "c": 1, "d": {"e": 1, "f": [{"g": "h"}]}},
+    ]
+    assert list(configs_as_yaml(configs)) == [to_yaml(c) for c in configs]

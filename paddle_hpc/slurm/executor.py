@@ -75,5 +75,5 @@ class SeamExecutor(submitit.SlurmExecutor):
             raise
         for index, path in enumerate(pickles):
             paths = utils.JobPaths(self.folder, job_id=f"{first.job_id}_{index}")
-            paths.move_temporary_file(path, "submitted_pickle")
+            path.rename(paths.submitted_pickle)  # its folder exists: no mkdir per task
         return int(first.job_id)

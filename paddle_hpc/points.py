@@ -1,0 +1,197 @@
+"""Each grid point's resolved config, from a base config composed once.
+
+Hydra would compose the config again for every point; a grid of 1,000 points cannot
+pay for that, nor for 1,000 deep copies of an OmegaConf tree, nor for resolving every
+interpolation 1,000 times (OmegaConf parses an interpolation each time it resolves it).
+
+The usual grid only sets plain values (`optim.lr=0.1`), and every point sets the same
+keys, so the points are applied one after the other to a single working copy: each
+point overwrites what the one before it set. Per point, the base's plain form is
+copied, the swept keys are read back, and each interpolation is resolved again only
+when a swept key it refers to has a value not seen before. An interpolation that is
+not a plain reference (`${oc.env:X}`, `${${k}}`, anything with a backslash) is
+resolved at every point.
+
+Overrides that add or delete keys (`+key`, `~key`) or whose value is a list or a
+mapping (which Hydra merges into what is there) would leave traces in a shared copy;
+a grid with any of them applies each point to its own copy of the base instead.
+Either way the overrides go through Hydra's own `_apply_overrides_to_config`, so the
+schema checks and error messages are Hydra's and OmegaConf's.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import Container, DictConfig, ListConfig, Node, OmegaConf
+
+
+def resolved(cfg: Container) -> dict[str, Any]:
+    """cfg as plain, resolved Python values (enums as their names)."""
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+def apply_overrides(base: DictConfig, overrides: Sequence[Override]) -> DictConfig:
+    """A copy of base with the overrides applied the way Hydra applies them."""
+    cfg = copy.deepcopy(base)
+    ConfigLoaderImpl._apply_overrides_to_config(list(overrides), cfg)
+    return cfg
+
+
+def interpolations(cfg: DictConfig | ListConfig, prefix: str = "") -> dict[str, str]:
+    """Dotted path -> text of every node whose value is an interpolation ('${...}')."""
+    found = {}
+    keys: Sequence[Any] = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
+    for key in keys:
+        node = cfg._get_node(key)
+        path = f"{prefix}{key}"
+        if not isinstance(node, Node):
+            continue
+        if node._is_interpolation():
+            found[path] = str(node._value())
+        elif isinstance(node, DictConfig | ListConfig) and not node._is_none():
+            found.update(interpolations(node, f"{path}."))
+    return found
+
+
+_REFERENCE = re.compile(r"\$\{(\.*)([\w-]+(?:\.[\w-]+)*)\}")
+
+
+def references(path: str, text: str) -> frozenset[str] | None:
+    """Absolute keys that the interpolation `text` at `path` refers to.
+
+    None unless every `${...}` in it is a plain reference to a key ('${optim.lr}',
+    relative '${.x}' and '${..x}'): resolvers and nested interpolations may depend on
+    anything.
+    """
+    if "\\" in text or "${" in _REFERENCE.sub("", text):
+        return None
+    parent = path.split(".")[:-1]
+    keys = set()
+    for dots, key in _REFERENCE.findall(text):
+        if dots:
+            up = len(dots) - 1
+            if up > len(parent):
+                return None
+            key = ".".join([*parent[: len(parent) - up], key])
+        keys.add(key)
+    return frozenset(keys)
+
+
+def related(a: str, b: str) -> bool:
+    """True when one dotted key is the other or lies inside it."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
+
+
+def dependencies(
+    texts: Mapping[str, str], swept: Collection[str]
+) -> dict[str, frozenset[str] | None]:
+    """Interpolation path -> the swept keys its value depends on, following chains of
+    interpolations; None when that cannot be known (see `references`) or when a swept
+    key overrides the interpolation."""
+    refs = {path: references(path, text) for path, text in texts.items()}
+    found: dict[str, frozenset[str] | None] = {}
+
+    def visit(path: str, stack: frozenset[str]) -> frozenset[str] | None:
+        if path in found:
+            return found[path]
+        keys = refs[path]
+        # A swept key at or inside the path replaces the interpolation itself.
+        known = keys is not None and path not in stack and not any(related(s, path) for s in swept)
+        deps: set[str] | None = set() if known else None
+        for key in keys or ():
+            if deps is None:
+                break
+            deps.update(s for s in swept if related(s, key))
+            for other in refs:
+                if related(other, key):
+                    sub = visit(other, stack | {path})
+                    deps = None if sub is None else deps | sub
+                    if deps is None:
+                        break
+        found[path] = None if deps is None else frozenset(deps)
+        return found[path]
+
+    for path in texts:
+        visit(path, frozenset())
+    return found
+
+
+def is_in_place(override: Override) -> bool:
+    """True when applying the override to a shared copy leaves nothing of the previous point."""
+    return override.type == OverrideType.CHANGE and not isinstance(override.value(), list | dict)
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of nested dicts and lists of scalars; much cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    return value
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """data[a][b][0] = value for path 'a.b.0'."""
+    *parents, last = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def plain_value(value: Any) -> Any:
+    if isinstance(value, Container):
+        return OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value
+
+
+class PointResolver:
+    """Applies grid points to one base config; see the module docstring."""
+
+    def __init__(self, base: DictConfig) -> None:
+        self._base = base
+        self._work: DictConfig | None = None
+        plain = OmegaConf.to_container(base, resolve=False, enum_to_str=True)
+        assert isinstance(plain, dict)
+        self._plain: dict[str, Any] = {str(k): v for k, v in plain.items()}
+        self._texts = interpolations(base)
+        self._deps: dict[tuple[str, ...], dict[str, frozenset[str] | None]] = {}
+        self._seen: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def resolve(self, overrides: Sequence[Override]) -> dict[str, Any]:
+        """The point's config, resolved. Raises Hydra's or OmegaConf's error."""
+        if not all(is_in_place(o) for o in overrides):
+            return resolved(apply_overrides(self._base, overrides))
+        if self._work is None:
+            self._work = copy.deepcopy(self._base)
+        ConfigLoaderImpl._apply_overrides_to_config(list(overrides), self._work)
+        config: dict[str, Any] = plain_copy(self._plain)
+        values = {o.key_or_group: o.input_line or "" for o in overrides}
+        keys = tuple(values)
+        if keys not in self._deps:
+            self._deps[keys] = dependencies(self._texts, keys)
+        for key in keys:
+            set_path(config, key, plain_value(OmegaConf.select(self._work, key)))
+        for path, deps in self._deps[keys].items():
+            if deps is None:
+                set_path(config, path, plain_value(OmegaConf.select(self._work, path)))
+                continue
+            seen = (path, tuple(values[key] for key in sorted(deps)))
+            if seen not in self._seen:
+                self._seen[seen] = plain_value(OmegaConf.select(self._work, path))
+            set_path(config, path, plain_copy(self._seen[seen]))
+        return config
