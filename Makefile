@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-down venv
+.PHONY: demo test bench cluster cluster-down venv
 
 venv: $(STAMP)
 
@@ -31,3 +31,8 @@ demo: venv
 
 test: venv cluster
 	$(VENV)/bin/pytest
+
+# benchmarks/: each measures against its baseline in the same run and prints the ratio.
+bench: venv cluster
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python benchmarks/sweep_submit.py

@@ -45,6 +45,11 @@ class RunSpec:
     def run_id(self) -> str:
         return self.point.run_id
 
+    @property
+    def label(self) -> str:
+        """Its swept values: 'optim.lr=0.1 model=vit'."""
+        return " ".join(f"{key}={value}" for key, value in self.swept.items()) or "the only run"
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -64,7 +64,7 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
     nodes = first.config["resources"]["nodes"]
     gpus = first.config["resources"]["gpus_per_node"]
     console.print(
-        f"# launch command of run {first.run_id} ({' '.join(first.point.overrides)}) "
+        f"# launch command of run {first.run_id} ({first.label}) "
         f"on each node, for a GPU build, as job 12345 on node[1-{nodes}]:",
         markup=False,
     )
@@ -106,8 +106,7 @@ def run_locally(plan: Plan, console: Console) -> None:
         launch["master_port"] = free_port()
         config["launch"] = launch
         console.print(
-            f"run {run_spec.run_id} ({' '.join(run_spec.point.overrides)}): "
-            f"{launch['nproc_per_node']} processes here",
+            f"run {run_spec.run_id} ({run_spec.label}): {launch['nproc_per_node']} processes here",
             markup=False,
         )
         try:

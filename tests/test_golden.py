@@ -1,0 +1,54 @@
+"""Golden files: exactly what reaches Slurm and each node, as a reviewer reads it.
+
+The dry run of a sweep prints the sbatch script of each array and one run's launch
+command per node; tests/golden/ holds that text for fixed inputs. After an intended
+change, regenerate with `PADDLE_HPC_UPDATE_GOLDEN=1 pytest tests/test_golden.py` and
+review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import paddle_hpc
+from paddle_hpc.config import BUNDLED_CONF
+from paddle_hpc.plan import build_manifest, make_plan
+from paddle_hpc.sweep import print_dry_run
+
+GOLDEN = Path(__file__).parent / "golden"
+PYTHON = "cluster.python=/opt/conda/envs/paddle/bin/python"
+UGLY = [
+    "resources.partition='gpu a100'",
+    'resources.account="it\'s"',
+    "+resources.sbatch.comment='$(touch pwned) \"x\" `id`'",
+    "+resources.sbatch.exclusive=true",
+    "resources.mem=16G",
+    "cluster.setup=['module load cuda/12.1','source \"/opt/my env/bin/activate\"']",
+    "train.seed='$(id)'",
+    "sweep.name='my sweep'",
+]
+
+
+def dry_run(overrides: list[str]) -> str:
+    cwd = Path("/home/ana/experiments")  # only written into paths: the example is a module
+    plan = make_plan(BUNDLED_CONF, "config", overrides, cwd, which=lambda name: "/usr/bin/sbatch")
+    out = io.StringIO()
+    print_dry_run(plan, build_manifest(plan, ["sweep"]), Console(file=out, soft_wrap=True))
+    return out.getvalue().replace(str(Path(paddle_hpc.__file__).parent), "<paddle_hpc>")
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("dry_run_example.txt", [PYTHON]), ("dry_run_quoting.txt", [PYTHON, *UGLY])],
+)
+def test_dry_run_matches_golden_file(name: str, overrides: list[str]) -> None:
+    text = dry_run(overrides)
+    path = GOLDEN / name
+    if os.environ.get("PADDLE_HPC_UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"differs from {path}; see its docstring"
