@@ -16,6 +16,7 @@ from paddle_hpc.errors import PaddleHpcError
 VERBS = {
     "sweep": ("paddle_hpc.sweep", "expand a Hydra grid and submit it as Slurm job arrays"),
     "status": ("paddle_hpc.status", "counts per state and a table of a sweep's runs"),
+    "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
 }
 

@@ -78,12 +78,20 @@ class ClusterConfig:
     python: str | None = None  # the interpreter on compute nodes; default: this one
 
 
+@dataclass
+class CollectConfig:
+    # regexes for worker-log lines: the named group `step`, every other one a metric
+    patterns: list[str] = field(default_factory=list)
+    parsers: list[str] = field(default_factory=list)  # 'package.module:function' per line
+
+
 GROUPS: Mapping[str, type] = {
     "program": ProgramConfig,
     "resources": ResourcesConfig,
     "sweep": SweepConfig,
     "launch": LaunchConfig,
     "cluster": ClusterConfig,
+    "collect": CollectConfig,
 }
 
 

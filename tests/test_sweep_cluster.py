@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import load
 from paddle_hpc.slurm import SlurmClient
 
@@ -28,6 +29,12 @@ def sweep(
         timeout=timeout,
         env=env,
         check=False,
+    )
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False
     )
 
 
@@ -59,11 +66,25 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
         lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert [line["step"] for line in lines] == [0, 1] and all("acc" in line for line in lines)
 
+    collected = run_module("paddle_hpc.collect", str(sweep_dir), "--sort", "final.acc")
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "COMPLETED 4" in collected.stdout and "best 4 by final.acc" in collected.stdout
+    tables = load_tables(sweep_dir)
+    runs = tables.runs
+    assert runs["optim.lr"].tolist() == [0.003, 0.003, 0.03, 0.03]
+    assert runs["data.batch_size"].tolist() == [32, 128, 32, 128]
+    assert (runs["state"] == "COMPLETED").all() and (runs["nodelist"] == "n1,n2").all()
+    assert runs["final.acc"].between(0, 1).all() and runs["final.loss"].notna().all()
+    assert (runs["elapsed_s"] > 0).all() and (runs["exit_code"] == 0).all()
+    steps = tables.metrics[tables.metrics["name"] == "acc"].groupby("run_id", observed=True)["step"]
+    assert steps.apply(list).tolist() == [[0, 1]] * 4  # every logged epoch
+    assert (sweep_dir / "sacct.txt").exists() and tables.errors.empty
+
 
 FAIL_ON_RANK_1 = """\
-import os, sys, time
+import os, time
 if os.environ["PADDLE_TRAINER_ID"] == "1":
-    sys.exit("rank 1 gives up")
+    raise RuntimeError("rank 1 gives up")
 time.sleep(300)  # rank 0 would wait here for ever if the failure did not end the task
 """
 
@@ -87,6 +108,12 @@ def test_a_failing_rank_fails_its_task_instead_of_hanging(tmp_path: Path) -> Non
         ).read_text()
     )
     assert state["state"] == "FAILED" and state["returncode"] != 0
+
+    errors = load_tables(tmp_path / "sweeps" / "failing").errors
+    raised = errors[errors["kind"] == "RuntimeError"]
+    assert len(raised) == 1, errors
+    assert (raised["node"].iloc[0], raised["message"].iloc[0]) == (1, "rank 1 gives up")
+    assert raised["log"].iloc[0].endswith("logs/node1/workerlog.0")
 
 
 ECHO_ARGV = """\

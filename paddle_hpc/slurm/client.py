@@ -93,11 +93,14 @@ class SlurmClient:
         self, job_ids: Iterable[int | str], *, allocations_only: bool = True
     ) -> list[SacctRecord]:
         """One sacct call for all the given jobs. A job Slurm has not yet recorded is absent."""
+        return parse_sacct(self.sacct_text(job_ids, allocations_only=allocations_only))
+
+    def sacct_text(self, job_ids: Iterable[int | str], *, allocations_only: bool = True) -> str:
+        """sacct's own output for the jobs (what `parse_sacct` reads), '' for none."""
         ids = list(job_ids)
         if not ids:
-            return []
-        result = self._run(sacct_argv(ids, allocations_only=allocations_only))
-        return parse_sacct(result.stdout)
+            return ""
+        return self._run(sacct_argv(ids, allocations_only=allocations_only)).stdout
 
     def show_config(self) -> dict[str, str]:
         return parse_scontrol_config(self._run(["scontrol", "show", "config"]).stdout)

@@ -1,0 +1,86 @@
+"""`python -m paddle_hpc.collect SWEEP_DIR`: collect, then print counts and the best runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from paddle_hpc.cli import run
+from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
+from paddle_hpc.collect.tables import NAMES, RESULTS, Tables
+from paddle_hpc.errors import ConfigError
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="paddle-hpc collect", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument(
+        "--out", type=Path, help=f"where the tables go (default SWEEP_DIR/{RESULTS})"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="parquet")
+    parser.add_argument(
+        "--sort", help="rank runs by a column, e.g. final.acc, or -final.loss for lowest first"
+    )
+    parser.add_argument("--top", type=int, default=5, help="how many of the best runs to show")
+    return parser.parse_args(argv)
+
+
+def best(runs: pd.DataFrame, key: str, top: int) -> pd.DataFrame:
+    """The top runs by `key` (highest first), or by `-key` (lowest first)."""
+    column = key.lstrip("-")
+    if column not in runs.columns:
+        raise ConfigError(
+            f"--sort {key}: no column {column!r}; the runs table has: {', '.join(runs.columns)}"
+        )
+    ranked = runs[runs[column].notna()].sort_values(column, ascending=key.startswith("-"))
+    shown: pd.DataFrame = ranked.head(top)
+    return shown
+
+
+def summary(tables: Tables, sort: str | None, top: int, axes: Sequence[str]) -> Table:
+    counts = tables.runs["state"].value_counts().sort_index()
+    title = f"{len(tables.runs)} runs: " + "  ".join(f"{s} {n}" for s, n in counts.items())
+    title += f"; {len(tables.metrics)} metric rows, {len(tables.errors)} errors"
+    if sort is None:
+        table = Table(title=title)
+        return table
+    shown = best(tables.runs, sort, top)
+    table = Table(title=f"{title}\nbest {len(shown)} by {sort}")
+    for column in ("run", *axes, "state", sort.lstrip("-")):
+        table.add_column(column)
+    for run_id, row in shown.iterrows():
+        cells = [str(run_id), *(str(row[a]) for a in axes), str(row["state"])]
+        table.add_row(*cells, f"{row[sort.lstrip('-')]:.6g}")
+    return table
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    console = Console(soft_wrap=True)
+    outcome = collect(args.sweep_dir, args.out, args.format)
+    out = (args.out or args.sweep_dir / RESULTS).resolve()
+    if outcome.tables is None:
+        console.print(f"nothing changed since the last collect; tables in {out}", markup=False)
+        tables = Tables(*(read_table(table_path(out, n, args.format), args.format) for n in NAMES))
+    else:
+        tables = outcome.tables
+        skipped = ", ".join(f"{n} {what}" for what, n in outcome.skipped.items())
+        console.print(
+            f"parsed {outcome.parsed} changed file(s)"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + f"; tables in {out}",
+            markup=False,
+        )
+    axes = list(tables.runs.columns[: list(tables.runs.columns).index("state")])
+    console.print(summary(tables, args.sort, args.top, axes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""Slurm accounting for a sweep: one sacct call, saved in the sweep directory.
+
+`SWEEP_DIR/sacct.txt` holds sacct's own output, so a sweep copied to a machine
+without Slurm still has its accounting, parsed by the same parser. Once every run's
+saved state is final, sacct is not asked again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from paddle_hpc.errors import SlurmError
+from paddle_hpc.files import write_atomic
+from paddle_hpc.manifest import Manifest
+from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, parse_sacct
+
+log = logging.getLogger(__name__)
+SACCT_FILE = "sacct.txt"
+
+
+def saved(sweep_dir: Path) -> list[SacctRecord]:
+    path = sweep_dir / SACCT_FILE
+    try:
+        return parse_sacct(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except ValueError as exc:
+        log.warning("%s is not sacct output (%s); ignoring it", path, exc)
+        return []
+
+
+def by_task(records: list[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
+    """(array job id, task index) -> the task's allocation row."""
+    rows = {}
+    for row in records:
+        if row.ref.step is None and row.ref.task is not None:
+            rows[(row.ref.job, row.ref.task)] = row
+    return rows
+
+
+def is_final(manifest: Manifest, records: list[SacctRecord]) -> bool:
+    rows = by_task(records)
+    return all(
+        (r.job_id, r.array_task) in rows and rows[(r.job_id, r.array_task)].state in TERMINAL_STATES
+        for r in manifest.runs
+        if r.job_id is not None and r.array_task is not None
+    )
+
+
+def refresh(sweep_dir: Path, manifest: Manifest, client: SlurmClient) -> list[SacctRecord]:
+    """The sweep's accounting: from one sacct call, saved, or else what was saved last."""
+    last = saved(sweep_dir)
+    if not manifest.arrays or is_final(manifest, last):
+        return last
+    try:
+        text = client.sacct_text(a.job_id for a in manifest.arrays)
+    except SlurmError as exc:
+        log.warning("sacct failed (%s); using the accounting saved in %s", exc, SACCT_FILE)
+        return last
+    write_atomic(sweep_dir / SACCT_FILE, text)
+    return parse_sacct(text)

@@ -1,0 +1,176 @@
+"""`collect(SWEEP_DIR)`: parse what changed, rebuild the tables, write them atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+
+from paddle_hpc.collect import accounting, sources
+from paddle_hpc.collect.tables import (
+    ERROR_COLUMNS,
+    METRIC_COLUMNS,
+    NAMES,
+    RESULTS,
+    STATE_FILE,
+    VERSION,
+    Outcome,
+    Tables,
+    base_config,
+    empty,
+    read_jsonl_metrics,
+    read_log_metrics,
+    runs_frame,
+    slurm_errors,
+    user_parsers,
+    user_patterns,
+)
+from paddle_hpc.files import write_json_atomic
+from paddle_hpc.manifest import MANIFEST
+from paddle_hpc.manifest import load as load_manifest
+from paddle_hpc.slurm import SlurmClient
+
+log = logging.getLogger(__name__)
+FORMATS = ("parquet", "csv")
+
+
+def table_path(out: Path, name: str, fmt: str) -> Path:
+    return out / f"{name}.{fmt}"
+
+
+def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            frame.to_parquet(tmp)
+        else:
+            frame.to_csv(tmp)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path, fmt: str) -> pd.DataFrame:
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, index_col=0 if path.stem == "runs" else None)
+
+
+def previous_state(out: Path, fmt: str) -> dict[str, Any] | None:
+    try:
+        state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = (
+        isinstance(state, dict)
+        and state.get("version") == VERSION
+        and state.get("format") == fmt
+        and all(table_path(out, name, fmt).exists() for name in NAMES)
+    )
+    return state if ok else None
+
+
+def collect(
+    sweep_dir: Path,
+    out: Path | None = None,
+    fmt: str = "parquet",
+    client: SlurmClient | None = None,
+) -> Outcome:
+    """Brings the sweep's tables up to date; parses only files that changed."""
+    sweep_dir = sweep_dir.resolve()
+    manifest = load_manifest(sweep_dir)
+    out = (out or sweep_dir / RESULTS).resolve()
+    config = base_config(sweep_dir)
+    patterns, parsers = user_patterns(config), user_parsers(config)
+    records = []
+    if manifest.executor == "slurm":
+        records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
+    runs, prints = sources.find(sweep_dir, (r.run_id for r in manifest.runs))
+    files = {rel: list(fp) for rel, fp in prints.items()}
+    inputs = {
+        name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
+        for name in (MANIFEST, accounting.SACCT_FILE, "config.yaml")
+    }
+    state = previous_state(out, fmt)
+    if state is not None and state["files"] == files and state["inputs"] == inputs:
+        return Outcome(None, 0)
+
+    incremental = (
+        state is not None
+        and fmt == "parquet"
+        and state["inputs"]["config.yaml"] == inputs["config.yaml"]
+    )
+    before: dict[str, Any] = state["files"] if state and incremental else {}
+    changed = {rel for rel, fp in files.items() if before.get(rel) != fp}
+    stale = changed | (set(before) - set(files))
+    skipped: dict[str, int] = {}
+    not_started = [r.run_id for r in runs if not r.metrics and not r.state and not r.worker_logs]
+    if not_started:
+        log.warning("%d run(s) have written nothing yet; skipped", len(not_started))
+        skipped["runs not started"] = len(not_started)
+
+    jsonl_rows = read_jsonl_metrics(sweep_dir, runs, changed, skipped)
+    log_rows, log_errors = read_log_metrics(sweep_dir, runs, changed, patterns, parsers)
+    metric_parts = [jsonl_rows, log_rows]
+    error_parts = [log_errors]
+    if incremental:
+        old_metrics = read_table(table_path(out, "metrics", fmt), fmt)
+        metric_parts.insert(0, old_metrics[~old_metrics["source"].astype(str).isin(stale)])
+        old_errors = read_table(table_path(out, "errors", fmt), fmt)
+        keep = (old_errors["log"].astype(str) != "") & ~old_errors["log"].astype(str).isin(stale)
+        keep &= old_errors["node"].notna()
+        error_parts.insert(0, old_errors[keep])
+    metrics = concat(metric_parts, METRIC_COLUMNS)
+    for column in ("run_id", "name", "source"):
+        metrics[column] = metrics[column].astype("category")
+
+    states: dict[str, Any] = dict(state.get("states", {})) if state and incremental else {}
+    for run in runs:
+        if run.state and run.state in changed:
+            try:
+                states[run.run_id] = json.loads((sweep_dir / run.state).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: unreadable (%s); skipped", run.state, exc)
+                skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
+    rows = accounting.by_task(records)
+    log_errors_all = concat(error_parts, ERROR_COLUMNS)
+    logged = set(log_errors_all["run_id"].astype(str))
+    errors = concat(
+        [log_errors_all, slurm_errors(sweep_dir, manifest, rows, logged)], ERROR_COLUMNS
+    )
+    for column in ("node", "rank", "line"):
+        errors[column] = errors[column].astype("Int64")
+    tables = Tables(runs_frame(manifest, rows, states, metrics), metrics, errors)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in NAMES:
+        write_table(getattr(tables, name), table_path(out, name, fmt), fmt)
+    write_json_atomic(
+        out / STATE_FILE,
+        {"version": VERSION, "format": fmt, "files": files, "inputs": inputs, "states": states},
+    )
+    return Outcome(tables, len(changed), skipped)
+
+
+def concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    parts = [part for part in parts if not part.empty]
+    if not parts:
+        return empty(columns)
+    return cast(pd.DataFrame, pd.concat(parts, ignore_index=True)[columns])
+
+
+def load(sweep_dir: Path | str, out: Path | None = None) -> Tables:
+    """The sweep's runs, metrics and errors tables, collected first if anything changed."""
+    sweep_dir = Path(sweep_dir)
+    outcome = collect(sweep_dir, out)
+    if outcome.tables is not None:
+        return outcome.tables
+    out = (out or sweep_dir / RESULTS).resolve()
+    return Tables(*(read_table(table_path(out, name, "parquet"), "parquet") for name in NAMES))

@@ -1,0 +1,329 @@
+"""A sweep's files and accounting -> the runs, metrics and errors DataFrames.
+
+Incremental: `results/collect.json` keeps each source file's fingerprint. A file whose
+fingerprint has not changed is not parsed again: its rows are taken from the tables
+written last time (each row names its `source` file). With nothing changed, nothing
+is read or written. Tables are written atomically (temp file, then rename), so
+collectors running at once each leave valid files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+import yaml
+
+from paddle_hpc.collect import jsonl, logs, sources
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.grid import parse_override
+from paddle_hpc.manifest import Manifest
+from paddle_hpc.slurm import SacctRecord
+
+log = logging.getLogger(__name__)
+RESULTS = "results"
+STATE_FILE = "collect.json"
+VERSION = 1
+NAMES = ("runs", "metrics", "errors")
+SLURM_FAILURES = {
+    "TIMEOUT": "TIMEOUT",
+    "OUT_OF_MEMORY": "OOM",
+    "NODE_FAIL": "NODE_FAIL",
+    "BOOT_FAIL": "BOOT_FAIL",
+    "DEADLINE": "DEADLINE",
+    "PREEMPTED": "PREEMPTED",
+}
+METRIC_COLUMNS = ["run_id", "step", "name", "value", "time", "source"]
+ERROR_COLUMNS = ["run_id", "node", "rank", "kind", "message", "log", "line", "traceback"]
+
+
+@dataclass
+class Tables:
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    errors: pd.DataFrame
+
+
+@dataclass
+class Outcome:
+    tables: Tables | None  # None when nothing changed since the last collect
+    parsed: int  # files parsed this time
+    skipped: dict[str, int] = field(default_factory=dict)  # what was skipped -> how many
+
+
+LineParser = Callable[[str], "Mapping[str, float] | None"]
+
+
+def user_patterns(config: Mapping[str, Any]) -> list[re.Pattern[str]]:
+    texts = config.get("collect", {}).get("patterns", [])
+    try:
+        return [re.compile(text) for text in texts]
+    except re.error as exc:
+        raise ConfigError(f"collect.patterns: {exc.pattern!r} is not a regex: {exc}") from exc
+
+
+def user_parsers(config: Mapping[str, Any]) -> list[LineParser]:
+    """collect.parsers: 'package.module:function', called with each log line."""
+    parsers = []
+    for text in config.get("collect", {}).get("parsers", []):
+        module, _, name = text.partition(":")
+        try:
+            parsers.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"collect.parsers: cannot import {text!r} ({exc}); give 'package.module:function'."
+            ) from exc
+    return parsers
+
+
+def base_config(sweep_dir: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load((sweep_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def typed(key: str, text: str) -> Any:
+    """A swept value's text as the value Hydra gave it: '1e-3' -> 0.001, 'vit' -> 'vit'."""
+    try:
+        return parse_override(f"{key.lstrip('+~')}={text}").value()
+    except ConfigError:
+        return text
+
+
+def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Columns) -> pd.DataFrame:
+    """Rows read from metrics files; file i is run_ids[i]'s, at rels[i]."""
+    codes = cols.file
+    frame = pd.DataFrame(
+        {
+            "run_id": pd.Categorical.from_codes(codes, categories=pd.Index(run_ids)),
+            "step": pd.array(cols.step, dtype="Int64"),
+            "name": pd.Categorical.from_codes(cols.name, categories=pd.Index(cols.names)),
+            "value": cols.value,
+            "time": pd.to_datetime(cols.time, unit="s", utc=True),
+            "source": pd.Categorical.from_codes(codes, categories=pd.Index(rels)),
+        }
+    )
+    return cast(pd.DataFrame, frame)
+
+
+def empty(columns: list[str]) -> pd.DataFrame:
+    return cast(pd.DataFrame, pd.DataFrame({name: pd.Series(dtype=object) for name in columns}))
+
+
+def read_jsonl_metrics(
+    sweep_dir: Path, runs: Sequence[sources.RunFiles], changed: set[str], skipped: dict[str, int]
+) -> pd.DataFrame:
+    picked = [(r.run_id, r.metrics) for r in runs if r.metrics in changed and r.metrics]
+    if not picked:
+        return empty(METRIC_COLUMNS)
+    cols = jsonl.read_metrics([sweep_dir / rel for _, rel in picked])
+    for index, (count, first) in cols.skipped.items():
+        rel = picked[index][1]
+        if count:
+            log.warning(
+                "%s: %d bad or truncated line(s) skipped (first: line %d)", rel, count, first
+            )
+            skipped["bad metric lines"] = skipped.get("bad metric lines", 0) + count
+    run_ids = [run_id for run_id, _ in picked]
+    rels = [rel or "" for _, rel in picked]
+    return metrics_frame(run_ids, rels, cols)
+
+
+def read_log_metrics(
+    sweep_dir: Path,
+    runs: Sequence[sources.RunFiles],
+    changed: set[str],
+    patterns: Sequence[re.Pattern[str]],
+    parsers: Sequence[LineParser],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics from global rank 0's worker log, and failures from every worker log."""
+    metric_rows: list[dict[str, Any]] = []
+    error_rows: list[dict[str, Any]] = []
+    for run in runs:
+        for rel, node, rank in run.worker_logs:
+            if rel not in changed:
+                continue
+            try:
+                text = (sweep_dir / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                log.warning("%s: cannot read (%s); skipped", rel, exc)
+                continue
+            lines = text.splitlines(keepends=True)
+            for failure in logs.failures(lines):
+                error_rows.append(
+                    {
+                        "run_id": run.run_id,
+                        "node": node,
+                        "rank": rank,
+                        "kind": failure.kind,
+                        "message": failure.message,
+                        "log": rel,
+                        "line": failure.line,
+                        "traceback": failure.traceback,
+                    }
+                )
+            if node != 0 or rank != 0:
+                continue
+            for row in logs.log_metrics(lines, patterns):
+                metric_rows.append(
+                    {"run_id": run.run_id, "step": row.step, "name": row.name, "value": row.value}
+                    | {"source": rel}
+                )
+            for number, line in enumerate(lines, start=1):
+                for parser in parsers:
+                    found = parser(line) or {}
+                    step = found.get("step")
+                    for name, value in found.items():
+                        if name != "step":
+                            metric_rows.append(
+                                {"run_id": run.run_id, "step": step, "name": name, "value": value}
+                                | {"source": rel, "line": number}
+                            )
+    metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "name", "value", "source"])
+    metrics["step"] = metrics["step"].astype("Int64")
+    metrics["value"] = metrics["value"].astype(float)
+    metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
+    return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def slurm_errors(
+    sweep_dir: Path,
+    manifest: Manifest,
+    rows: Mapping[tuple[int, int], SacctRecord],
+    logged: set[str],
+) -> pd.DataFrame:
+    """A row per run that Slurm ended for a reason of its own (TIMEOUT, OOM, ...), and per
+    FAILED run whose worker logs name no error."""
+    found = []
+    for run in manifest.runs:
+        record = (
+            rows.get((run.job_id, run.array_task))
+            if run.job_id is not None and run.array_task is not None
+            else None
+        )
+        if record is None:
+            continue
+        kind = SLURM_FAILURES.get(record.state)
+        if kind is None and not (record.state == "FAILED" and run.run_id not in logged):
+            continue
+        err = f"slurm/{run.job_id}_{run.array_task}_0_log.err"
+        found.append(
+            {
+                "run_id": run.run_id,
+                "node": None,
+                "rank": None,
+                "kind": kind or "FAILED",
+                "message": f"Slurm state {record.state_detail or record.state}, exit code "
+                f"{record.exit_code}" + (f", signal {record.signal}" if record.signal else ""),
+                "log": err if (sweep_dir / err).exists() else "",
+                "line": None,
+                "traceback": "",
+            }
+        )
+    frame: pd.DataFrame = pd.DataFrame(found, columns=ERROR_COLUMNS)
+    return frame
+
+
+def runs_frame(
+    manifest: Manifest,
+    rows: Mapping[tuple[int, int], SacctRecord],
+    states: Mapping[str, Mapping[str, Any]],
+    metrics: pd.DataFrame,
+) -> pd.DataFrame:
+    data: dict[str, list[Any]] = {key: [] for key in manifest.axes}
+    slurm: dict[str, list[Any]] = {
+        key: []
+        for key in ("state", "exit_code", "job_id", "array_task", "nodelist", "start", "end")
+    } | {"elapsed_s": [], "restarts": []}
+    for run in manifest.runs:
+        for key in manifest.axes:
+            data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
+        state = states.get(run.run_id, {})
+        record = (
+            rows.get((run.job_id, run.array_task))
+            if run.job_id is not None and run.array_task is not None
+            else None
+        )
+        if record is not None:
+            values = [
+                record.state,
+                record.exit_code,
+                ",".join(record.nodes),
+                record.start,
+                record.end,
+                record.elapsed_s,
+            ]
+        elif manifest.executor == "local":
+            values = [
+                state.get("state", "PENDING"),
+                state.get("returncode"),
+                "localhost",
+                None,
+                None,
+                None,
+            ]
+        else:
+            values = [
+                "PENDING" if run.job_id is not None else "NOT_SUBMITTED",
+                None,
+                "",
+                None,
+                None,
+                None,
+            ]
+        for key, value in zip(
+            ("state", "exit_code", "nodelist", "start", "end", "elapsed_s"), values, strict=True
+        ):
+            slurm[key].append(value)
+        slurm["job_id"].append(run.job_id)
+        slurm["array_task"].append(run.array_task)
+        slurm["restarts"].append(state.get("restarts", 0 if state else None))
+    index = pd.Index([r.run_id for r in manifest.runs], name="run_id")
+    frame = pd.DataFrame({k: pd.Series(v, index=index) for k, v in data.items()}, index=index)
+    for key in ("exit_code", "job_id", "array_task", "elapsed_s", "restarts"):
+        frame[key] = pd.array(slurm[key], dtype="Int64")
+    frame["state"] = slurm["state"]
+    frame["nodelist"] = slurm["nodelist"]
+    frame["start"] = pd.to_datetime(pd.Series(slurm["start"], index=index, dtype=object))
+    frame["end"] = pd.to_datetime(pd.Series(slurm["end"], index=index, dtype=object))
+    frame = frame[
+        [
+            *manifest.axes,
+            "state",
+            "exit_code",
+            "job_id",
+            "array_task",
+            "nodelist",
+            "start",
+            "end",
+            "elapsed_s",
+            "restarts",
+        ]
+    ]
+    joined: pd.DataFrame = frame.join(finals(metrics), how="left")
+    return joined
+
+
+def finals(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The last logged value of each metric per run, as `final.<name>`; metrics.jsonl wins
+    over what a worker log says."""
+    if metrics.empty:
+        return empty([])
+    from_jsonl = metrics["source"].astype(str).str.endswith("metrics.jsonl")
+    parts = [
+        metrics[mask].groupby(["run_id", "name"], observed=True, sort=False)["value"].last()
+        for mask in (from_jsonl, ~from_jsonl)
+    ]
+    last = parts[0].combine_first(parts[1]).unstack("name")
+    last.columns = [f"final.{name}" for name in last.columns]
+    last.index = last.index.astype(str)
+    result: pd.DataFrame = last
+    return result

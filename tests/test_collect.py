@@ -1,0 +1,232 @@
+"""The collector's parsers fed literal lines, and collect() on hand-made sweep directories."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from paddle_hpc.collect import collect, load
+from paddle_hpc.collect.jsonl import read_metrics
+from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
+from paddle_hpc.manifest import Manifest, RunEntry, save
+
+FIXTURES = Path(__file__).parent / "fixtures" / "logs"
+
+
+def lines(name: str) -> list[str]:
+    return (FIXTURES / name).read_text().splitlines(keepends=True)
+
+
+def test_paddleocr_lines() -> None:
+    step, found = suite_metrics(lines("paddleocr.log")[0]) or (None, [])
+    assert step == 20
+    values = dict(found)
+    assert values["epoch"] == 1 and values["loss"] == 3.915012 and values["acc"] == 0.0
+    assert values["ips"] == 7.59025 and values["avg_reader_cost"] == 2.63382
+    assert "eta" not in values and "days" not in values
+    assert suite_metrics(lines("paddleocr.log")[2]) is None  # an info line, not training
+    step, found = suite_metrics(lines("paddleocr.log")[3]) or (0, [])
+    assert step is None and dict(found)["CTCLoss"] == 36.289278  # no global_step printed
+
+
+def test_paddledetection_lines() -> None:
+    step, found = suite_metrics(lines("paddledet.log")[1]) or (None, [])
+    values = dict(found)
+    assert step == 0 and values["learning_rate"] == 0.04 and values["loss_vfl"] == 1.216707
+    assert values["batch_cost"] == 15.7452 and values["ips"] == 1.5243 and "eta" not in values
+    assert suite_metrics("Epoch: [2] [ 10/593] learning_rate: 0.1 loss: 1.0") == (
+        2 * 593 + 10,
+        [("epoch", 2.0), ("learning_rate", 0.1), ("loss", 1.0)],
+    )
+    assert suite_metrics(lines("paddledet.log")[0]) is None
+
+
+def test_paddlenlp_lines() -> None:
+    rows = log_metrics(lines("paddlenlp.log"))
+    assert {(r.line, r.step, r.name, r.value) for r in rows if r.name == "loss"} == {
+        (1, 90, "loss", 0.39998),
+        (2, 100, "loss", 0.40286),
+        (4, 60, "loss", 2.16761),
+    }
+    assert {r.name for r in rows} == {"epoch", "loss", "accu", "speed", "acc"}
+    assert all(r.line != 3 for r in rows)  # 'eval dev loss' is not a training line
+    nlp = "global step 5, epoch: 1, batch: 5, loss: nan, learning rate: 1.00000e-05"
+    assert suite_metrics(nlp) is not None
+    _, found = suite_metrics(nlp) or (0, [])
+    assert dict(found)["learning rate"] == 1e-5 and str(dict(found)["loss"]) == "nan"
+
+
+def test_a_users_own_pattern() -> None:
+    pattern = re.compile(r"it (?P<step>\d+) \| loss=(?P<loss>\S+) ppl=(?P<ppl>\S+)")
+    rows = log_metrics(["noise\n", "it 7 | loss=0.5 ppl=1.6\n", "it 8 | loss=x ppl=2\n"], [pattern])
+    assert [(r.line, r.step, r.name, r.value) for r in rows] == [
+        (2, 7, "loss", 0.5),
+        (2, 7, "ppl", 1.6),
+        (3, 8, "ppl", 2.0),
+    ]
+
+
+TRACEBACK = """\
+I1123 10:00:00 launch INFO starting
+Traceback (most recent call last):
+  File "train.py", line 3, in <module>
+    main()
+  File "train.py", line 2, in main
+    raise ValueError("lr too high: 10")
+ValueError: lr too high: 10
+after
+"""
+
+PADDLE_OOM = """\
+Traceback (most recent call last):
+  File "train.py", line 9, in <module>
+    out = model(x)
+MemoryError: out of memory
+
+--------------------------------------
+C++ Traceback (most recent call last):
+--------------------------------------
+0   paddle::memory::allocation::Alloc
+
+----------------------
+Error Message Summary:
+----------------------
+ResourceExhaustedError: Out of memory error on GPU 0. Cannot allocate 2.0GB memory.
+"""
+
+
+def test_failures_from_a_traceback_and_paddles_error_summary() -> None:
+    (found,) = failures(TRACEBACK.splitlines(keepends=True))
+    assert (found.line, found.kind, found.message) == (7, "ValueError", "lr too high: 10")
+    assert found.traceback.startswith("Traceback") and found.traceback.endswith("lr too high: 10\n")
+    python, summary = failures(PADDLE_OOM.splitlines(keepends=True))
+    assert python.kind == "OOM" and summary.kind == "OOM" and summary.line == 14
+    assert failures(["Traceback (most recent call last):\n", '  File "x"\n']) == []  # cut short
+
+
+def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"step": 0, "time": 1.5, "loss": 2.0}\n{"step": 1, "loss": NaN, "acc": 1}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"step": 0, "loss": 1.0}\n'
+        "not json\n"
+        "\n"
+        '{"step": 1, "loss": "high"}\n'
+        '["a", "list"]\n'
+        '{"step": 2, "loss": 3.0}\n'
+        '{"step": 3, "lo'
+    )
+    cols = read_metrics([good, bad, tmp_path / "missing.jsonl"])
+    rows = [
+        (int(f), None if s != s else int(s), cols.names[n], v)
+        for f, s, n, v in zip(cols.file, cols.step, cols.name, cols.value, strict=True)
+    ]
+    assert rows[:3] == [
+        (0, 0, "loss", 2.0),
+        (0, 1, "loss", pytest.approx(float("nan"), nan_ok=True)),
+        (0, 1, "acc", 1.0),
+    ]
+    assert rows[3:] == [(1, 0, "loss", 1.0), (1, 2, "loss", 3.0)]
+    assert cols.skipped[1] == (4, 2)  # three bad lines and the truncated one; first at line 2
+    assert cols.skipped[2] == (0, 0)  # missing: no lines
+    assert cols.time[0] == 1.5
+
+
+def make_sweep(root: Path, runs: dict[str, dict[str, str]]) -> Path:
+    """A local sweep directory as paddle_hpc.sweep writes it, with these runs' files."""
+    entries = tuple(
+        RunEntry(run_id, i, tuple(f"{k}={v}" for k, v in swept.items()), swept, 0)
+        for i, (run_id, swept) in enumerate(runs.items())
+    )
+    axes = tuple(dict.fromkeys(k for swept in runs.values() for k in swept))
+    manifest = Manifest("t", "2026-01-01", ("sweep",), "local", axes, ({},), entries)
+    save(root, manifest)
+    (root / "config.yaml").write_text(
+        "collect:\n  patterns: ['custom (?P<step>\\d+) f1=(?P<f1>\\S+)']\n"
+    )
+    return root
+
+
+def write_run(
+    root: Path, run_id: str, metrics: str, log: str = "", state: str = "COMPLETED"
+) -> None:
+    run_dir = root / "runs" / run_id
+    (run_dir / "logs" / "node0").mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text(metrics)
+    (run_dir / "logs" / "node0" / "workerlog.0").write_text(log)
+    (run_dir / "state.json").write_text(json.dumps({"state": state, "restarts": 1}))
+
+
+def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> None:
+    root = make_sweep(
+        tmp_path,
+        {
+            "ra": {"lr": "0.1", "model": "'vit b'"},
+            "rb": {"lr": "1e-3", "model": "cnn"},
+            "rc": {"lr": "2", "model": "cnn"},
+        },
+    )
+    write_run(
+        root,
+        "ra",
+        '{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1.0, "acc": 0.5}\n',
+        "epoch: [1/2], global_step: 1, loss: 9.0, lr: 0.1\ncustom 3 f1=0.7\n",
+    )
+    write_run(root, "rb", '{"step": 0, "loss": 3.0}\n{"ste', TRACEBACK, state="FAILED")
+
+    first = collect(root)
+    assert first.tables is not None and first.parsed == 6  # 3 files each for ra, rb
+    assert first.skipped == {"runs not started": 1, "bad metric lines": 1}
+    runs = first.tables.runs
+    assert list(runs.index) == ["ra", "rb", "rc"]
+    assert runs["lr"].tolist() == [0.1, 0.001, 2.0] and runs["lr"].dtype == float
+    assert runs["model"].tolist() == ["vit b", "cnn", "cnn"]
+    assert runs["state"].tolist() == ["COMPLETED", "FAILED", "PENDING"]
+    assert runs["restarts"].tolist()[:2] == [1, 1] and pd.isna(runs["restarts"].iloc[2])
+    assert runs.loc["ra", "final.loss"] == 1.0  # metrics.jsonl wins over the worker log
+    assert runs.loc["ra", "final.f1"] == 0.7 and runs.loc["ra", "final.lr"] == 0.1
+    assert runs.loc["rb", "final.loss"] == 3.0 and pd.isna(runs.loc["rb", "final.acc"])
+    metrics = first.tables.metrics
+    assert len(metrics) == 2 + 1 + 3 + 1 + 1  # ra jsonl, ra 'acc', ra OCR line, ra custom, rb
+    assert set(metrics["source"].astype(str)) == {
+        "runs/ra/metrics.jsonl",
+        "runs/ra/logs/node0/workerlog.0",
+        "runs/rb/metrics.jsonl",
+    }
+    (error,) = first.tables.errors.itertuples()
+    assert (error.run_id, error.kind, error.node, error.rank, error.line) == (
+        "rb",
+        "ValueError",
+        0,
+        0,
+        7,
+    )
+    assert error.log == "runs/rb/logs/node0/workerlog.0"
+
+    assert collect(root).tables is None  # nothing changed: nothing parsed or written
+    written = (root / "results" / "metrics.parquet").stat().st_mtime_ns
+
+    write_run(root, "rc", '{"step": 5, "loss": 0.25}\n')
+    third = collect(root)
+    assert third.tables is not None and third.parsed == 3  # rc's three files only
+    assert (root / "results" / "metrics.parquet").stat().st_mtime_ns != written
+    again = load(root)
+    assert (
+        again.runs.loc["rc", "final.loss"] == 0.25 and again.runs.loc["rc", "state"] == "COMPLETED"
+    )
+    assert len(again.metrics) == len(metrics) + 1 and len(again.errors) == 1
+    assert again.runs.loc["ra", "final.f1"] == 0.7  # kept from the first collect's rows
+
+
+def test_csv_output_elsewhere(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path / "s", {"ra": {"lr": "0.1"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n')
+    outcome = collect(root, tmp_path / "out", "csv")
+    assert outcome.tables is not None
+    assert pd.read_csv(tmp_path / "out" / "runs.csv", index_col=0).loc["ra", "final.loss"] == 2.0
+    assert collect(root, tmp_path / "out", "csv").tables is None
