@@ -36,3 +36,4 @@ test: venv cluster
 bench: venv cluster
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python benchmarks/sweep_submit.py
+	$(VENV)/bin/python benchmarks/collect_tables.py

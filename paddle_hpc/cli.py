@@ -17,6 +17,7 @@ VERBS = {
     "sweep": ("paddle_hpc.sweep", "expand a Hydra grid and submit it as Slurm job arrays"),
     "status": ("paddle_hpc.status", "counts per state and a table of a sweep's runs"),
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
+    "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
 }
 

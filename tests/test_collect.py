@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from paddle_hpc.collect import collect, load
 from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
-from paddle_hpc.manifest import Manifest, RunEntry, save
+from tests.fakes import make_sweep, write_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 
@@ -135,31 +134,6 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
     assert cols.skipped[1] == (4, 2)  # three bad lines and the truncated one; first at line 2
     assert cols.skipped[2] == (0, 0)  # missing: no lines
     assert cols.time[0] == 1.5
-
-
-def make_sweep(root: Path, runs: dict[str, dict[str, str]]) -> Path:
-    """A local sweep directory as paddle_hpc.sweep writes it, with these runs' files."""
-    entries = tuple(
-        RunEntry(run_id, i, tuple(f"{k}={v}" for k, v in swept.items()), swept, 0)
-        for i, (run_id, swept) in enumerate(runs.items())
-    )
-    axes = tuple(dict.fromkeys(k for swept in runs.values() for k in swept))
-    manifest = Manifest("t", "2026-01-01", ("sweep",), "local", axes, ({},), entries)
-    save(root, manifest)
-    (root / "config.yaml").write_text(
-        "collect:\n  patterns: ['custom (?P<step>\\d+) f1=(?P<f1>\\S+)']\n"
-    )
-    return root
-
-
-def write_run(
-    root: Path, run_id: str, metrics: str, log: str = "", state: str = "COMPLETED"
-) -> None:
-    run_dir = root / "runs" / run_id
-    (run_dir / "logs" / "node0").mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").write_text(metrics)
-    (run_dir / "logs" / "node0" / "workerlog.0").write_text(log)
-    (run_dir / "state.json").write_text(json.dumps({"state": state, "restarts": 1}))
 
 
 def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,13 +29,14 @@ from paddle_hpc.collect.tables import (
     user_parsers,
     user_patterns,
 )
-from paddle_hpc.files import write_json_atomic
+from paddle_hpc.files import temp_beside, write_atomic
 from paddle_hpc.manifest import MANIFEST
 from paddle_hpc.manifest import load as load_manifest
 from paddle_hpc.slurm import SlurmClient
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv")
+COMPACT: dict[str, Any] = {"separators": (",", ":")}
 
 
 def table_path(out: Path, name: str, fmt: str) -> Path:
@@ -44,16 +44,16 @@ def table_path(out: Path, name: str, fmt: str) -> Path:
 
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         if fmt == "parquet":
             frame.to_parquet(tmp)
         else:
             frame.to_csv(tmp)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -92,14 +92,18 @@ def collect(
     records = []
     if manifest.executor == "slurm":
         records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
-    runs, prints = sources.find(sweep_dir, (r.run_id for r in manifest.runs))
+    state = previous_state(out, fmt)
+    runs, prints, listings = sources.find(
+        sweep_dir, (r.run_id for r in manifest.runs), state.get("listings") if state else None
+    )
     files = {rel: list(fp) for rel, fp in prints.items()}
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
         for name in (MANIFEST, accounting.SACCT_FILE, "config.yaml")
     }
-    state = previous_state(out, fmt)
     if state is not None and state["files"] == files and state["inputs"] == inputs:
+        if listings != state.get("listings"):  # folders listed again; keep that for next time
+            write_atomic(out / STATE_FILE, json.dumps(state | {"listings": listings}, **COMPACT))
         return Outcome(None, 0)
 
     incremental = (
@@ -135,7 +139,7 @@ def collect(
     for run in runs:
         if run.state and run.state in changed:
             try:
-                states[run.run_id] = json.loads((sweep_dir / run.state).read_text(encoding="utf-8"))
+                states[run.run_id] = json.loads(read_bytes(sweep_dir / run.state))
             except (OSError, ValueError) as exc:
                 log.warning("%s: unreadable (%s); skipped", run.state, exc)
                 skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
@@ -152,11 +156,21 @@ def collect(
     out.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
         write_table(getattr(tables, name), table_path(out, name, fmt), fmt)
-    write_json_atomic(
-        out / STATE_FILE,
-        {"version": VERSION, "format": fmt, "files": files, "inputs": inputs, "states": states},
-    )
+    state = {
+        "version": VERSION,
+        "format": fmt,
+        "files": files,
+        "inputs": inputs,
+        "listings": listings,
+        "states": states,
+    }
+    write_atomic(out / STATE_FILE, json.dumps(state, **COMPACT))
     return Outcome(tables, len(changed), skipped)
+
+
+def read_bytes(path: Path) -> bytes:
+    with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
+        return handle.read()
 
 
 def concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

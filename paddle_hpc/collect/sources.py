@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from paddle_hpc.metrics import METRICS_FILE
 from paddle_hpc.node import STATE
@@ -36,11 +38,39 @@ def fingerprint(path: str | Path) -> Fingerprint | None:
     return stat.st_size, stat.st_mtime_ns
 
 
-def find(sweep_dir: Path, run_ids: Iterable[str]) -> tuple[list[RunFiles], dict[str, Fingerprint]]:
-    """Each run's files and every file's fingerprint. A run that never started has none."""
+Listings = dict[str, list[Any]]  # folder -> [its mtime in ns, when it was listed, numbers]
+SETTLED_NS = 2_000_000_000  # a listing taken this long after the folder changed is trusted
+
+
+def find(
+    sweep_dir: Path, run_ids: Iterable[str], listings: Listings | None = None
+) -> tuple[list[RunFiles], dict[str, Fingerprint], Listings]:
+    """Each run's files, every file's fingerprint, and the folder listings to pass next time.
+
+    A folder whose mtime has not changed since a listing taken well after that mtime
+    (so no file can have been added in the same clock tick) is not listed again. A run
+    that never started has no files.
+    """
+    old = listings or {}
+    new: Listings = {}
+    now = time.time_ns()
     runs = []
     prints: dict[str, Fingerprint] = {}
     root = str(sweep_dir)
+
+    def numbers(rel: str, pattern: re.Pattern[str]) -> list[int]:
+        try:
+            mtime = os.stat(f"{root}/{rel}").st_mtime_ns  # noqa: PTH116 - see fingerprint
+        except OSError:
+            return []
+        cached = old.get(rel)
+        if cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS:
+            new[rel] = cached
+            return list(cached[2])
+        found = _numbered(f"{root}/{rel}", pattern)
+        new[rel] = [mtime, now, found]
+        return found
+
     for run_id in run_ids:
         base = f"runs/{run_id}"
         found: dict[str, str] = {}
@@ -50,21 +80,20 @@ def find(sweep_dir: Path, run_ids: Iterable[str]) -> tuple[list[RunFiles], dict[
                 prints[rel] = fp
                 found[name] = rel
         logs = []
-        for node, node_dir in _numbered(f"{root}/{base}/logs", _NODE_DIR):
-            for rank, _ in _numbered(node_dir, _WORKER_LOG):
+        for node in numbers(f"{base}/logs", _NODE_DIR):
+            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
                 if (fp := fingerprint(f"{root}/{rel}")) is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
         runs.append(RunFiles(run_id, found.get(METRICS_FILE), found.get(STATE), tuple(logs)))
-    return runs, prints
+    return runs, prints, new
 
 
-def _numbered(folder: str, pattern: re.Pattern[str]) -> list[tuple[int, str]]:
-    """(number, path) of the entries of folder whose names match pattern, by number."""
+def _numbered(folder: str, pattern: re.Pattern[str]) -> list[int]:
+    """The numbers in the names of folder's entries that match pattern, in order."""
     try:
         with os.scandir(folder) as entries:
-            hits = [(m, e.path) for e in entries if (m := pattern.match(e.name))]
+            return sorted(int(m[1]) for e in entries if (m := pattern.match(e.name)))
     except OSError:
         return []
-    return sorted((int(m[1]), path) for m, path in hits)

@@ -152,7 +152,8 @@ def read_log_metrics(
             if rel not in changed:
                 continue
             try:
-                text = (sweep_dir / rel).read_text(encoding="utf-8", errors="replace")
+                with open(sweep_dir / rel, "rb") as handle:  # noqa: PTH123 - thousands per collect
+                    text = handle.read().decode("utf-8", errors="replace")
             except OSError as exc:
                 log.warning("%s: cannot read (%s); skipped", rel, exc)
                 continue
@@ -317,7 +318,10 @@ def finals(metrics: pd.DataFrame) -> pd.DataFrame:
     over what a worker log says."""
     if metrics.empty:
         return empty([])
-    from_jsonl = metrics["source"].astype(str).str.endswith("metrics.jsonl")
+    sources = metrics["source"].astype("category")
+    from_jsonl = sources.cat.codes.isin(
+        [i for i, name in enumerate(sources.cat.categories) if str(name).endswith("metrics.jsonl")]
+    )
     parts = [
         metrics[mask].groupby(["run_id", "name"], observed=True, sort=False)["value"].last()
         for mask in (from_jsonl, ~from_jsonl)

@@ -1,0 +1,157 @@
+"""`python -m paddle_hpc.report SWEEP_DIR [--out DIR] [--color KEY]`: a static HTML report.
+
+Writes `SWEEP_DIR/report/index.html` and its matplotlib PNGs beside it, a folder to
+open or copy anywhere: the runs table, a learning curve per metric coloured by a
+swept key, each final metric against each swept key, and the failures. It starts
+from the collector's tables (collecting first if anything changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a login node
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from paddle_hpc.cli import run
+from paddle_hpc.collect import Tables, load
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.files import write_atomic
+
+MAX_METRICS = 12
+
+
+def swept_keys(runs: pd.DataFrame) -> list[str]:
+    """The swept keys: the runs table's columns before `state`."""
+    return list(runs.columns[: list(runs.columns).index("state")])
+
+
+def colours(values: pd.Series) -> dict[object, tuple[float, float, float, float]]:
+    """A colour per distinct value: a sequential map for numbers, a palette otherwise."""
+    distinct = sorted(values.dropna().unique(), key=lambda v: (str(type(v)), v))
+    cmap = plt.get_cmap("viridis" if pd.api.types.is_numeric_dtype(values) else "tab10")
+    steps = max(len(distinct) - 1, 1)
+    return {
+        value: cmap(i / steps if cmap.name == "viridis" else i % 10)
+        for i, value in enumerate(distinct)
+    }
+
+
+def curve_plot(tables: Tables, name: str, key: str | None, path: Path) -> None:
+    rows = tables.metrics[tables.metrics["name"] == name]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    palette = colours(tables.runs[key]) if key else {}
+    labelled: set[object] = set()
+    for run_id, group in rows.groupby("run_id", observed=True, sort=False):
+        x = group["step"].astype("float64")
+        if x.isna().all():
+            x = pd.Series(range(len(group)), index=group.index, dtype="float64")
+        value = tables.runs.loc[str(run_id), key] if key else None
+        label = f"{key}={value!s}" if key and value not in labelled else None
+        labelled.add(value)
+        ax.plot(x, group["value"], color=palette.get(value), label=label, linewidth=1)
+    ax.set(xlabel="step", ylabel=name, title=name)
+    if key and labelled:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def final_plot(runs: pd.DataFrame, column: str, keys: Sequence[str], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        data = runs[[key, column]].dropna()
+        if pd.api.types.is_numeric_dtype(data[key]):
+            ax.scatter(data[key], data[column], s=18)
+            if data[key].gt(0).all() and data[key].max() / max(data[key].min(), 1e-300) > 50:
+                ax.set_xscale("log")
+        else:
+            order = sorted(data[key].astype(str).unique())
+            ax.scatter([order.index(v) for v in data[key].astype(str)], data[column], s=18)
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+        ax.set(xlabel=key, ylabel=column)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def page(title: str, sections: Sequence[tuple[str, str]]) -> str:
+    body = "\n".join(f"<h2>{html.escape(head)}</h2>\n{content}" for head, content in sections)
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:80em}"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "img{max-width:100%;margin:4px}pre{white-space:pre-wrap;font-size:85%}"
+    )
+    return (
+        f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(tables: Tables, out: Path, title: str, color: str | None = None) -> Path:
+    """Writes out/index.html and its PNGs; returns the page's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys = swept_keys(tables.runs)
+    if color is not None and color not in keys:
+        raise ConfigError(f"--color {color}: not a swept key; the swept keys are {keys}")
+    key = color or (keys[0] if keys else None)
+    sections = [("Runs", tables.runs.to_html(na_rep="", float_format=lambda v: f"{v:.6g}"))]
+
+    names = list(dict.fromkeys(tables.metrics["name"].astype(str)))[:MAX_METRICS]
+    images = []
+    for index, name in enumerate(names):
+        curve_plot(tables, name, key, out / f"curve_{index}.png")
+        images.append(f"<img src='curve_{index}.png' alt='{html.escape(name)}'>")
+    caption = f"<p>coloured by {html.escape(key)}</p>" if key else ""
+    sections.append(("Learning curves", caption + "".join(images) or "<p>no metrics yet</p>"))
+
+    finals = [c for c in tables.runs.columns if c.startswith("final.")][:MAX_METRICS]
+    images = []
+    for index, column in enumerate(finals):
+        if keys:
+            final_plot(tables.runs, column, keys, out / f"final_{index}.png")
+            images.append(f"<img src='final_{index}.png' alt='{html.escape(column)}'>")
+    sections.append(("Final metrics by swept key", "".join(images) or "<p>nothing to plot</p>"))
+
+    errors = tables.errors
+    failures = (
+        errors.drop(columns=["traceback"]).to_html(na_rep="", index=False)
+        + "".join(
+            f"<details><summary>{html.escape(str(r.run_id))}: {html.escape(str(r.kind))}"
+            f"</summary><pre>{html.escape(str(r.traceback))}</pre></details>"
+            for r in errors.itertuples()
+            if r.traceback
+        )
+        if not errors.empty
+        else "<p>none</p>"
+    )
+    sections.append(("Failures", failures))
+    path = out / "index.html"
+    write_atomic(path, page(title, sections))
+    return path
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paddle-hpc report", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--out", type=Path, help="report folder (default SWEEP_DIR/report)")
+    parser.add_argument("--color", help="the swept key that colours the curves (default: first)")
+    args = parser.parse_args(argv)
+    tables = load(args.sweep_dir)
+    out = args.out or args.sweep_dir / "report"
+    path = write_report(tables, out, f"sweep {args.sweep_dir.resolve().name}", args.color)
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

@@ -1,0 +1,33 @@
+"""Hand-made sweep directories, as paddle_hpc.sweep and the compute nodes leave them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from paddle_hpc.manifest import Manifest, RunEntry, save
+
+
+def make_sweep(root: Path, runs: dict[str, dict[str, str]]) -> Path:
+    """A local sweep directory as paddle_hpc.sweep writes it, with these runs' files."""
+    entries = tuple(
+        RunEntry(run_id, i, tuple(f"{k}={v}" for k, v in swept.items()), swept, 0)
+        for i, (run_id, swept) in enumerate(runs.items())
+    )
+    axes = tuple(dict.fromkeys(k for swept in runs.values() for k in swept))
+    manifest = Manifest("t", "2026-01-01", ("sweep",), "local", axes, ({},), entries)
+    save(root, manifest)
+    (root / "config.yaml").write_text(
+        "collect:\n  patterns: ['custom (?P<step>\\d+) f1=(?P<f1>\\S+)']\n"
+    )
+    return root
+
+
+def write_run(
+    root: Path, run_id: str, metrics: str, log: str = "", state: str = "COMPLETED"
+) -> None:
+    run_dir = root / "runs" / run_id
+    (run_dir / "logs" / "node0").mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text(metrics)
+    (run_dir / "logs" / "node0" / "workerlog.0").write_text(log)
+    (run_dir / "state.json").write_text(json.dumps({"state": state, "restarts": 1}))

@@ -1,0 +1,63 @@
+"""The HTML report, on a hand-made sweep directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc.collect import load
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.report import write_report
+from tests.fakes import make_sweep, write_run
+
+CRASH = "Traceback (most recent call last):\n  File \"t.py\", line 1\nKeyError: '<b>x</b>'\n"
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    root = make_sweep(
+        tmp_path / "s",
+        {
+            "ra": {"lr": "0.1", "model": "vit"},
+            "rb": {"lr": "0.01", "model": "cnn"},
+            "rc": {"lr": "1", "model": "cnn"},
+        },
+    )
+    write_run(
+        root, "ra", '{"step": 0, "loss": 2.0, "acc": 0.1}\n{"step": 1, "loss": 1.0, "acc": 0.5}\n'
+    )
+    write_run(root, "rb", '{"step": 0, "loss": 3.0}\n')
+    write_run(root, "rc", "", CRASH, state="FAILED")
+    return root
+
+
+def test_the_report_has_its_table_plots_and_failures(sweep: Path, tmp_path: Path) -> None:
+    page = write_report(load(sweep), tmp_path / "report", "sweep s", color="model")
+    text = page.read_text()
+    for run_id in ("ra", "rb", "rc"):
+        assert f"<th>{run_id}</th>" in text
+    assert "coloured by model" in text and text.count("<img ") == 2 + 2  # loss, acc; 2 finals
+    for image in sorted((tmp_path / "report").glob("*.png")):
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 2000
+    assert "KeyError" in text and "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x</b>" not in text
+
+
+def test_an_unknown_colour_key_is_refused(sweep: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a swept key"):
+        write_report(load(sweep), tmp_path / "r", "t", color="optim.lr")
+
+
+def test_the_command_writes_into_the_sweep(sweep: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.report", str(sweep)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (sweep / "report" / "index.html").exists() and (
+        sweep / "report" / "curve_0.png"
+    ).exists()
