@@ -204,3 +204,12 @@ def test_csv_output_elsewhere(tmp_path: Path) -> None:
     assert outcome.tables is not None
     assert pd.read_csv(tmp_path / "out" / "runs.csv", index_col=0).loc["ra", "final.loss"] == 2.0
     assert collect(root, tmp_path / "out", "csv").tables is None
+
+
+def test_a_final_value_is_the_last_one_logged_even_nan(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n{"step": 1, "loss": NaN}\n')
+    write_run(root, "rb", '{"step": 0, "loss": 2.0, "acc": 0.1}\n{"step": 1, "loss": 1.5}\n')
+    runs = load(root).runs
+    assert pd.isna(runs.loc["ra", "final.loss"]) and runs.loc["rb", "final.loss"] == 1.5
+    assert runs.loc["rb", "final.acc"] == 0.1 and pd.isna(runs.loc["ra", "final.acc"])

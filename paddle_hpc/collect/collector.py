@@ -30,7 +30,7 @@ from paddle_hpc.collect.tables import (
     user_patterns,
 )
 from paddle_hpc.files import temp_beside, write_atomic
-from paddle_hpc.manifest import MANIFEST
+from paddle_hpc.manifest import MANIFEST, Manifest
 from paddle_hpc.manifest import load as load_manifest
 from paddle_hpc.slurm import SlurmClient
 
@@ -48,7 +48,10 @@ def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     os.close(fd)
     try:
         if fmt == "parquet":
-            frame.to_parquet(tmp)
+            categories = [
+                c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+            ]
+            frame.to_parquet(tmp, use_dictionary=categories or False)
         else:
             frame.to_csv(tmp)
         tmp.replace(path)
@@ -85,16 +88,21 @@ def collect(
 ) -> Outcome:
     """Brings the sweep's tables up to date; parses only files that changed."""
     sweep_dir = sweep_dir.resolve()
-    manifest = load_manifest(sweep_dir)
     out = (out or sweep_dir / RESULTS).resolve()
-    config = base_config(sweep_dir)
-    patterns, parsers = user_patterns(config), user_parsers(config)
-    records = []
-    if manifest.executor == "slurm":
-        records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
     state = previous_state(out, fmt)
+    manifest_print = sources.fingerprint(sweep_dir / MANIFEST)
+    manifest: Manifest | None = None
+    if state is not None and state["inputs"][MANIFEST] == list(manifest_print or ()):
+        run_ids, executor = state["run_ids"], state["executor"]  # no need to read it again
+    else:
+        manifest = load_manifest(sweep_dir)
+        run_ids, executor = [r.run_id for r in manifest.runs], manifest.executor
+    records = None
+    if executor == "slurm" and not (state and state.get("final") and manifest is None):
+        manifest = manifest or load_manifest(sweep_dir)
+        records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
     runs, prints, listings = sources.find(
-        sweep_dir, (r.run_id for r in manifest.runs), state.get("listings") if state else None
+        sweep_dir, run_ids, state.get("listings") if state else None
     )
     files = {rel: list(fp) for rel, fp in prints.items()}
     inputs = {
@@ -106,6 +114,11 @@ def collect(
             write_atomic(out / STATE_FILE, json.dumps(state | {"listings": listings}, **COMPACT))
         return Outcome(None, 0)
 
+    manifest = manifest or load_manifest(sweep_dir)
+    if records is None:
+        records = accounting.saved(sweep_dir) if executor == "slurm" else []
+    config = base_config(sweep_dir)
+    patterns, parsers = user_patterns(config), user_parsers(config)
     incremental = (
         state is not None
         and fmt == "parquet"
@@ -120,7 +133,8 @@ def collect(
         log.warning("%d run(s) have written nothing yet; skipped", len(not_started))
         skipped["runs not started"] = len(not_started)
 
-    jsonl_rows = read_jsonl_metrics(sweep_dir, runs, changed, skipped)
+    sizes = {rel: fp[0] for rel, fp in prints.items()}
+    jsonl_rows = read_jsonl_metrics(sweep_dir, runs, changed, sizes, skipped)
     log_rows, log_errors = read_log_metrics(sweep_dir, runs, changed, patterns, parsers)
     metric_parts = [jsonl_rows, log_rows]
     error_parts = [log_errors]
@@ -139,7 +153,7 @@ def collect(
     for run in runs:
         if run.state and run.state in changed:
             try:
-                states[run.run_id] = json.loads(read_bytes(sweep_dir / run.state))
+                states[run.run_id] = json.loads(read_bytes(f"{sweep_dir}/{run.state}"))
             except (OSError, ValueError) as exc:
                 log.warning("%s: unreadable (%s); skipped", run.state, exc)
                 skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
@@ -163,12 +177,16 @@ def collect(
         "inputs": inputs,
         "listings": listings,
         "states": states,
+        "run_ids": run_ids,
+        "executor": executor,
+        # every run's Slurm state is final: sacct need not be asked again
+        "final": executor == "slurm" and accounting.is_final(manifest, records),
     }
     write_atomic(out / STATE_FILE, json.dumps(state, **COMPACT))
     return Outcome(tables, len(changed), skipped)
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: str) -> bytes:
     with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
         return handle.read()
 

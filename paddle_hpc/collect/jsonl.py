@@ -14,8 +14,8 @@ or killed while writing) is skipped and counted as truncated.
 
 from __future__ import annotations
 
-import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,17 +41,22 @@ class Columns:
     skipped: dict[int, tuple[int, int]] = field(default_factory=dict)  # file -> (lines, first)
 
 
-def read_metrics(paths: Sequence[Path]) -> Columns:
-    data, counts, skipped = _read_all(paths)
+def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Columns:
+    """Reads the files, each up to its size (the size its fingerprint recorded: bytes
+    appended since are read next time), and parses them."""
+    if sizes is None:
+        sizes = [_size(path) for path in paths]
+    buffer, spans, counts, skipped = _read_all(paths, sizes)
     files = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
-    buffer = b"".join(data)
+    firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
     for parse in (_parse_as_csv, _parse):
         try:
-            return _long([(parse(buffer, sum(counts), data), files)], skipped)
+            return _long([(parse(buffer, sum(counts), firsts), files)], skipped)
         except (pa.ArrowInvalid, ValueError):
             continue
     parts = []
-    for index, (chunk, count) in enumerate(zip(data, counts, strict=True)):
+    for index, ((a, b), count) in enumerate(zip(spans, counts, strict=True)):
+        chunk = bytes(buffer[a:b])
         try:
             table = _parse(chunk, count)
         except (pa.ArrowInvalid, ValueError):
@@ -63,41 +68,55 @@ def read_metrics(paths: Sequence[Path]) -> Columns:
     return _long(parts, skipped)
 
 
-def _read_all(paths: Sequence[Path]) -> tuple[list[bytes], list[int], dict[int, tuple[int, int]]]:
-    """Each file's complete lines, their number, and what was skipped: file -> (lines, first)."""
-    data: list[bytes] = []
+def _size(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_size  # noqa: PTH116 - str or Path, thousands per collect
+    except OSError:
+        return 0
+
+
+def _read_all(
+    paths: Sequence[str | Path], sizes: Sequence[int]
+) -> tuple[bytearray, list[tuple[int, int]], list[int], dict[int, tuple[int, int]]]:
+    """All files in one buffer, each file's span of complete lines in it, their number,
+    and what was skipped: file -> (lines, first line). A truncated last line is blanked
+    with spaces, which both parsers pass over."""
+    buffer = bytearray(sum(sizes))
+    view = memoryview(buffer)
+    spans: list[tuple[int, int]] = []
     counts: list[int] = []
     skipped: dict[int, tuple[int, int]] = {}
-    for index, path in enumerate(paths):
+    start = 0
+    for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
         try:
-            chunk = path.read_bytes()
+            with open(path, "rb", buffering=0) as handle:  # noqa: PTH123 - str or Path
+                read = handle.readinto(view[start : start + size]) or 0
         except OSError:
-            chunk = b""
+            read = 0
             skipped[index] = (0, 0)
-        end = chunk.rfind(b"\n") + 1
-        lines = chunk.count(b"\n", 0, end)
-        if end < len(chunk):
-            skipped[index] = (1, lines + 1)
-            chunk = chunk[:end]
-        data.append(chunk)
+        end = buffer.rfind(b"\n", start, start + read) + 1 if read else start
+        end = max(end, start)
+        lines = buffer.count(b"\n", start, end)
+        if end < start + size:
+            if end < start + read:
+                skipped[index] = (1, lines + 1)
+            view[end : start + size] = b" " * (start + size - end)
+        spans.append((start, end))
         counts.append(lines)
-    return data, counts, skipped
+        start += size
+    return buffer, spans, counts, skipped
 
 
 _TO_CSV = bytes.maketrans(b":", b",")
 _DROP = b' {}"'
 
 
-def _parse_as_csv(data: bytes, lines: int, chunks: Sequence[bytes]) -> pa.Table:
+def _parse_as_csv(data: bytearray, lines: int, firsts: Sequence[bytes]) -> pa.Table:
     """The fast path (see the module docstring); raises ValueError when it does not apply."""
-    firsts = {
-        tuple(chunk[: chunk.find(b"\n")].translate(_TO_CSV, _DROP).split(b",")[0::2])
-        for chunk in chunks
-        if chunk
-    }
-    if len(firsts) != 1:
+    signatures = {tuple(first.translate(_TO_CSV, _DROP).split(b",")[0::2]) for first in firsts}
+    if len(signatures) != 1:
         raise ValueError("the files do not all start with the same keys")
-    keys = [key.decode() for key in next(iter(firsts))]
+    keys = [key.decode() for key in next(iter(signatures))]
     if any(not key or "\\" in key for key in keys) or len(set(keys)) != len(keys):
         raise ValueError("keys the fast path cannot take")
     names = [part for key in keys for part in (f"{key}\0", key)]
@@ -125,11 +144,11 @@ def _parse_as_csv(data: bytes, lines: int, chunks: Sequence[bytes]) -> pa.Table:
     return table.select(keys)
 
 
-def _parse(data: bytes, lines: int, chunks: Sequence[bytes] = ()) -> pa.Table:
-    if not data:
+def _parse(data: bytes | bytearray, lines: int, firsts: Sequence[bytes] = ()) -> pa.Table:
+    if lines == 0:
         return pa.table({})
     table = pa_json.read_json(
-        io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=BLOCK_SIZE)
+        pa.BufferReader(pa.py_buffer(data)), read_options=pa_json.ReadOptions(block_size=BLOCK_SIZE)
     )
     if table.num_rows != lines:  # blank lines are not rows
         raise ValueError("line count")
