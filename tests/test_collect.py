@@ -213,3 +213,19 @@ def test_a_final_value_is_the_last_one_logged_even_nan(tmp_path: Path) -> None:
     runs = load(root).runs
     assert pd.isna(runs.loc["ra", "final.loss"]) and runs.loc["rb", "final.loss"] == 1.5
     assert runs.loc["rb", "final.acc"] == 0.1 and pd.isna(runs.loc["ra", "final.acc"])
+
+
+def test_a_restarted_run_has_its_new_worker_logs_found(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n')
+    assert collect(root).tables is not None and collect(root).tables is None
+    # requeued: the node rewrites state.json, and a new node's launcher writes its log
+    (root / "runs" / "ra" / "state.json").write_text('{"state": "RUNNING", "restarts": 1}')
+    node1 = root / "runs" / "ra" / "logs" / "node1"
+    node1.mkdir()
+    (node1 / "workerlog.0").write_text(TRACEBACK)
+    tables = collect(root).tables
+    assert tables is not None and tables.errors["log"].tolist() == [
+        "runs/ra/logs/node1/workerlog.0"
+    ]
+    assert tables.runs.loc["ra", "state"] == "RUNNING" and tables.runs.loc["ra", "restarts"] == 1

@@ -32,10 +32,12 @@ from paddle_hpc.collect.tables import (
 from paddle_hpc.files import temp_beside, write_atomic
 from paddle_hpc.manifest import MANIFEST, Manifest
 from paddle_hpc.manifest import load as load_manifest
+from paddle_hpc.node import STATE
 from paddle_hpc.slurm import SlurmClient
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv")
+ENDED = ("COMPLETED", "FAILED")  # what a node writes in state.json once its launcher is done
 COMPACT: dict[str, Any] = {"separators": (",", ":")}
 
 
@@ -102,7 +104,10 @@ def collect(
         manifest = manifest or load_manifest(sweep_dir)
         records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
     runs, prints, listings = sources.find(
-        sweep_dir, run_ids, state.get("listings") if state else None
+        sweep_dir,
+        run_ids,
+        state.get("listings") if state else None,
+        ended(state) if state else None,
     )
     files = {rel: list(fp) for rel, fp in prints.items()}
     inputs = {
@@ -184,6 +189,15 @@ def collect(
     }
     write_atomic(out / STATE_FILE, json.dumps(state, **COMPACT))
     return Outcome(tables, len(changed), skipped)
+
+
+def ended(state: dict[str, Any]) -> dict[str, list[int]]:
+    """Runs whose last collected state.json said they had ended -> that file's fingerprint."""
+    return {
+        run_id: state["files"][rel]
+        for run_id, run_state in state.get("states", {}).items()
+        if run_state.get("state") in ENDED and (rel := f"runs/{run_id}/{STATE}") in state["files"]
+    }
 
 
 def read_bytes(path: str) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,21 @@ SETTLED_NS = 2_000_000_000  # a listing taken this long after the folder changed
 
 
 def find(
-    sweep_dir: Path, run_ids: Iterable[str], listings: Listings | None = None
+    sweep_dir: Path,
+    run_ids: Iterable[str],
+    listings: Listings | None = None,
+    ended: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[list[RunFiles], dict[str, Fingerprint], Listings]:
     """Each run's files, every file's fingerprint, and the folder listings to pass next time.
 
     A folder whose mtime has not changed since a listing taken well after that mtime
-    (so no file can have been added in the same clock tick) is not listed again. A run
+    (so no file can have been added in the same clock tick) is not listed again. The
+    folders of a run that had ended (`ended`: run id -> the fingerprint of its final
+    state.json) are not even looked at while that state.json is unchanged: no worker
+    log appears after the launcher is done, and a restart rewrites state.json. A run
     that never started has no files.
     """
+    ended = ended or {}
     old = listings or {}
     new: Listings = {}
     now = time.time_ns()
@@ -58,12 +65,15 @@ def find(
     prints: dict[str, Fingerprint] = {}
     root = str(sweep_dir)
 
-    def numbers(rel: str, pattern: re.Pattern[str]) -> list[int]:
+    def numbers(rel: str, pattern: re.Pattern[str], done: bool) -> list[int]:
+        cached = old.get(rel)
+        if done and cached:
+            new[rel] = cached
+            return list(cached[2])
         try:
             mtime = os.stat(f"{root}/{rel}").st_mtime_ns  # noqa: PTH116 - see fingerprint
         except OSError:
             return []
-        cached = old.get(rel)
         if cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS:
             new[rel] = cached
             return list(cached[2])
@@ -80,8 +90,10 @@ def find(
                 prints[rel] = fp
                 found[name] = rel
         logs = []
-        for node in numbers(f"{base}/logs", _NODE_DIR):
-            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG):
+        state = prints.get(f"{base}/{STATE}")
+        done = state is not None and tuple(ended.get(run_id, ())) == state
+        for node in numbers(f"{base}/logs", _NODE_DIR, done):
+            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
                 if (fp := fingerprint(f"{root}/{rel}")) is not None:
                     prints[rel] = fp
