@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from paddle_hpc.files import temp_beside, write_atomic
 from paddle_hpc.manifest import MANIFEST, Manifest
 from paddle_hpc.manifest import load as load_manifest
 from paddle_hpc.node import STATE
-from paddle_hpc.slurm import SlurmClient
+from paddle_hpc.slurm import SacctRecord, SlurmClient
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv")
@@ -82,15 +83,30 @@ def previous_state(out: Path, fmt: str) -> dict[str, Any] | None:
     return state if ok else None
 
 
-def collect(
-    sweep_dir: Path,
-    out: Path | None = None,
-    fmt: str = "parquet",
-    client: SlurmClient | None = None,
-) -> Outcome:
-    """Brings the sweep's tables up to date; parses only files that changed."""
-    sweep_dir = sweep_dir.resolve()
-    out = (out or sweep_dir / RESULTS).resolve()
+@dataclass
+class Scan:
+    """What a collect sees before parsing anything: enough to tell whether anything changed."""
+
+    state: dict[str, Any] | None  # what the last collect saved
+    manifest: Manifest | None  # None when unchanged since the last collect (not read)
+    run_ids: list[str]
+    executor: str
+    records: list[SacctRecord] | None  # None when sacct was not asked
+    runs: list[sources.RunFiles]
+    files: dict[str, list[int]]  # relative path -> [size, mtime]
+    inputs: dict[str, list[int] | None]  # manifest, sacct.txt, config.yaml -> fingerprint
+    listings: sources.Listings
+
+    @property
+    def unchanged(self) -> bool:
+        return (
+            self.state is not None
+            and self.state["files"] == self.files
+            and self.state["inputs"] == self.inputs
+        )
+
+
+def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Scan:
     state = previous_state(out, fmt)
     manifest_print = sources.fingerprint(sweep_dir / MANIFEST)
     manifest: Manifest | None = None
@@ -109,47 +125,66 @@ def collect(
         state.get("listings") if state else None,
         ended(state) if state else None,
     )
-    files = {rel: list(fp) for rel, fp in prints.items()}
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
         for name in (MANIFEST, accounting.SACCT_FILE, "config.yaml")
     }
-    if state is not None and state["files"] == files and state["inputs"] == inputs:
-        if listings != state.get("listings"):  # folders listed again; keep that for next time
-            write_atomic(out / STATE_FILE, json.dumps(state | {"listings": listings}, **COMPACT))
+    files = {rel: list(fp) for rel, fp in prints.items()}
+    return Scan(state, manifest, run_ids, executor, records, runs, files, inputs, listings)
+
+
+def collect(
+    sweep_dir: Path,
+    out: Path | None = None,
+    fmt: str = "parquet",
+    client: SlurmClient | None = None,
+) -> Outcome:
+    """Brings the sweep's tables up to date; parses only files that changed."""
+    sweep_dir = sweep_dir.resolve()
+    out = (out or sweep_dir / RESULTS).resolve()
+    seen = scan(sweep_dir, out, fmt, client)
+    state = seen.state
+    if seen.unchanged:
+        assert state is not None
+        if seen.listings != state.get("listings"):  # folders listed again; keep that
+            write_atomic(
+                out / STATE_FILE, json.dumps(state | {"listings": seen.listings}, **COMPACT)
+            )
         return Outcome(None, 0)
 
-    manifest = manifest or load_manifest(sweep_dir)
+    manifest = seen.manifest or load_manifest(sweep_dir)
+    records = seen.records
     if records is None:
-        records = accounting.saved(sweep_dir) if executor == "slurm" else []
+        records = accounting.saved(sweep_dir) if seen.executor == "slurm" else []
     config = base_config(sweep_dir)
-    patterns, parsers = user_patterns(config), user_parsers(config)
     incremental = (
         state is not None
         and fmt == "parquet"
-        and state["inputs"]["config.yaml"] == inputs["config.yaml"]
+        and state["inputs"]["config.yaml"] == seen.inputs["config.yaml"]
     )
     before: dict[str, Any] = state["files"] if state and incremental else {}
-    changed = {rel for rel, fp in files.items() if before.get(rel) != fp}
-    stale = changed | (set(before) - set(files))
+    changed = {rel for rel, fp in seen.files.items() if before.get(rel) != fp}
+    stale = changed | (set(before) - set(seen.files))
     skipped: dict[str, int] = {}
+    runs = seen.runs
     not_started = [r.run_id for r in runs if not r.metrics and not r.state and not r.worker_logs]
     if not_started:
         log.warning("%d run(s) have written nothing yet; skipped", len(not_started))
         skipped["runs not started"] = len(not_started)
 
-    sizes = {rel: fp[0] for rel, fp in prints.items()}
+    sizes = {rel: fp[0] for rel, fp in seen.files.items()}
     jsonl_rows = read_jsonl_metrics(sweep_dir, runs, changed, sizes, skipped)
-    log_rows, log_errors = read_log_metrics(sweep_dir, runs, changed, patterns, parsers)
+    log_rows, log_errors = read_log_metrics(
+        sweep_dir, runs, changed, user_patterns(config), user_parsers(config)
+    )
     metric_parts = [jsonl_rows, log_rows]
     error_parts = [log_errors]
     if incremental:
         old_metrics = read_table(table_path(out, "metrics", fmt), fmt)
-        metric_parts.insert(0, old_metrics[~old_metrics["source"].astype(str).isin(stale)])
+        metric_parts.insert(0, old_metrics[~old_metrics["source"].isin(stale)])
         old_errors = read_table(table_path(out, "errors", fmt), fmt)
-        keep = (old_errors["log"].astype(str) != "") & ~old_errors["log"].astype(str).isin(stale)
-        keep &= old_errors["node"].notna()
-        error_parts.insert(0, old_errors[keep])
+        from_logs = old_errors["node"].notna() & ~old_errors["log"].isin(stale)
+        error_parts.insert(0, old_errors[from_logs])
     metrics = concat(metric_parts, METRIC_COLUMNS)
     for column in ("run_id", "name", "source"):
         metrics[column] = metrics[column].astype("category")
@@ -175,19 +210,19 @@ def collect(
     out.mkdir(parents=True, exist_ok=True)
     for name in NAMES:
         write_table(getattr(tables, name), table_path(out, name, fmt), fmt)
-    state = {
+    saved = {
         "version": VERSION,
         "format": fmt,
-        "files": files,
-        "inputs": inputs,
-        "listings": listings,
+        "files": seen.files,
+        "inputs": seen.inputs,
+        "listings": seen.listings,
         "states": states,
-        "run_ids": run_ids,
-        "executor": executor,
+        "run_ids": seen.run_ids,
+        "executor": seen.executor,
         # every run's Slurm state is final: sacct need not be asked again
-        "final": executor == "slurm" and accounting.is_final(manifest, records),
+        "final": seen.executor == "slurm" and accounting.is_final(manifest, records),
     }
-    write_atomic(out / STATE_FILE, json.dumps(state, **COMPACT))
+    write_atomic(out / STATE_FILE, json.dumps(saved, **COMPACT))
     return Outcome(tables, len(changed), skipped)
 
 
