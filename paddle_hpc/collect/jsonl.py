@@ -196,7 +196,6 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int, int]]) -> Columns:
     """Wide tables (a column per metric) -> long rows, row-major so file order is kept."""
-    names: list[str] = []
     codes: dict[str, int] = {}
     out: dict[str, list[np.ndarray]] = {"file": [], "step": [], "time": [], "name": [], "value": []}
     for table, files in parts:
@@ -205,22 +204,29 @@ def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int
             continue
         for name in metrics:
             codes.setdefault(name, len(codes))
-        values = np.column_stack([_column(table, n) for n in metrics])
-        present = np.column_stack(
-            [table[n].is_valid().to_numpy(zero_copy_only=False) for n in metrics]
-        )
-        keep = present.ravel()
         width = len(metrics)
-        out["file"].append(np.repeat(files, width)[keep])
-        out["step"].append(np.repeat(_column(table, "step"), width)[keep])
-        out["time"].append(np.repeat(_column(table, "time"), width)[keep])
+        values = np.empty((table.num_rows, width))
+        for index, name in enumerate(metrics):
+            values[:, index] = _column(table, name)
         name_codes = np.array([codes[n] for n in metrics], dtype=np.int32)
-        out["name"].append(np.tile(name_codes, table.num_rows)[keep])
-        out["value"].append(values.ravel()[keep])
-    names = list(codes)
+        long = {
+            "file": np.repeat(files, width),
+            "step": np.repeat(_column(table, "step"), width),
+            "time": np.repeat(_column(table, "time"), width),
+            "name": np.tile(name_codes, table.num_rows),
+            "value": values.ravel(),
+        }
+        if any(table[name].null_count for name in metrics):  # a metric missing from a line
+            present = np.empty((table.num_rows, width), dtype=bool)
+            for index, name in enumerate(metrics):
+                present[:, index] = table[name].is_valid().to_numpy(zero_copy_only=False)
+            keep = present.ravel()
+            long = {key: array[keep] for key, array in long.items()}
+        for key, array in long.items():
+            out[key].append(array)
     dtypes = {"file": np.int32, "step": float, "time": float, "name": np.int32, "value": float}
     arrays = {
-        key: np.concatenate(chunks) if chunks else np.empty(0, dtype=dtypes[key])
+        key: chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0, dtypes[key])])
         for key, chunks in out.items()
     }
-    return Columns(names=names, skipped=skipped, **arrays)
+    return Columns(names=list(codes), skipped=skipped, **arrays)
