@@ -229,3 +229,12 @@ def test_a_restarted_run_has_its_new_worker_logs_found(tmp_path: Path) -> None:
         "runs/ra/logs/node1/workerlog.0"
     ]
     assert tables.runs.loc["ra", "state"] == "RUNNING" and tables.runs.loc["ra", "restarts"] == 1
+
+
+def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}}, parsers=True)
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', "noise\nBLEU 31.5 @ 500\n")
+    tables = load(root)
+    bleu = tables.metrics[tables.metrics["name"] == "bleu"]
+    assert bleu[["step", "value"]].values.tolist() == [[500, 31.5]]
+    assert tables.runs.loc["ra", "final.bleu"] == 31.5  # the broken parser was skipped

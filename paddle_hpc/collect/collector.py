@@ -1,4 +1,11 @@
-"""`collect(SWEEP_DIR)`: parse what changed, rebuild the tables, write them atomically."""
+"""`collect(SWEEP_DIR)`: parse what changed, rebuild the tables, write them atomically.
+
+Incremental: `results/collect.json` keeps each source file's fingerprint (size and
+mtime). A file whose fingerprint has not changed is not parsed again: its rows are
+taken from the tables written last time (each row names its `source` file). With
+nothing changed, nothing is parsed or written. Tables are written atomically (temp
+file, then rename), so collectors running at once each leave valid files.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
-"""A sweep's files and accounting -> the runs, metrics and errors DataFrames.
+"""The runs, metrics and errors DataFrames, from a sweep's parsed files and accounting.
 
-Incremental: `results/collect.json` keeps each source file's fingerprint. A file whose
-fingerprint has not changed is not parsed again: its rows are taken from the tables
-written last time (each row names its `source` file). With nothing changed, nothing
-is read or written. Tables are written atomically (temp file, then rename), so
-collectors running at once each leave valid files.
+Each source file is read by its own parser (`jsonl`, `logs`); this module turns what
+they return into the tables' rows, and the manifest plus Slurm's records into the
+runs table. `collector` decides which files to read and writes the tables.
 """
 
 from __future__ import annotations
@@ -189,26 +187,37 @@ def read_log_metrics(
                 )
             if node != 0 or rank != 0:
                 continue
-            for row in logs.log_metrics(lines, patterns):
-                metric_rows.append(
-                    {"run_id": run.run_id, "step": row.step, "name": row.name, "value": row.value}
-                    | {"source": rel}
-                )
-            for number, line in enumerate(lines, start=1):
-                for parser in parsers:
-                    found = parser(line) or {}
-                    step = found.get("step")
-                    for name, value in found.items():
-                        if name != "step":
-                            metric_rows.append(
-                                {"run_id": run.run_id, "step": step, "name": name, "value": value}
-                                | {"source": rel, "line": number}
-                            )
+            found = [(row.step, row.name, row.value) for row in logs.log_metrics(lines, patterns)]
+            found += user_metrics(parsers, lines, rel)
+            metric_rows.extend(
+                {"run_id": run.run_id, "step": step, "name": name, "value": value, "source": rel}
+                for step, name, value in found
+            )
     metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "name", "value", "source"])
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
     metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def user_metrics(
+    parsers: Sequence[LineParser], lines: Sequence[str], rel: str
+) -> list[tuple[int | None, str, float]]:
+    """What the user's parsers find in the lines; a parser that raises, or returns a value
+    that is not a number, is skipped with a warning."""
+    found: list[tuple[int | None, str, float]] = []
+    for parser in parsers:
+        try:
+            for line in lines:
+                values = dict(parser(line) or {})
+                step = values.pop("step", None)
+                found.extend(
+                    (None if step is None else int(step), str(name), float(value))
+                    for name, value in values.items()
+                )
+        except Exception as exc:
+            log.warning("%s: collect.parsers %r failed (%r); skipped", rel, parser, exc)
+    return found
 
 
 def slurm_errors(
