@@ -28,6 +28,8 @@ demo: venv
 		echo "[demo] no test cluster: running the sweep locally"; executor=local; fi; \
 	rm -rf sweeps/digits; \
 	$(VENV)/bin/python -m paddle_hpc.sweep --wait cluster.executor=$$executor
+	$(VENV)/bin/python -m paddle_hpc.collect sweeps/digits --sort final.acc
+	$(VENV)/bin/python -m paddle_hpc.report sweeps/digits
 
 test: venv cluster
 	$(VENV)/bin/pytest
