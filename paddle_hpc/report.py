@@ -23,15 +23,11 @@ import pandas as pd
 
 from paddle_hpc.cli import run
 from paddle_hpc.collect import Tables, load
+from paddle_hpc.collect.tables import swept_keys
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.files import write_atomic
 
 MAX_METRICS = 12
-
-
-def swept_keys(runs: pd.DataFrame) -> list[str]:
-    """The swept keys: the runs table's columns before `state`."""
-    return list(runs.columns[: list(runs.columns).index("state")])
 
 
 def colours(values: pd.Series) -> dict[object, tuple[float, float, float, float]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -238,3 +240,25 @@ def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None
     bleu = tables.metrics[tables.metrics["name"] == "bleu"]
     assert bleu[["step", "value"]].values.tolist() == [[500, 31.5]]
     assert tables.runs.loc["ra", "final.bleu"] == 31.5  # the broken parser was skipped
+
+
+def test_the_command_ranks_runs_and_names_a_missing_column(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n')
+    write_run(root, "rb", '{"step": 0, "loss": 1.0}\n')
+    lowest = subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.collect", str(root), "--sort", "-final.loss"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lowest.returncode == 0, lowest.stderr
+    assert lowest.stdout.index("│ rb ") < lowest.stdout.index("│ ra ")  # lowest loss first
+    missing = subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.collect", str(root), "--sort", "final.acc"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "no column 'final.acc'" in missing.stderr
+    assert "final.loss" in missing.stderr

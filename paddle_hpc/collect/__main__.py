@@ -13,7 +13,7 @@ from rich.table import Table
 
 from paddle_hpc.cli import run
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
-from paddle_hpc.collect.tables import NAMES, RESULTS, Tables
+from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
 from paddle_hpc.errors import ConfigError
 
 
@@ -28,7 +28,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--sort", help="rank runs by a column, e.g. final.acc, or -final.loss for lowest first"
     )
     parser.add_argument("--top", type=int, default=5, help="how many of the best runs to show")
-    return parser.parse_args(argv)
+    return parser.parse_args(joined_sort(argv))
+
+
+def joined_sort(argv: Sequence[str]) -> list[str]:
+    """'--sort -final.loss' -> '--sort=-final.loss': argparse would take the value for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--sort" and arg.startswith("-"):
+            out[-1] = f"--sort={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def best(runs: pd.DataFrame, key: str, top: int) -> pd.DataFrame:
@@ -43,13 +54,14 @@ def best(runs: pd.DataFrame, key: str, top: int) -> pd.DataFrame:
     return shown
 
 
-def summary(tables: Tables, sort: str | None, top: int, axes: Sequence[str]) -> Table:
+def summary(tables: Tables, sort: str | None, top: int) -> Table | str:
+    """Runs per state, and the `top` best runs by `sort` when given."""
     counts = tables.runs["state"].value_counts().sort_index()
     title = f"{len(tables.runs)} runs: " + "  ".join(f"{s} {n}" for s, n in counts.items())
     title += f"; {len(tables.metrics)} metric rows, {len(tables.errors)} errors"
     if sort is None:
-        table = Table(title=title)
-        return table
+        return title
+    axes = swept_keys(tables.runs)
     shown = best(tables.runs, sort, top)
     table = Table(title=f"{title}\nbest {len(shown)} by {sort}")
     for column in ("run", *axes, "state", sort.lstrip("-")):
@@ -77,8 +89,7 @@ def main(argv: Sequence[str]) -> int:
             + f"; tables in {out}",
             markup=False,
         )
-    axes = list(tables.runs.columns[: list(tables.runs.columns).index("state")])
-    console.print(summary(tables, args.sort, args.top, axes))
+    console.print(summary(tables, args.sort, args.top), markup=False)
     return 0
 
 

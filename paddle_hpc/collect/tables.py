@@ -258,6 +258,11 @@ def slurm_errors(
     return frame
 
 
+def swept_keys(runs: pd.DataFrame) -> list[str]:
+    """The swept keys: the runs table's columns before `state`."""
+    return list(runs.columns[: list(runs.columns).index("state")])
+
+
 def runs_frame(
     manifest: Manifest,
     rows: Mapping[tuple[int, int], SacctRecord],
