@@ -262,3 +262,27 @@ def test_the_command_ranks_runs_and_names_a_missing_column(tmp_path: Path) -> No
     )
     assert missing.returncode == 1 and "no column 'final.acc'" in missing.stderr
     assert "final.loss" in missing.stderr
+
+
+def test_collectors_running_at_once_leave_valid_tables(tmp_path: Path) -> None:
+    runs = {f"r{i:03d}": {"lr": str(i)} for i in range(60)}
+    root = make_sweep(tmp_path, runs)
+    for run_id in runs:
+        lines = "".join(f'{{"step": {s}, "loss": {s / 10}}}\n' for s in range(200))
+        write_run(root, run_id, lines)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "paddle_hpc.collect", str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert not list((root / "results").glob(".*.tmp"))  # no temp file left behind
+    tables = load(root)
+    assert len(tables.runs) == 60 and len(tables.metrics) == 60 * 200
+    assert (tables.runs["final.loss"] == 19.9).all()
