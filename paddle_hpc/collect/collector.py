@@ -200,7 +200,7 @@ def collect(
     for run in runs:
         if run.state and run.state in changed:
             try:
-                states[run.run_id] = json.loads(read_bytes(f"{sweep_dir}/{run.state}"))
+                states[run.run_id] = json.loads(sources.read(f"{sweep_dir}/{run.state}"))
             except (OSError, ValueError) as exc:
                 log.warning("%s: unreadable (%s); skipped", run.state, exc)
                 skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
@@ -240,11 +240,6 @@ def ended(state: dict[str, Any]) -> dict[str, list[int]]:
         for run_id, run_state in state.get("states", {}).items()
         if run_state.get("state") in ENDED and (rel := f"runs/{run_id}/{STATE}") in state["files"]
     }
-
-
-def read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
-        return handle.read()
 
 
 def concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

@@ -15,7 +15,6 @@ or killed while writing) is skipped and counted as truncated.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
+
+from paddle_hpc.collect.sources import fingerprint
 
 BLOCK_SIZE = 8 << 20  # bytes per parsing block: fewer, larger blocks parse faster
 
@@ -45,7 +46,7 @@ def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None
     """Reads the files, each up to its size (the size its fingerprint recorded: bytes
     appended since are read next time), and parses them."""
     if sizes is None:
-        sizes = [_size(path) for path in paths]
+        sizes = [(fingerprint(path) or (0, 0))[0] for path in paths]
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     files = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
@@ -66,13 +67,6 @@ def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None
                 skipped[index] = (before + bad, min(first, first_before or first))
         parts.append((table, np.full(table.num_rows, index, dtype=np.int32)))
     return _long(parts, skipped)
-
-
-def _size(path: str | Path) -> int:
-    try:
-        return os.stat(path).st_size  # noqa: PTH116 - str or Path, thousands per collect
-    except OSError:
-        return 0
 
 
 def _read_all(

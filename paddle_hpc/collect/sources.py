@@ -38,6 +38,11 @@ def fingerprint(path: str | Path) -> Fingerprint | None:
     return stat.st_size, stat.st_mtime_ns
 
 
+def read(path: str) -> bytes:
+    with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
+        return handle.read()
+
+
 Listings = dict[str, list[Any]]  # folder -> [its mtime in ns, when it was listed, numbers]
 SETTLED_NS = 2_000_000_000  # a listing taken this long after the folder changed is trusted
 

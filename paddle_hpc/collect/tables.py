@@ -166,8 +166,7 @@ def read_log_metrics(
             if rel not in changed:
                 continue
             try:
-                with open(f"{sweep_dir}/{rel}", "rb") as handle:  # noqa: PTH123 - thousands
-                    text = handle.read().decode("utf-8", errors="replace")
+                text = sources.read(f"{sweep_dir}/{rel}").decode("utf-8", errors="replace")
             except OSError as exc:
                 log.warning("%s: cannot read (%s); skipped", rel, exc)
                 continue
