@@ -50,11 +50,14 @@ def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     files = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
-    for parse in (_parse_as_csv, _parse):
-        try:
-            return _long([(parse(buffer, sum(counts), firsts), files)], skipped)
-        except (pa.ArrowInvalid, ValueError):
-            continue
+    try:
+        return _long([(_parse_as_csv(buffer, sum(counts), firsts), files)], skipped)
+    except (pa.ArrowInvalid, ValueError):
+        pass
+    try:
+        return _long([(_parse(buffer, sum(counts)), files)], skipped)
+    except (pa.ArrowInvalid, ValueError):
+        pass
     parts = []
     for index, ((a, b), count) in enumerate(zip(spans, counts, strict=True)):
         chunk = bytes(buffer[a:b])
@@ -88,8 +91,8 @@ def _read_all(
         except OSError:
             read = 0
             skipped[index] = (0, 0)
-        end = buffer.rfind(b"\n", start, start + read) + 1 if read else start
-        end = max(end, start)
+        newline = buffer.rfind(b"\n", start, start + read)
+        end = newline + 1 if newline >= 0 else start
         lines = buffer.count(b"\n", start, end)
         if end < start + size:
             if end < start + read:
@@ -138,7 +141,7 @@ def _parse_as_csv(data: bytearray, lines: int, firsts: Sequence[bytes]) -> pa.Ta
     return table.select(keys)
 
 
-def _parse(data: bytes | bytearray, lines: int, firsts: Sequence[bytes] = ()) -> pa.Table:
+def _parse(data: bytes | bytearray, lines: int) -> pa.Table:
     if lines == 0:
         return pa.table({})
     table = pa_json.read_json(
@@ -177,8 +180,6 @@ def _parse_lines(data: bytes) -> tuple[pa.Table, int, int]:
     names = list(dict.fromkeys(name for row in rows for name in row))
     columns = {name: [row.get(name) for row in rows] for name in names}
     table = pa.table({name: pa.array(values, pa.float64()) for name, values in columns.items()})
-    if not names:
-        table = pa.table({"_": pa.nulls(len(rows))}).drop_columns(["_"]) if rows else pa.table({})
     return table, bad, first
 
 
