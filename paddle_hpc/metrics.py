@@ -25,6 +25,18 @@ def _number(name: str, value: Any) -> float | int:
     return value
 
 
+def _step(step: Any) -> int | None:
+    if step is None:
+        return None
+    number = _number("step", step)
+    if isinstance(number, float) and not number.is_integer():
+        raise TypeError(
+            f"log_metrics: step={step!r} is not a whole number; pass the global step, and "
+            "log a fractional epoch as a value: log_metrics(step=100, epoch=0.5)"
+        )
+    return int(number)
+
+
 def metrics_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("PADDLE_HPC_RUN_DIR", ".")) / METRICS_FILE
@@ -34,7 +46,7 @@ def log_metrics(step: int | None = None, **values: Any) -> None:
     """Appends {"step", "time", **values} to the run's metrics file (rank 0 only)."""
     if int(os.environ.get("PADDLE_TRAINER_ID", "0")) != 0:
         return
-    record = {"step": step, "time": round(time.time(), 3)}
+    record = {"step": _step(step), "time": round(time.time(), 3)}
     record.update({name: _number(name, value) for name, value in values.items()})
     path = metrics_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from paddle_hpc.collect import collect, load
+from paddle_hpc.collect import collect, jsonl, load
 from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
 from tests.fakes import make_sweep, write_run
@@ -136,6 +138,56 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
     assert cols.skipped[1] == (4, 2)  # three bad lines and the truncated one; first at line 2
     assert cols.skipped[2] == (0, 0)  # missing: no lines
     assert cols.time[0] == 1.5
+
+
+@pytest.mark.parametrize("chunk", [1, 150, 1 << 20])
+def test_metrics_files_read_in_chunks_give_every_row_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    texts = [
+        '{"step": 0, "loss": 1.5, "acc": 0.25}\n{"step": 1, "loss": 1.25, "acc": 0.5}\n',
+        '{"step": 0, "loss": 2.5, "acc": 0.75}\n{"step": 1, "acc": 0.125, "loss": 2}\n',
+        '{"step": 0, "acc": 0.5, "loss": 3.5}\n',  # the same keys in another order
+        '{"step": 7, "f1": 0.125}\n{"step": 8, "f1": 0.375, "loss": -1}\n',
+        '{"step": 0, "loss": 4.5, "acc": 1}\nbroken\n{"step": 1, "loss": 5.5, "acc": 1}\n',
+        '{"step": 0, "loss": 6.5, "acc": 0}\n',
+    ]
+    paths = []
+    for index, text in enumerate(texts):
+        paths.append(tmp_path / f"{index}.jsonl")
+        paths[-1].write_text(text)
+    expected = [
+        (index, row["step"], name, float(value))
+        for index, text in enumerate(texts)
+        for line in text.splitlines()
+        if line.startswith("{")
+        for row in [json.loads(line)]
+        for name, value in row.items()
+        if name != "step"
+    ]
+    monkeypatch.setattr(jsonl, "CHUNK", chunk)
+    cols = read_metrics(paths)
+    rows = [
+        (int(f), int(s), cols.names[n], v)
+        for f, s, n, v in zip(cols.file, cols.step, cols.name, cols.value, strict=True)
+    ]
+    assert [row[:2] for row in rows] == [row[:2] for row in expected]  # file and line order
+    assert sorted(rows) == sorted(expected)  # a line's metrics may come in any order
+    assert cols.skipped == {4: (1, 2)}
+
+
+def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> None:
+    fast = tmp_path / "fast.jsonl"  # every line the same keys: pyarrow's CSV reader
+    fast.write_text(
+        '{"step": 0, "loss": 1}\n{"step": 1.5, "loss": 2}\n{"step": 1e300, "loss": 3}\n'
+        '{"step": Infinity, "loss": 4}\n{"step": NaN, "loss": 5}\n{"step": 9, "loss": 6}\n'
+    )
+    mixed = tmp_path / "mixed.jsonl"  # a broken line: read line by line
+    mixed.write_text('{"step": 2.5, "loss": 7}\n{"step": 3, "loss": 8}\n{broken\n')
+    cols = read_metrics([fast, mixed])
+    assert cols.value.tolist() == [1, 5, 6, 8]
+    assert cols.step[0] == 0 and np.isnan(cols.step[1]) and cols.step[2] == 9
+    assert cols.skipped == {0: (3, 2), 1: (2, 1)}
 
 
 def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> None:

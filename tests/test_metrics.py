@@ -43,3 +43,13 @@ def test_non_numbers_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PADDLE_HPC_RUN_DIR", str(tmp_path))
     with pytest.raises(TypeError, match="name='x' is not a number"):
         log_metrics(step=0, name="x")
+
+
+def test_a_step_must_be_a_whole_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PADDLE_HPC_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("PADDLE_TRAINER_ID", "0")
+    with pytest.raises(TypeError, match=r"step=0\.5 is not a whole number.*epoch=0\.5"):
+        log_metrics(step=0.5, loss=1.0)
+    log_metrics(step=np.int64(3), loss=1.0)
+    log_metrics(step=4.0, loss=1.0)
+    assert [g["step"] for g in lines(tmp_path / "metrics.jsonl")] == [3, 4]

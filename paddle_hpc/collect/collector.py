@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from paddle_hpc.collect import accounting, sources
 from paddle_hpc.collect.tables import (
@@ -30,16 +34,18 @@ from paddle_hpc.collect.tables import (
     Tables,
     base_config,
     empty,
-    read_jsonl_metrics,
+    jsonl_metrics,
     read_log_metrics,
     runs_frame,
     slurm_errors,
+    start_jsonl_metrics,
     user_parsers,
     user_patterns,
 )
 from paddle_hpc.files import temp_beside, write_atomic
 from paddle_hpc.manifest import MANIFEST, Manifest
 from paddle_hpc.manifest import load as load_manifest
+from paddle_hpc.metrics import METRICS_FILE
 from paddle_hpc.node import STATE
 from paddle_hpc.slurm import SacctRecord, SlurmClient
 
@@ -53,21 +59,31 @@ def table_path(out: Path, name: str, fmt: str) -> Path:
     return out / f"{name}.{fmt}"
 
 
-def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
-    fd, tmp = temp_beside(path)
-    os.close(fd)
-    try:
-        if fmt == "parquet":
-            categories = [
-                c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
-            ]
-            frame.to_parquet(tmp, use_dictionary=categories or False)
-        else:
+def writer(frame: pd.DataFrame, path: Path, fmt: str) -> Callable[[], None]:
+    """Writes frame to path atomically when called; parquet is converted to Arrow first,
+    so the call can run in another thread while this one goes on with pandas."""
+    if fmt == "parquet":
+        table = pa.Table.from_pandas(frame)
+        categories = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+
+        def write(tmp: Path) -> None:
+            pq.write_table(table, tmp, use_dictionary=categories or False)
+    else:
+
+        def write(tmp: Path) -> None:
             frame.to_csv(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def atomically() -> None:
+        fd, tmp = temp_beside(path)
+        os.close(fd)
+        try:
+            write(tmp)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    return atomically
 
 
 def read_table(path: Path, fmt: str) -> pd.DataFrame:
@@ -172,6 +188,7 @@ def collect(
     before: dict[str, Any] = state["files"] if state and incremental else {}
     changed = {rel for rel, fp in seen.files.items() if before.get(rel) != fp}
     stale = changed | (set(before) - set(seen.files))
+    sources.prefetch(f"{sweep_dir}/{rel}" for rel in sorted(changed, key=_metrics_first))
     skipped: dict[str, int] = {}
     runs = seen.runs
     not_started = [r.run_id for r in runs if not r.metrics and not r.state and not r.worker_logs]
@@ -180,11 +197,14 @@ def collect(
         skipped["runs not started"] = len(not_started)
 
     sizes = {rel: fp[0] for rel, fp in seen.files.items()}
-    jsonl_rows = read_jsonl_metrics(sweep_dir, runs, changed, sizes, skipped)
+    picked, reading = start_jsonl_metrics(sweep_dir, runs, changed, sizes)
+    # while the last metrics chunks parse:
     log_rows, log_errors = read_log_metrics(
         sweep_dir, runs, changed, user_patterns(config), user_parsers(config)
     )
-    metric_parts = [jsonl_rows, log_rows]
+    states: dict[str, Any] = dict(state.get("states", {})) if state and incremental else {}
+    states |= read_states(sweep_dir, runs, changed, skipped)
+    metric_parts = [jsonl_metrics(picked, reading.result(), skipped), log_rows]
     error_parts = [log_errors]
     if incremental:
         old_metrics = read_table(table_path(out, "metrics", fmt), fmt)
@@ -196,14 +216,11 @@ def collect(
     for column in ("run_id", "name", "source"):
         metrics[column] = metrics[column].astype("category")
 
-    states: dict[str, Any] = dict(state.get("states", {})) if state and incremental else {}
-    for run in runs:
-        if run.state and run.state in changed:
-            try:
-                states[run.run_id] = json.loads(sources.read(f"{sweep_dir}/{run.state}"))
-            except (OSError, ValueError) as exc:
-                log.warning("%s: unreadable (%s); skipped", run.state, exc)
-                skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
+    out.mkdir(parents=True, exist_ok=True)
+    # the largest table is written in a second thread while the others are built
+    background = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-write")
+    metrics_written = background.submit(writer(metrics, table_path(out, "metrics", fmt), fmt))
+    background.shutdown(wait=False)
     rows = accounting.by_task(records)
     log_errors_all = concat(error_parts, ERROR_COLUMNS)
     logged = set(log_errors_all["run_id"].astype(str))
@@ -213,10 +230,9 @@ def collect(
     for column in ("node", "rank", "line"):
         errors[column] = errors[column].astype("Int64")
     tables = Tables(runs_frame(manifest, rows, states, metrics), metrics, errors)
-
-    out.mkdir(parents=True, exist_ok=True)
-    for name in NAMES:
-        write_table(getattr(tables, name), table_path(out, name, fmt), fmt)
+    for name in ("runs", "errors"):
+        writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
+    metrics_written.result()
     saved = {
         "version": VERSION,
         "format": fmt,
@@ -231,6 +247,25 @@ def collect(
     }
     write_atomic(out / STATE_FILE, json.dumps(saved, **COMPACT))
     return Outcome(tables, len(changed), skipped)
+
+
+def _metrics_first(rel: str) -> tuple[bool, str]:
+    return not rel.endswith(METRICS_FILE), rel
+
+
+def read_states(
+    sweep_dir: Path, runs: list[sources.RunFiles], changed: set[str], skipped: dict[str, int]
+) -> dict[str, Any]:
+    """Run id -> its state.json, for the runs whose state.json changed."""
+    states = {}
+    for run in runs:
+        if run.state and run.state in changed:
+            try:
+                states[run.run_id] = json.loads(sources.read(f"{sweep_dir}/{run.state}"))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: unreadable (%s); skipped", run.state, exc)
+                skipped["unreadable state files"] = skipped.get("unreadable state files", 0) + 1
+    return states
 
 
 def ended(state: dict[str, Any]) -> dict[str, list[int]]:

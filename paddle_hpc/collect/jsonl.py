@@ -1,32 +1,35 @@
 """metrics.jsonl files (written by `paddle_hpc.log_metrics`) -> long metric rows.
 
-All files are read into one buffer. The usual case, every line a flat object of the
-same keys in the same order (what `log_metrics` writes for a script that logs the
-same metrics each time), takes a fast path: with `:` made a `,` and spaces, braces
-and quotes removed, a line is comma-separated `key,value` pairs, which pyarrow's CSV
-reader parses several times faster than its JSON reader. Every key column is checked
-to hold only its key, and every value column to be numbers (`NaN`, `Infinity` and
-`null` included); anything else falls back to pyarrow's JSON reader on the whole
-buffer, then per file, then line by line, skipping and counting every line that is not
-a JSON object of numbers. A last line without its newline (a run still writing it,
-or killed while writing) is skipped and counted as truncated.
-"""
+Files are read into buffers of about CHUNK bytes; each is parsed in a second thread
+while the next is read. The usual chunk, every line a flat object of the same keys in
+the same order (what `log_metrics` writes for a script that logs the same metrics each
+time), takes a fast path: with `:` made a `,` and spaces, braces and quotes removed, a
+line is comma-separated `key,value` pairs, which pyarrow's CSV reader parses several
+times faster than its JSON reader. Every key column is checked to hold only its key,
+and every value column to be numbers (`NaN`, `Infinity` and `null` included); anything
+else falls back to pyarrow's JSON reader on the whole chunk, then per file, then line
+by line, skipping and counting every line that is not a JSON object of numbers. A last
+line without its newline (a run still writing it, or killed while writing) is skipped
+and counted as truncated."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
 from paddle_hpc.collect.sources import fingerprint
 
-BLOCK_SIZE = 8 << 20  # bytes per parsing block: fewer, larger blocks parse faster
+BLOCK_SIZE = 4 << 20  # bytes per parsing block
+CHUNK = 8 << 20  # bytes read and translated while the chunk before is parsed
 
 
 @dataclass
@@ -45,26 +48,119 @@ class Columns:
 def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Columns:
     """Reads the files, each up to its size (the size its fingerprint recorded: bytes
     appended since are read next time), and parses them."""
+    return start(paths, sizes).result()
+
+
+class Reading:
+    """Files read (in the calling thread) and being parsed (in a second one)."""
+
+    def __init__(self, pending: list[Future[Columns]]) -> None:
+        self._pending = pending
+
+    def result(self) -> Columns:
+        """Waits for the parses; the chunks' rows in file order, with one set of names."""
+        parts = [future.result() for future in self._pending]
+        if not parts:
+            return _long([], {})
+        names = list(dict.fromkeys(name for part in parts for name in part.names))
+        codes = {name: code for code, name in enumerate(names)}
+        for part in parts:  # each chunk numbered its names in the order it met them
+            part.name = np.array([codes[n] for n in part.names], dtype=np.int32)[part.name]
+
+        def joined(key: str) -> np.ndarray:
+            arrays = [getattr(part, key) for part in parts]
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+        return Columns(
+            joined("file"),
+            joined("step"),
+            joined("time"),
+            joined("name"),
+            joined("value"),
+            names=names,
+            skipped={index: v for part in parts for index, v in part.skipped.items()},
+        )
+
+
+def start(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Reading:
+    """Reads the files in chunks of about CHUNK bytes, and hands each chunk to a second
+    thread to parse while the next one is read: reading and parsing use both cores.
+    Returns once every file is read; the caller can do other work while the last
+    chunks parse."""
     if sizes is None:
         sizes = [(fingerprint(path) or (0, 0))[0] for path in paths]
+    parser = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-jsonl")
+    try:
+        return Reading(
+            [
+                parser.submit(_parse_chunk, _read_chunk(paths[a:b], sizes[a:b], a))
+                for a, b in _chunks(sizes, CHUNK)
+            ]
+        )
+    finally:
+        parser.shutdown(wait=False)
+
+
+def _chunks(sizes: Sequence[int], limit: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of consecutive files, each of about `limit` bytes."""
+    ranges = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        total += size
+        if total >= limit:
+            ranges.append((start, index + 1))
+            start, total = index + 1, 0
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
+
+
+@dataclass
+class _Chunk:
+    first: int  # the index of its first file
+    buffer: bytearray
+    spans: list[tuple[int, int]]  # each file's complete lines in buffer
+    counts: list[int]  # lines per file
+    skipped: dict[int, tuple[int, int]]  # file index -> (lines, first line)
+    keys: list[str] | None  # when the fast path may apply: the keys of every line
+    csv: bytes | bytearray = b""  # then: the buffer made CSV
+
+
+def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -> _Chunk:
     buffer, spans, counts, skipped = _read_all(paths, sizes)
-    files = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
+    chunk = _Chunk(first, buffer, spans, counts, {first + i: v for i, v in skipped.items()}, None)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
+    signatures = {tuple(line.translate(_TO_CSV, _DROP).split(b",")[0::2]) for line in firsts}
+    if len(signatures) == 1:
+        keys = [key.decode(errors="replace") for key in next(iter(signatures))]
+        if all(key and "\\" not in key for key in keys) and len(set(keys)) == len(keys):
+            chunk.keys = keys
+            chunk.csv = buffer.translate(_TO_CSV, _DROP)
+    return chunk
+
+
+def _parse_chunk(chunk: _Chunk) -> Columns:
+    """The chunk's rows: the fast path, else pyarrow's JSON reader on the whole chunk,
+    else per file, else line by line."""
+    counts, skipped = chunk.counts, chunk.skipped
+    files = np.repeat(np.arange(chunk.first, chunk.first + len(counts), dtype=np.int32), counts)
+    if chunk.keys is not None:
+        try:
+            return _long([(_parse_as_csv(chunk.csv, sum(counts), chunk.keys), files)], skipped)
+        except (pa.ArrowInvalid, ValueError):
+            pass
     try:
-        return _long([(_parse_as_csv(buffer, sum(counts), firsts), files)], skipped)
-    except (pa.ArrowInvalid, ValueError):
-        pass
-    try:
-        return _long([(_parse(buffer, sum(counts)), files)], skipped)
+        return _long([(_parse(chunk.buffer, sum(counts)), files)], skipped)
     except (pa.ArrowInvalid, ValueError):
         pass
     parts = []
-    for index, ((a, b), count) in enumerate(zip(spans, counts, strict=True)):
-        chunk = bytes(buffer[a:b])
+    for offset, ((a, b), count) in enumerate(zip(chunk.spans, counts, strict=True)):
+        index = chunk.first + offset
+        data = bytes(chunk.buffer[a:b])
         try:
-            table = _parse(chunk, count)
+            table = _parse(data, count)
         except (pa.ArrowInvalid, ValueError):
-            table, bad, first = _parse_lines(chunk)
+            table, bad, first = _parse_lines(data)
             if bad:
                 before, first_before = skipped.get(index, (0, 0))
                 skipped[index] = (before + bad, min(first, first_before or first))
@@ -108,25 +204,16 @@ _TO_CSV = bytes.maketrans(b":", b",")
 _DROP = b' {}"'
 
 
-def _parse_as_csv(data: bytearray, lines: int, firsts: Sequence[bytes]) -> pa.Table:
+def _parse_as_csv(data: bytes | bytearray, lines: int, keys: Sequence[str]) -> pa.Table:
     """The fast path (see the module docstring); raises ValueError when it does not apply."""
-    signatures = {tuple(first.translate(_TO_CSV, _DROP).split(b",")[0::2]) for first in firsts}
-    if len(signatures) != 1:
-        raise ValueError("the files do not all start with the same keys")
-    keys = [key.decode() for key in next(iter(signatures))]
-    if any(not key or "\\" in key for key in keys) or len(set(keys)) != len(keys):
-        raise ValueError("keys the fast path cannot take")
     names = [part for key in keys for part in (f"{key}\0", key)]
     table = pa_csv.read_csv(
-        pa.py_buffer(data.translate(_TO_CSV, _DROP)),
+        pa.py_buffer(data),
         read_options=pa_csv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
         parse_options=pa_csv.ParseOptions(quote_char=False),
         convert_options=pa_csv.ConvertOptions(
             column_types={
-                name: pa.dictionary(pa.int32(), pa.string())
-                if name.endswith("\0")
-                else pa.float64()
-                for name in names
+                name: pa.binary() if name.endswith("\0") else pa.float64() for name in names
             },
             null_values=["null"],
             strings_can_be_null=False,
@@ -135,8 +222,8 @@ def _parse_as_csv(data: bytearray, lines: int, firsts: Sequence[bytes]) -> pa.Ta
     if table.num_rows != lines:
         raise ValueError("line count")
     for key in keys:
-        column = table[f"{key}\0"].unique()
-        if column.null_count or len(column) != 1 or column[0].as_py() != key:
+        expected = pa.scalar(key.encode(), pa.binary())
+        if not pa_compute.all(pa_compute.equal(table[f"{key}\0"], expected)).as_py():
             raise ValueError(f"not every line has {key!r} in the same place")
     return table.select(keys)
 
@@ -166,9 +253,14 @@ def _parse_lines(data: bytes) -> tuple[pa.Table, int, int]:
     for number, line in enumerate(data.split(b"\n")[:-1], start=1):
         try:
             row = json.loads(line)
-            ok = isinstance(row, dict) and all(
-                value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-                for value in row.values()
+            ok = (
+                isinstance(row, dict)
+                and all(
+                    value is None
+                    or (isinstance(value, int | float) and not isinstance(value, bool))
+                    for value in row.values()
+                )
+                and _whole(np.array([row.get("step")], dtype=float))[0]
             )
         except ValueError:
             ok = False
@@ -189,14 +281,42 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table[name].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
 
 
+def _whole(step: np.ndarray) -> np.ndarray:
+    """Which steps are whole numbers an int64 holds, or missing (NaN)."""
+    with np.errstate(invalid="ignore"):
+        whole: np.ndarray = np.isnan(step) | ((np.floor(step) == step) & (np.abs(step) < 2.0**63))
+    return whole
+
+
+def _skip_bad_steps(
+    table: pa.Table, files: np.ndarray, skipped: dict[int, tuple[int, int]]
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Drops the lines whose step is not a whole number and counts them in `skipped`.
+    The table's rows are its files' lines, in order."""
+    step = _column(table, "step")
+    good = _whole(step)
+    if good.all():
+        return table, files, step
+    bad = np.flatnonzero(~good)
+    indices, firsts, counts = np.unique(files[bad], return_index=True, return_counts=True)
+    for index, row, count in zip(indices.tolist(), bad[firsts], counts.tolist(), strict=True):
+        line = int(row - np.searchsorted(files, index)) + 1
+        before, first = skipped.get(index, (0, 0))
+        skipped[index] = (before + count, min(first, line) if first else line)
+    return table.filter(pa.array(good)), files[good], step[good]
+
+
 def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int, int]]) -> Columns:
-    """Wide tables (a column per metric) -> long rows, row-major so file order is kept."""
+    """Wide tables (a column per metric) -> long rows, row-major so file order is kept.
+    A table's rows are its files' lines, in order (from `_parse_lines`: only the good
+    ones, whose steps it checked)."""
     codes: dict[str, int] = {}
     out: dict[str, list[np.ndarray]] = {"file": [], "step": [], "time": [], "name": [], "value": []}
     for table, files in parts:
         metrics = [n for n in table.column_names if n not in ("step", "time")]
         if not metrics or table.num_rows == 0:
             continue
+        table, files, step = _skip_bad_steps(table, files, skipped)
         for name in metrics:
             codes.setdefault(name, len(codes))
         width = len(metrics)
@@ -206,7 +326,7 @@ def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int
         name_codes = np.array([codes[n] for n in metrics], dtype=np.int32)
         long = {
             "file": np.repeat(files, width),
-            "step": np.repeat(_column(table, "step"), width),
+            "step": np.repeat(step, width),
             "time": np.repeat(_column(table, "time"), width),
             "name": np.tile(name_codes, table.num_rows),
             "value": values.ravel(),

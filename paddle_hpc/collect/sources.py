@@ -43,6 +43,25 @@ def read(path: str) -> bytes:
         return handle.read()
 
 
+def prefetch(paths: Iterable[str]) -> None:
+    """Asks the kernel to start reading the files now, all at once: files a sweep wrote
+    long ago are often no longer cached, and reading thousands of small files one after
+    another then waits on the disk for each (0.35 s for 4,000 files here, 0.08 s so)."""
+    if not hasattr(os, "posix_fadvise"):  # not on macOS
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 Listings = dict[str, list[Any]]  # folder -> [its mtime in ns, when it was listed, numbers]
 SETTLED_NS = 2_000_000_000  # a listing taken this long after the folder changed is trusted
 

@@ -125,30 +125,32 @@ def empty(columns: list[str]) -> pd.DataFrame:
     return cast(pd.DataFrame, pd.DataFrame({name: pd.Series(dtype=object) for name in columns}))
 
 
-def read_jsonl_metrics(
-    sweep_dir: Path,
-    runs: Sequence[sources.RunFiles],
-    changed: set[str],
-    sizes: Mapping[str, int],
-    skipped: dict[str, int],
+def start_jsonl_metrics(
+    sweep_dir: Path, runs: Sequence[sources.RunFiles], changed: set[str], sizes: Mapping[str, int]
+) -> tuple[list[tuple[str, str]], jsonl.Reading]:
+    """The changed metrics files, as (run id, relative path), and their reading, begun."""
+    picked = [(r.run_id, r.metrics) for r in runs if r.metrics and r.metrics in changed]
+    root = str(sweep_dir)
+    reading = jsonl.start([f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked])
+    return picked, reading
+
+
+def jsonl_metrics(
+    picked: Sequence[tuple[str, str]], cols: jsonl.Columns, skipped: dict[str, int]
 ) -> pd.DataFrame:
-    picked = [(r.run_id, r.metrics) for r in runs if r.metrics in changed and r.metrics]
+    """The rows read from the picked metrics files; bad lines counted in `skipped`."""
     if not picked:
         return empty(METRIC_COLUMNS)
-    root = str(sweep_dir)
-    cols = jsonl.read_metrics(
-        [f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked]
-    )
     for index, (count, first) in cols.skipped.items():
-        rel = picked[index][1]
         if count:
             log.warning(
-                "%s: %d bad or truncated line(s) skipped (first: line %d)", rel, count, first
+                "%s: %d bad or truncated line(s) skipped (first: line %d)",
+                picked[index][1],
+                count,
+                first,
             )
             skipped["bad metric lines"] = skipped.get("bad metric lines", 0) + count
-    run_ids = [run_id for run_id, _ in picked]
-    rels = [rel or "" for _, rel in picked]
-    return metrics_frame(run_ids, rels, cols)
+    return metrics_frame([run_id for run_id, _ in picked], [rel for _, rel in picked], cols)
 
 
 def read_log_metrics(
