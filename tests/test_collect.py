@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -126,8 +125,10 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
     )
     cols = read_metrics([good, bad, tmp_path / "missing.jsonl"])
     rows = [
-        (int(f), None if s != s else int(s), cols.names[n], v)
-        for f, s, n, v in zip(cols.file, cols.step, cols.name, cols.value, strict=True)
+        (int(f), None if missing else int(s), cols.names[n], v)
+        for f, s, missing, n, v in zip(
+            cols.file, cols.step, cols.no_step, cols.name, cols.value, strict=True
+        )
     ]
     assert rows[:3] == [
         (0, 0, "loss", 2.0),
@@ -137,7 +138,7 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
     assert rows[3:] == [(1, 0, "loss", 1.0), (1, 2, "loss", 3.0)]
     assert cols.skipped[1] == (4, 2)  # three bad lines and the truncated one; first at line 2
     assert cols.skipped[2] == (0, 0)  # missing: no lines
-    assert cols.time[0] == 1.5
+    assert cols.time[0] == 1_500_000_000 and cols.time[1] == jsonl.NAT  # ns; no time
 
 
 @pytest.mark.parametrize("chunk", [1, 150, 1 << 20])
@@ -183,10 +184,12 @@ def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> N
         '{"step": Infinity, "loss": 4}\n{"step": NaN, "loss": 5}\n{"step": 9, "loss": 6}\n'
     )
     mixed = tmp_path / "mixed.jsonl"  # a broken line: read line by line
-    mixed.write_text('{"step": 2.5, "loss": 7}\n{"step": 3, "loss": 8}\n{broken\n')
+    mixed.write_text('{"step": 2.5, "loss": 7}\n{"step": 3, "loss": 8, "time": 1e300}\n{broken\n')
     cols = read_metrics([fast, mixed])
     assert cols.value.tolist() == [1, 5, 6, 8]
-    assert cols.step[0] == 0 and np.isnan(cols.step[1]) and cols.step[2] == 9
+    assert cols.step.tolist() == [0, 0, 9, 3]
+    assert cols.no_step.tolist() == [False, True, False, False]
+    assert cols.time[3] == jsonl.NAT  # a time past what int64 nanoseconds hold
     assert cols.skipped == {0: (3, 2), 1: (2, 1)}
 
 

@@ -28,6 +28,7 @@ import pyarrow.json as pa_json
 
 from paddle_hpc.collect.sources import fingerprint
 
+NAT = np.iinfo(np.int64).min  # numpy's and pandas' "not a time" as int64
 BLOCK_SIZE = 4 << 20  # bytes per parsing block
 CHUNK = 8 << 20  # bytes read and translated while the chunk before is parsed
 
@@ -37,8 +38,9 @@ class Columns:
     """Long rows, in file and line order; `file` indexes the paths that were read."""
 
     file: np.ndarray  # int32
-    step: np.ndarray  # float64, NaN where the line had no step
-    time: np.ndarray  # float64 seconds since the epoch, NaN where unknown
+    step: np.ndarray  # int64, 0 where the line had none
+    no_step: np.ndarray  # bool: the line had no step
+    time: np.ndarray  # int64 nanoseconds since the epoch, NAT where unknown
     name: np.ndarray  # int32 codes into `names`
     value: np.ndarray  # float64
     names: list[str]
@@ -74,6 +76,7 @@ class Reading:
         return Columns(
             joined("file"),
             joined("step"),
+            joined("no_step"),
             joined("time"),
             joined("name"),
             joined("value"),
@@ -288,6 +291,18 @@ def _whole(step: np.ndarray) -> np.ndarray:
     return whole
 
 
+def _nanos(seconds: np.ndarray) -> np.ndarray:
+    """Seconds since the epoch -> int64 nanoseconds; NaN, and times past what int64
+    nanoseconds hold (the years 1677-2262), -> NAT."""
+    with np.errstate(invalid="ignore"):
+        known = np.abs(seconds) < 9.2e9
+    if known.all():
+        return np.rint(seconds * 1e9).astype(np.int64)
+    nanos = np.full(len(seconds), NAT, dtype=np.int64)
+    nanos[known] = np.rint(seconds[known] * 1e9)
+    return nanos
+
+
 def _skip_bad_steps(
     table: pa.Table, files: np.ndarray, skipped: dict[int, tuple[int, int]]
 ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
@@ -311,7 +326,15 @@ def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int
     A table's rows are its files' lines, in order (from `_parse_lines`: only the good
     ones, whose steps it checked)."""
     codes: dict[str, int] = {}
-    out: dict[str, list[np.ndarray]] = {"file": [], "step": [], "time": [], "name": [], "value": []}
+    dtypes = {
+        "file": np.int32,
+        "step": np.int64,
+        "no_step": bool,
+        "time": np.int64,
+        "name": np.int32,
+        "value": float,
+    }
+    out: dict[str, list[np.ndarray]] = {key: [] for key in dtypes}
     for table, files in parts:
         metrics = [n for n in table.column_names if n not in ("step", "time")]
         if not metrics or table.num_rows == 0:
@@ -324,10 +347,12 @@ def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int
         for index, name in enumerate(metrics):
             values[:, index] = _column(table, name)
         name_codes = np.array([codes[n] for n in metrics], dtype=np.int32)
+        no_step = np.isnan(step)
         long = {
             "file": np.repeat(files, width),
-            "step": np.repeat(step, width),
-            "time": np.repeat(_column(table, "time"), width),
+            "step": np.repeat(np.where(no_step, 0, step).astype(np.int64), width),
+            "no_step": np.repeat(no_step, width),
+            "time": np.repeat(_nanos(_column(table, "time")), width),
             "name": np.tile(name_codes, table.num_rows),
             "value": values.ravel(),
         }
@@ -339,7 +364,6 @@ def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int
             long = {key: array[keep] for key, array in long.items()}
         for key, array in long.items():
             out[key].append(array)
-    dtypes = {"file": np.int32, "step": float, "time": float, "name": np.int32, "value": float}
     arrays = {
         key: chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0, dtypes[key])])
         for key, chunks in out.items()
