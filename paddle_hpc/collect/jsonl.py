@@ -28,6 +28,7 @@ import pyarrow.json as pa_json
 
 from paddle_hpc.collect.sources import fingerprint
 
+_Skipped = dict[int, tuple[int, int]]  # file index -> (lines skipped, the first one)
 NAT = np.iinfo(np.int64).min  # numpy's and pandas' "not a time" as int64
 BLOCK_SIZE = 4 << 20  # bytes per parsing block
 CHUNK = 8 << 20  # bytes read and translated while the chunk before is parsed
@@ -44,7 +45,7 @@ class Columns:
     name: np.ndarray  # int32 codes into `names`
     value: np.ndarray  # float64
     names: list[str]
-    skipped: dict[int, tuple[int, int]] = field(default_factory=dict)  # file -> (lines, first)
+    skipped: _Skipped = field(default_factory=dict)
 
 
 def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Columns:
@@ -56,33 +57,18 @@ def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None
 class Reading:
     """Files read (in the calling thread) and being parsed (in a second one)."""
 
-    def __init__(self, pending: list[Future[Columns]]) -> None:
+    def __init__(self, pending: list[Future[tuple[list[_Wide], _Skipped]]]) -> None:
         self._pending = pending
 
     def result(self) -> Columns:
-        """Waits for the parses; the chunks' rows in file order, with one set of names."""
-        parts = [future.result() for future in self._pending]
-        if not parts:
-            return _long([], {})
-        names = list(dict.fromkeys(name for part in parts for name in part.names))
-        codes = {name: code for code, name in enumerate(names)}
-        for part in parts:  # each chunk numbered its names in the order it met them
-            part.name = np.array([codes[n] for n in part.names], dtype=np.int32)[part.name]
-
-        def joined(key: str) -> np.ndarray:
-            arrays = [getattr(part, key) for part in parts]
-            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-        return Columns(
-            joined("file"),
-            joined("step"),
-            joined("no_step"),
-            joined("time"),
-            joined("name"),
-            joined("value"),
-            names=names,
-            skipped={index: v for part in parts for index, v in part.skipped.items()},
-        )
+        """Waits for the parses; every chunk's rows, in file order."""
+        parts: list[_Wide] = []
+        skipped: _Skipped = {}
+        for future in self._pending:
+            wides, chunk_skipped = future.result()
+            parts += wides
+            skipped |= chunk_skipped
+        return _long(parts, skipped)
 
 
 def start(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Reading:
@@ -124,7 +110,7 @@ class _Chunk:
     buffer: bytearray
     spans: list[tuple[int, int]]  # each file's complete lines in buffer
     counts: list[int]  # lines per file
-    skipped: dict[int, tuple[int, int]]  # file index -> (lines, first line)
+    skipped: _Skipped
     keys: list[str] | None  # when the fast path may apply: the keys of every line
     csv: bytes | bytearray = b""  # then: the buffer made CSV
 
@@ -142,18 +128,18 @@ def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -
     return chunk
 
 
-def _parse_chunk(chunk: _Chunk) -> Columns:
+def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
     """The chunk's rows: the fast path, else pyarrow's JSON reader on the whole chunk,
     else per file, else line by line."""
     counts, skipped = chunk.counts, chunk.skipped
     files = np.repeat(np.arange(chunk.first, chunk.first + len(counts), dtype=np.int32), counts)
     if chunk.keys is not None:
         try:
-            return _long([(_parse_as_csv(chunk.csv, sum(counts), chunk.keys), files)], skipped)
+            return _wide(_parse_as_csv(chunk.csv, sum(counts), chunk.keys), files, skipped), skipped
         except (pa.ArrowInvalid, ValueError):
             pass
     try:
-        return _long([(_parse(chunk.buffer, sum(counts)), files)], skipped)
+        return _wide(_parse(chunk.buffer, sum(counts)), files, skipped), skipped
     except (pa.ArrowInvalid, ValueError):
         pass
     parts = []
@@ -167,13 +153,13 @@ def _parse_chunk(chunk: _Chunk) -> Columns:
             if bad:
                 before, first_before = skipped.get(index, (0, 0))
                 skipped[index] = (before + bad, min(first, first_before or first))
-        parts.append((table, np.full(table.num_rows, index, dtype=np.int32)))
-    return _long(parts, skipped)
+        parts += _wide(table, np.full(table.num_rows, index, dtype=np.int32), skipped)
+    return parts, skipped
 
 
 def _read_all(
     paths: Sequence[str | Path], sizes: Sequence[int]
-) -> tuple[bytearray, list[tuple[int, int]], list[int], dict[int, tuple[int, int]]]:
+) -> tuple[bytearray, list[tuple[int, int]], list[int], _Skipped]:
     """All files in one buffer, each file's span of complete lines in it, their number,
     and what was skipped: file -> (lines, first line). A truncated last line is blanked
     with spaces, which both parsers pass over."""
@@ -181,7 +167,7 @@ def _read_all(
     view = memoryview(buffer)
     spans: list[tuple[int, int]] = []
     counts: list[int] = []
-    skipped: dict[int, tuple[int, int]] = {}
+    skipped: _Skipped = {}
     start = 0
     for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
         try:
@@ -304,7 +290,7 @@ def _nanos(seconds: np.ndarray) -> np.ndarray:
 
 
 def _skip_bad_steps(
-    table: pa.Table, files: np.ndarray, skipped: dict[int, tuple[int, int]]
+    table: pa.Table, files: np.ndarray, skipped: _Skipped
 ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """Drops the lines whose step is not a whole number and counts them in `skipped`.
     The table's rows are its files' lines, in order."""
@@ -321,51 +307,78 @@ def _skip_bad_steps(
     return table.filter(pa.array(good)), files[good], step[good]
 
 
-def _long(parts: list[tuple[pa.Table, np.ndarray]], skipped: dict[int, tuple[int, int]]) -> Columns:
-    """Wide tables (a column per metric) -> long rows, row-major so file order is kept.
-    A table's rows are its files' lines, in order (from `_parse_lines`: only the good
-    ones, whose steps it checked)."""
-    codes: dict[str, int] = {}
-    dtypes = {
-        "file": np.int32,
-        "step": np.int64,
-        "no_step": bool,
-        "time": np.int64,
-        "name": np.int32,
-        "value": float,
-    }
-    out: dict[str, list[np.ndarray]] = {key: [] for key in dtypes}
-    for table, files in parts:
-        metrics = [n for n in table.column_names if n not in ("step", "time")]
-        if not metrics or table.num_rows == 0:
-            continue
-        table, files, step = _skip_bad_steps(table, files, skipped)
-        for name in metrics:
-            codes.setdefault(name, len(codes))
-        width = len(metrics)
-        values = np.empty((table.num_rows, width))
+@dataclass
+class _Wide:
+    """Some lines of some files: a value column per metric."""
+
+    files: np.ndarray  # int32, per line
+    step: np.ndarray  # int64, per line
+    no_step: np.ndarray  # bool, per line
+    time: np.ndarray  # int64 nanoseconds, per line
+    values: np.ndarray  # float64, lines x metrics
+    metrics: list[str]
+    present: np.ndarray | None  # bool, lines x metrics, when a line lacks a metric
+
+
+def _wide(table: pa.Table, files: np.ndarray, skipped: _Skipped) -> list[_Wide]:
+    """A parsed table as a _Wide (none when it has no metric). The table's rows are its
+    files' lines, in order (from `_parse_lines`: only the good ones, steps checked)."""
+    metrics = [n for n in table.column_names if n not in ("step", "time")]
+    if not metrics or table.num_rows == 0:
+        return []
+    table, files, step = _skip_bad_steps(table, files, skipped)
+    values = np.empty((table.num_rows, len(metrics)))
+    for index, name in enumerate(metrics):
+        values[:, index] = _column(table, name)
+    present = None
+    if any(table[name].null_count for name in metrics):
+        present = np.empty(values.shape, dtype=bool)
         for index, name in enumerate(metrics):
-            values[:, index] = _column(table, name)
-        name_codes = np.array([codes[n] for n in metrics], dtype=np.int32)
-        no_step = np.isnan(step)
-        long = {
-            "file": np.repeat(files, width),
-            "step": np.repeat(np.where(no_step, 0, step).astype(np.int64), width),
-            "no_step": np.repeat(no_step, width),
-            "time": np.repeat(_nanos(_column(table, "time")), width),
-            "name": np.tile(name_codes, table.num_rows),
-            "value": values.ravel(),
-        }
-        if any(table[name].null_count for name in metrics):  # a metric missing from a line
-            present = np.empty((table.num_rows, width), dtype=bool)
-            for index, name in enumerate(metrics):
-                present[:, index] = table[name].is_valid().to_numpy(zero_copy_only=False)
-            keep = present.ravel()
-            long = {key: array[keep] for key, array in long.items()}
-        for key, array in long.items():
-            out[key].append(array)
-    arrays = {
-        key: chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0, dtypes[key])])
-        for key, chunks in out.items()
-    }
-    return Columns(names=list(codes), skipped=skipped, **arrays)
+            present[:, index] = table[name].is_valid().to_numpy(zero_copy_only=False)
+    no_step = np.isnan(step)
+    steps = np.where(no_step, 0, step).astype(np.int64)
+    return [_Wide(files, steps, no_step, _nanos(_column(table, "time")), values, metrics, present)]
+
+
+def _long(parts: Sequence[_Wide], skipped: _Skipped) -> Columns:
+    """Wide lines -> long rows (a row per metric of a line), in line order, written
+    straight into arrays of the final size."""
+    names = list(dict.fromkeys(name for part in parts for name in part.metrics))
+    codes = {name: code for code, name in enumerate(names)}
+    sizes = [
+        part.values.size if part.present is None else int(part.present.sum()) for part in parts
+    ]
+    out = Columns(
+        file=np.empty(sum(sizes), np.int32),
+        step=np.empty(sum(sizes), np.int64),
+        no_step=np.empty(sum(sizes), bool),
+        time=np.empty(sum(sizes), np.int64),
+        name=np.empty(sum(sizes), np.int32),
+        value=np.empty(sum(sizes), float),
+        names=names,
+        skipped=skipped,
+    )
+    start = 0
+    for part, size in zip(parts, sizes, strict=True):
+        lines, width = part.values.shape
+        per_line = [
+            (out.file, part.files),
+            (out.step, part.step),
+            (out.no_step, part.no_step),
+            (out.time, part.time),
+        ]
+        name_codes = np.array([codes[name] for name in part.metrics], dtype=np.int32)
+        end = start + size
+        if part.present is None:  # rows-by-metrics views of the output
+            for column, array in per_line:
+                column[start:end].reshape(lines, width)[:] = array[:, None]
+            out.name[start:end].reshape(lines, width)[:] = name_codes
+            out.value[start:end].reshape(lines, width)[:] = part.values
+        else:
+            keep = part.present.ravel()
+            for column, array in per_line:
+                column[start:end] = np.repeat(array, width)[keep]
+            out.name[start:end] = np.tile(name_codes, lines)[keep]
+            out.value[start:end] = part.values.ravel()[keep]
+        start = end
+    return out
