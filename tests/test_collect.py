@@ -288,6 +288,21 @@ def test_a_restarted_run_has_its_new_worker_logs_found(tmp_path: Path) -> None:
     assert tables.runs.loc["ra", "state"] == "RUNNING" and tables.runs.loc["ra", "restarts"] == 1
 
 
+def test_an_ended_runs_logs_are_not_looked_at_but_its_metrics_file_is(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', "first log\n")
+    assert collect(root).tables is not None  # state.json says COMPLETED: the run has ended
+    log = root / "runs" / "ra" / "logs" / "node0" / "workerlog.0"
+    log.write_text(TRACEBACK)  # nothing writes an ended run's log; if it did, it is not read
+    assert collect(root).tables is None
+    # an evaluation logged into the ended run afterwards is collected
+    with (root / "runs" / "ra" / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 1, "test_acc": 0.75}\n')
+    tables = collect(root).tables
+    assert tables is not None and tables.runs.loc["ra", "final.test_acc"] == 0.75
+    assert tables.errors.empty
+
+
 def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None:
     root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}}, parsers=True)
     write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', "noise\nBLEU 31.5 @ 500\n")

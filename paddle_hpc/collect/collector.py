@@ -147,6 +147,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
         run_ids,
         state.get("listings") if state else None,
         ended(state) if state else None,
+        state["files"] if state else None,
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None

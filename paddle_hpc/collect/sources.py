@@ -71,17 +71,21 @@ def find(
     run_ids: Iterable[str],
     listings: Listings | None = None,
     ended: Mapping[str, Sequence[int]] | None = None,
+    known: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[list[RunFiles], dict[str, Fingerprint], Listings]:
     """Each run's files, every file's fingerprint, and the folder listings to pass next time.
 
     A folder whose mtime has not changed since a listing taken well after that mtime
     (so no file can have been added in the same clock tick) is not listed again. The
     folders of a run that had ended (`ended`: run id -> the fingerprint of its final
-    state.json) are not even looked at while that state.json is unchanged: no worker
-    log appears after the launcher is done, and a restart rewrites state.json. A run
+    state.json) are not even looked at while that state.json is unchanged, nor are
+    their worker logs (`known`: path -> the fingerprint seen last time): no worker log
+    is written after the launcher is done, and a restart rewrites state.json. Metrics
+    files are always looked at: a user may log an evaluation into an ended run. A run
     that never started has no files.
     """
     ended = ended or {}
+    known = known or {}
     old = listings or {}
     new: Listings = {}
     now = time.time_ns()
@@ -119,7 +123,9 @@ def find(
         for node in numbers(f"{base}/logs", _NODE_DIR, done):
             for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
-                if (fp := fingerprint(f"{root}/{rel}")) is not None:
+                last = known.get(rel) if done else None
+                fp = (last[0], last[1]) if last else fingerprint(f"{root}/{rel}")
+                if fp is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
         runs.append(RunFiles(run_id, found.get(METRICS_FILE), found.get(STATE), tuple(logs)))
