@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from paddle_hpc.collect import collect, jsonl, load
+from paddle_hpc.collect import collect, collector, jsonl, load
 from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
 from tests.fakes import make_sweep, write_run
@@ -301,6 +303,46 @@ def test_an_ended_runs_logs_are_not_looked_at_but_its_metrics_file_is(tmp_path: 
     tables = collect(root).tables
     assert tables is not None and tables.runs.loc["ra", "final.test_acc"] == 0.75
     assert tables.errors.empty
+
+
+def test_a_collect_with_nothing_changed_stops_at_the_check_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n')
+    write_run(root, "rb", '{"step": 0, "loss": 3.0}\n', state="RUNNING")
+    check = root / "results" / "collect-check.json"
+    assert collect(root).tables is not None
+    assert not check.exists()  # rb's log folders were listed just after they changed
+    long_ago = time.time_ns() - 60_000_000_000
+    for folder in ("logs", "logs/node0"):
+        os.utime(root / "runs" / "rb" / folder, ns=(long_ago, long_ago))
+    assert collect(root).tables is None  # listed again, now long after they changed
+    assert check.exists()
+
+    def no_scan(*args: object) -> None:
+        raise AssertionError("the check file should have answered")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(collector, "scan", no_scan)
+        assert collect(root).tables is None
+
+    (root / "runs" / "rb" / "logs" / "node0" / "workerlog.1").write_text(TRACEBACK)
+    tables = collect(root).tables
+    assert tables is not None and tables.errors["log"].tolist() == [
+        "runs/rb/logs/node0/workerlog.1"
+    ]
+    assert not check.exists()  # the folder was listed again just now
+    with (root / "runs" / "ra" / "metrics.jsonl").open("a") as metrics:
+        metrics.write('{"step": 1, "loss": 1.5}\n')  # into an ended run
+    tables = collect(root).tables
+    assert tables is not None and tables.runs.loc["ra", "final.loss"] == 1.5
+    for folder in ("logs", "logs/node0"):
+        os.utime(root / "runs" / "rb" / folder, ns=(long_ago, long_ago))
+    assert collect(root).tables is None and check.exists()
+    (root / "results" / "metrics.parquet").unlink()  # the tables are part of the check
+    tables = collect(root).tables
+    assert tables is not None and len(tables.metrics) == 3
 
 
 def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None:

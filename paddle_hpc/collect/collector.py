@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paddle_hpc.collect import accounting, sources
+from paddle_hpc.collect import accounting, check, sources
+from paddle_hpc.collect.sources import Fingerprint
 from paddle_hpc.collect.tables import (
     ERROR_COLUMNS,
     METRIC_COLUMNS,
@@ -92,18 +93,21 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
     return pd.read_csv(path, index_col=0 if path.stem == "runs" else None)
 
 
-def previous_state(out: Path, fmt: str) -> dict[str, Any] | None:
+def previous_state(out: Path, fmt: str) -> tuple[dict[str, Any] | None, Fingerprint | None]:
+    """What the last collect saved, and the fingerprint of the file it was read from."""
     try:
-        state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        with (out / STATE_FILE).open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            state = json.loads(handle.read())
     except (OSError, ValueError):
-        return None
+        return None, None
     ok = (
         isinstance(state, dict)
         and state.get("version") == VERSION
         and state.get("format") == fmt
         and all(table_path(out, name, fmt).exists() for name in NAMES)
     )
-    return state if ok else None
+    return (state, (stat.st_size, stat.st_mtime_ns)) if ok else (None, None)
 
 
 @dataclass
@@ -118,7 +122,8 @@ class Scan:
     runs: list[sources.RunFiles]
     files: dict[str, list[int]]  # relative path -> [size, mtime]
     inputs: dict[str, list[int] | None]  # manifest, sacct.txt, config.yaml -> fingerprint
-    listings: sources.Listings
+    found: sources.Found
+    state_print: Fingerprint | None  # of the state file, as read
 
     @property
     def unchanged(self) -> bool:
@@ -130,7 +135,7 @@ class Scan:
 
 
 def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Scan:
-    state = previous_state(out, fmt)
+    state, state_print = previous_state(out, fmt)
     manifest_print = sources.fingerprint(sweep_dir / MANIFEST)
     manifest: Manifest | None = None
     if state is not None and state["inputs"][MANIFEST] == list(manifest_print or ()):
@@ -142,7 +147,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
     if executor == "slurm" and not (state and state.get("final") and manifest is None):
         manifest = manifest or load_manifest(sweep_dir)
         records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
-    runs, prints, listings = sources.find(
+    found = sources.find(
         sweep_dir,
         run_ids,
         state.get("listings") if state else None,
@@ -153,8 +158,10 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
         for name in (MANIFEST, accounting.SACCT_FILE, "config.yaml")
     }
-    files = {rel: list(fp) for rel, fp in prints.items()}
-    return Scan(state, manifest, run_ids, executor, records, runs, files, inputs, listings)
+    files = {rel: list(fp) for rel, fp in found.prints.items()}
+    return Scan(
+        state, manifest, run_ids, executor, records, found.runs, files, inputs, found, state_print
+    )
 
 
 def collect(
@@ -166,14 +173,21 @@ def collect(
     """Brings the sweep's tables up to date; parses only files that changed."""
     sweep_dir = sweep_dir.resolve()
     out = (out or sweep_dir / RESULTS).resolve()
+    if check.unchanged(sweep_dir, out, fmt, VERSION):
+        return Outcome(None, 0)
     seen = scan(sweep_dir, out, fmt, client)
     state = seen.state
     if seen.unchanged:
         assert state is not None
-        if seen.listings != state.get("listings"):  # folders listed again; keep that
-            write_atomic(
-                out / STATE_FILE, json.dumps(state | {"listings": seen.listings}, **COMPACT)
-            )
+        looked: dict[str, Fingerprint | None] = {}
+        if seen.found.listings != state.get("listings"):  # folders listed again; keep that
+            new_state = state | {"listings": seen.found.listings}
+            write_atomic(out / STATE_FILE, json.dumps(new_state, **COMPACT))
+        else:
+            looked[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
+        written = [table_path(out, name, fmt) for name in NAMES]
+        written += [] if looked else [out / STATE_FILE]
+        save_check(sweep_dir, out, fmt, seen, bool(state.get("final")), looked, written)
         return Outcome(None, 0)
 
     manifest = seen.manifest or load_manifest(sweep_dir)
@@ -234,20 +248,40 @@ def collect(
     for name in ("runs", "errors"):
         writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
     metrics_written.result()
+    # every run's Slurm state is final: sacct need not be asked again
+    final = seen.executor == "slurm" and accounting.is_final(manifest, records)
     saved = {
         "version": VERSION,
         "format": fmt,
         "files": seen.files,
         "inputs": seen.inputs,
-        "listings": seen.listings,
+        "listings": seen.found.listings,
         "states": states,
         "run_ids": seen.run_ids,
         "executor": seen.executor,
-        # every run's Slurm state is final: sacct need not be asked again
-        "final": seen.executor == "slurm" and accounting.is_final(manifest, records),
+        "final": final,
     }
     write_atomic(out / STATE_FILE, json.dumps(saved, **COMPACT))
+    written = [table_path(out, name, fmt) for name in NAMES] + [out / STATE_FILE]
+    save_check(sweep_dir, out, fmt, seen, final, {}, written)
     return Outcome(tables, len(changed), skipped)
+
+
+def save_check(
+    sweep_dir: Path,
+    out: Path,
+    fmt: str,
+    seen: Scan,
+    final: bool,
+    looked: dict[str, Fingerprint | None],
+    written: list[Path],
+) -> None:
+    """Saves the quick check for the next collect when its answer would be sound."""
+    if seen.found.settled and (seen.executor != "slurm" or final):
+        inputs = {name: (fp[0], fp[1]) if fp else None for name, fp in seen.inputs.items()}
+        check.save(sweep_dir, out, fmt, VERSION, seen.found.looked | inputs | looked, written)
+    else:
+        check.discard(out)
 
 
 def _metrics_first(rel: str) -> tuple[bool, str]:

@@ -66,14 +66,23 @@ Listings = dict[str, list[Any]]  # folder -> [its mtime in ns, when it was liste
 SETTLED_NS = 2_000_000_000  # a listing taken this long after the folder changed is trusted
 
 
+@dataclass
+class Found:
+    runs: list[RunFiles]
+    prints: dict[str, Fingerprint]  # every file found -> its fingerprint
+    listings: Listings  # to pass next time
+    looked: dict[str, Fingerprint | None]  # every file and folder stat'ed (None: missing)
+    settled: bool  # every listing used will be trusted next time
+
+
 def find(
     sweep_dir: Path,
     run_ids: Iterable[str],
     listings: Listings | None = None,
     ended: Mapping[str, Sequence[int]] | None = None,
     known: Mapping[str, Sequence[int]] | None = None,
-) -> tuple[list[RunFiles], dict[str, Fingerprint], Listings]:
-    """Each run's files, every file's fingerprint, and the folder listings to pass next time.
+) -> Found:
+    """Each run's files, with what it took to find them.
 
     A folder whose mtime has not changed since a listing taken well after that mtime
     (so no file can have been added in the same clock tick) is not listed again. The
@@ -91,17 +100,21 @@ def find(
     now = time.time_ns()
     runs = []
     prints: dict[str, Fingerprint] = {}
+    looked: dict[str, Fingerprint | None] = {}
     root = str(sweep_dir)
+
+    def look(rel: str) -> Fingerprint | None:
+        looked[rel] = fp = fingerprint(f"{root}/{rel}")
+        return fp
 
     def numbers(rel: str, pattern: re.Pattern[str], done: bool) -> list[int]:
         cached = old.get(rel)
         if done and cached:
             new[rel] = cached
             return list(cached[2])
-        try:
-            mtime = os.stat(f"{root}/{rel}").st_mtime_ns  # noqa: PTH116 - see fingerprint
-        except OSError:
+        if (folder := look(rel)) is None:
             return []
+        mtime = folder[1]
         if cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS:
             new[rel] = cached
             return list(cached[2])
@@ -114,7 +127,7 @@ def find(
         found: dict[str, str] = {}
         for name in (METRICS_FILE, STATE):
             rel = f"{base}/{name}"
-            if (fp := fingerprint(f"{root}/{rel}")) is not None:
+            if (fp := look(rel)) is not None:
                 prints[rel] = fp
                 found[name] = rel
         logs = []
@@ -124,12 +137,13 @@ def find(
             for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
                 last = known.get(rel) if done else None
-                fp = (last[0], last[1]) if last else fingerprint(f"{root}/{rel}")
+                fp = (last[0], last[1]) if last else look(rel)
                 if fp is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
         runs.append(RunFiles(run_id, found.get(METRICS_FILE), found.get(STATE), tuple(logs)))
-    return runs, prints, new
+    settled = all(new[rel][1] - new[rel][0] > SETTLED_NS for rel in new if rel in looked)
+    return Found(runs, prints, new, looked, settled)
 
 
 def _numbered(folder: str, pattern: re.Pattern[str]) -> list[int]:
