@@ -345,6 +345,20 @@ def test_a_collect_with_nothing_changed_stops_at_the_check_file(
     assert tables is not None and len(tables.metrics) == 3
 
 
+def test_after_a_finished_sweep_the_check_holds_only_metrics_and_state_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', TRACEBACK)
+    write_run(root, "rb", '{"step": 0, "loss": 3.0}\n', state="FAILED")
+    assert collect(root).tables is not None
+    saved = json.loads((root / "results" / "collect-check.json").read_text())
+    runs = sorted(path for path in saved["paths"] if path.startswith("runs/"))
+    assert runs == [f"runs/{r}/{f}" for r in ("ra", "rb") for f in ("metrics.jsonl", "state.json")]
+    monkeypatch.setattr(collector, "scan", lambda *args: pytest.fail("scanned"))
+    assert collect(root).tables is None
+
+
 def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None:
     root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}}, parsers=True)
     write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', "noise\nBLEU 31.5 @ 500\n")

@@ -187,7 +187,8 @@ def collect(
             looked[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
         written = [table_path(out, name, fmt) for name in NAMES]
         written += [] if looked else [out / STATE_FILE]
-        save_check(sweep_dir, out, fmt, seen, bool(state.get("final")), looked, written)
+        final = bool(state.get("final"))
+        save_check(sweep_dir, out, fmt, seen, state.get("states", {}), final, written, looked)
         return Outcome(None, 0)
 
     manifest = seen.manifest or load_manifest(sweep_dir)
@@ -263,7 +264,7 @@ def collect(
     }
     write_atomic(out / STATE_FILE, json.dumps(saved, **COMPACT))
     written = [table_path(out, name, fmt) for name in NAMES] + [out / STATE_FILE]
-    save_check(sweep_dir, out, fmt, seen, final, {}, written)
+    save_check(sweep_dir, out, fmt, seen, states, final, written)
     return Outcome(tables, len(changed), skipped)
 
 
@@ -272,16 +273,24 @@ def save_check(
     out: Path,
     fmt: str,
     seen: Scan,
+    states: dict[str, Any],
     final: bool,
-    looked: dict[str, Fingerprint | None],
     written: list[Path],
+    looked: dict[str, Fingerprint | None] | None = None,
 ) -> None:
-    """Saves the quick check for the next collect when its answer would be sound."""
-    if seen.found.settled and (seen.executor != "slurm" or final):
-        inputs = {name: (fp[0], fp[1]) if fp else None for name, fp in seen.inputs.items()}
-        check.save(sweep_dir, out, fmt, VERSION, seen.found.looked | inputs | looked, written)
-    else:
+    """Saves the quick check for the next collect when its answer would be sound. The
+    next collect does not look at the log folders of runs that have ended (see
+    sources.find), so neither does the check, nor does it mind their listings."""
+    ended_runs = {run_id for run_id, s in states.items() if s.get("state") in ENDED}
+    if (seen.executor == "slurm" and not final) or seen.found.unsettled - ended_runs:
         check.discard(out)
+        return
+    paths = dict(seen.found.looked)
+    for run_id, logs in seen.found.looked_logs.items():
+        if run_id not in ended_runs:
+            paths |= logs
+    paths |= {name: (fp[0], fp[1]) if fp else None for name, fp in seen.inputs.items()}
+    check.save(sweep_dir, out, fmt, VERSION, paths | (looked or {}), written)
 
 
 def _metrics_first(rel: str) -> tuple[bool, str]:

@@ -71,8 +71,9 @@ class Found:
     runs: list[RunFiles]
     prints: dict[str, Fingerprint]  # every file found -> its fingerprint
     listings: Listings  # to pass next time
-    looked: dict[str, Fingerprint | None]  # every file and folder stat'ed (None: missing)
-    settled: bool  # every listing used will be trusted next time
+    looked: dict[str, Fingerprint | None]  # metrics and state files stat'ed (None: missing)
+    looked_logs: dict[str, dict[str, Fingerprint | None]]  # run id -> log folders and files
+    unsettled: set[str]  # runs with a listing that will not be trusted next time
 
 
 def find(
@@ -101,49 +102,50 @@ def find(
     runs = []
     prints: dict[str, Fingerprint] = {}
     looked: dict[str, Fingerprint | None] = {}
+    looked_logs: dict[str, dict[str, Fingerprint | None]] = {}
+    unsettled: set[str] = set()
     root = str(sweep_dir)
 
-    def look(rel: str) -> Fingerprint | None:
-        looked[rel] = fp = fingerprint(f"{root}/{rel}")
+    def look(rel: str, into: dict[str, Fingerprint | None]) -> Fingerprint | None:
+        into[rel] = fp = fingerprint(f"{root}/{rel}")
         return fp
 
-    def numbers(rel: str, pattern: re.Pattern[str], done: bool) -> list[int]:
+    def numbers(rel: str, pattern: re.Pattern[str], done: bool, run_id: str) -> list[int]:
         cached = old.get(rel)
         if done and cached:
             new[rel] = cached
             return list(cached[2])
-        if (folder := look(rel)) is None:
+        if (folder := look(rel, looked_logs.setdefault(run_id, {}))) is None:
             return []
         mtime = folder[1]
-        if cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS:
-            new[rel] = cached
-            return list(cached[2])
-        found = _numbered(f"{root}/{rel}", pattern)
-        new[rel] = [mtime, now, found]
-        return found
+        if not (cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS):
+            cached = [mtime, now, _numbered(f"{root}/{rel}", pattern)]
+        if cached[1] - mtime <= SETTLED_NS:
+            unsettled.add(run_id)
+        new[rel] = cached
+        return list(cached[2])
 
     for run_id in run_ids:
         base = f"runs/{run_id}"
         found: dict[str, str] = {}
         for name in (METRICS_FILE, STATE):
             rel = f"{base}/{name}"
-            if (fp := look(rel)) is not None:
+            if (fp := look(rel, looked)) is not None:
                 prints[rel] = fp
                 found[name] = rel
         logs = []
         state = prints.get(f"{base}/{STATE}")
         done = state is not None and tuple(ended.get(run_id, ())) == state
-        for node in numbers(f"{base}/logs", _NODE_DIR, done):
-            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done):
+        for node in numbers(f"{base}/logs", _NODE_DIR, done, run_id):
+            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done, run_id):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
                 last = known.get(rel) if done else None
-                fp = (last[0], last[1]) if last else look(rel)
+                fp = (last[0], last[1]) if last else look(rel, looked_logs[run_id])
                 if fp is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
         runs.append(RunFiles(run_id, found.get(METRICS_FILE), found.get(STATE), tuple(logs)))
-    settled = all(new[rel][1] - new[rel][0] > SETTLED_NS for rel in new if rel in looked)
-    return Found(runs, prints, new, looked, settled)
+    return Found(runs, prints, new, looked, looked_logs, unsettled)
 
 
 def _numbered(folder: str, pattern: re.Pattern[str]) -> list[int]:
