@@ -179,16 +179,16 @@ def collect(
     state = seen.state
     if seen.unchanged:
         assert state is not None
-        looked: dict[str, Fingerprint | None] = {}
+        written = [table_path(out, name, fmt) for name in NAMES]
+        as_read: dict[str, Fingerprint | None] = {}
         if seen.found.listings != state.get("listings"):  # folders listed again; keep that
             new_state = state | {"listings": seen.found.listings}
             write_atomic(out / STATE_FILE, json.dumps(new_state, **COMPACT))
-        else:
-            looked[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
-        written = [table_path(out, name, fmt) for name in NAMES]
-        written += [] if looked else [out / STATE_FILE]
+            written.append(out / STATE_FILE)
+        else:  # as read: a collect that writes it meanwhile is noticed next time
+            as_read[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
         final = bool(state.get("final"))
-        save_check(sweep_dir, out, fmt, seen, state.get("states", {}), final, written, looked)
+        save_check(sweep_dir, out, fmt, seen, state.get("states", {}), final, written, as_read)
         return Outcome(None, 0)
 
     manifest = seen.manifest or load_manifest(sweep_dir)
@@ -276,7 +276,7 @@ def save_check(
     states: dict[str, Any],
     final: bool,
     written: list[Path],
-    looked: dict[str, Fingerprint | None] | None = None,
+    as_read: dict[str, Fingerprint | None] | None = None,
 ) -> None:
     """Saves the quick check for the next collect when its answer would be sound. The
     next collect does not look at the log folders of runs that have ended (see
@@ -290,7 +290,7 @@ def save_check(
         if run_id not in ended_runs:
             paths |= logs
     paths |= {name: (fp[0], fp[1]) if fp else None for name, fp in seen.inputs.items()}
-    check.save(sweep_dir, out, fmt, VERSION, paths | (looked or {}), written)
+    check.save(sweep_dir, out, fmt, VERSION, paths | (as_read or {}), written)
 
 
 def _metrics_first(rel: str) -> tuple[bool, str]:

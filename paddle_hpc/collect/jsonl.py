@@ -345,16 +345,15 @@ def _long(parts: Sequence[_Wide], skipped: _Skipped) -> Columns:
     straight into arrays of the final size."""
     names = list(dict.fromkeys(name for part in parts for name in part.metrics))
     codes = {name: code for code, name in enumerate(names)}
-    sizes = [
-        part.values.size if part.present is None else int(part.present.sum()) for part in parts
-    ]
+    sizes = [p.values.size if p.present is None else int(p.present.sum()) for p in parts]
+    total = sum(sizes)
     out = Columns(
-        file=np.empty(sum(sizes), np.int32),
-        step=np.empty(sum(sizes), np.int64),
-        no_step=np.empty(sum(sizes), bool),
-        time=np.empty(sum(sizes), np.int64),
-        name=np.empty(sum(sizes), np.int32),
-        value=np.empty(sum(sizes), float),
+        file=np.empty(total, np.int32),
+        step=np.empty(total, np.int64),
+        no_step=np.empty(total, bool),
+        time=np.empty(total, np.int64),
+        name=np.empty(total, np.int32),
+        value=np.empty(total, float),
         names=names,
         skipped=skipped,
     )
