@@ -18,17 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from paddle_hpc.collect.sources import Fingerprint, fingerprint
+from paddle_hpc.collect.tables import VERSION
 from paddle_hpc.files import write_atomic
 
 CHECK_FILE = "collect-check.json"
 MISSING = (-1, -1)
 
 
-def unchanged(sweep_dir: Path, out: Path, fmt: str, version: int) -> bool:
+def unchanged(sweep_dir: Path, out: Path, fmt: str) -> bool:
     """Whether every path the last collect looked at still has the fingerprint it saw."""
     try:
         check = json.loads((out / CHECK_FILE).read_bytes())
-        if check["version"] != version or check["format"] != fmt:
+        if check["version"] != VERSION or check["format"] != fmt:
             return False
         paths, prints = check["paths"], check["prints"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -49,7 +50,6 @@ def save(
     sweep_dir: Path,
     out: Path,
     fmt: str,
-    version: int,
     looked: Mapping[str, Fingerprint | None],
     written: list[Path],
 ) -> None:
@@ -59,7 +59,7 @@ def save(
     for path in written:
         seen[os.path.relpath(path, sweep_dir)] = fingerprint(path)
     prints = [number for fp in seen.values() for number in (fp or MISSING)]
-    text = json.dumps({"version": version, "format": fmt, "paths": list(seen), "prints": prints})
+    text = json.dumps({"version": VERSION, "format": fmt, "paths": list(seen), "prints": prints})
     write_atomic(out / CHECK_FILE, text)
 
 

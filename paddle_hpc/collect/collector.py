@@ -173,7 +173,7 @@ def collect(
     """Brings the sweep's tables up to date; parses only files that changed."""
     sweep_dir = sweep_dir.resolve()
     out = (out or sweep_dir / RESULTS).resolve()
-    if check.unchanged(sweep_dir, out, fmt, VERSION):
+    if check.unchanged(sweep_dir, out, fmt):
         return Outcome(None, 0)
     seen = scan(sweep_dir, out, fmt, client)
     state = seen.state
@@ -290,7 +290,7 @@ def save_check(
         if run_id not in ended_runs:
             paths |= logs
     paths |= {name: (fp[0], fp[1]) if fp else None for name, fp in seen.inputs.items()}
-    check.save(sweep_dir, out, fmt, VERSION, paths | (as_read or {}), written)
+    check.save(sweep_dir, out, fmt, paths | (as_read or {}), written)
 
 
 def _metrics_first(rel: str) -> tuple[bool, str]:
