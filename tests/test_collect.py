@@ -16,6 +16,7 @@ import pytest
 from paddle_hpc.collect import collect, collector, jsonl, load
 from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
+from paddle_hpc.collect.tables import user_metrics
 from tests.fakes import make_sweep, write_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
@@ -72,6 +73,9 @@ def test_a_users_own_pattern() -> None:
         (2, 7, "ppl", 1.6),
         (3, 8, "ppl", 2.0),
     ]
+    loose = re.compile(r"at (?P<step>\S+): acc=(?P<acc>\S+)")  # a step group that takes anything
+    lines = ["at x: acc=1\n", "at 1.5: acc=2\n", "at 1e300: acc=3\n", "at 4.0: acc=4\n"]
+    assert [(r.line, r.step, r.value) for r in log_metrics(lines, [loose])] == [(4, 4, 4.0)]
 
 
 TRACEBACK = """\
@@ -366,6 +370,22 @@ def test_a_users_parser_from_the_config_and_a_broken_one(tmp_path: Path) -> None
     bleu = tables.metrics[tables.metrics["name"] == "bleu"]
     assert bleu[["step", "value"]].values.tolist() == [[500, 31.5]]
     assert tables.runs.loc["ra", "final.bleu"] == 31.5  # the broken parser was skipped
+
+
+def test_a_users_parser_with_a_fractional_step_is_skipped_for_the_file(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def epochs(line: str) -> dict[str, float]:  # 'ep 1 0.5' -> step 1, then step 1.5
+        _, step, value = line.split()
+        return {"step": float(step), "val": float(value)}
+
+    def plain(line: str) -> dict[str, float]:
+        return {"n": len(line)}
+
+    found = user_metrics([epochs, plain], ["ep 1 0.5", "ep 1.5 0.25"], "runs/ra/log")
+    assert found == [(None, "n", 8.0), (None, "n", 11.0)]  # nothing kept from `epochs`
+    assert "step 1.5 is not a whole number" in caplog.text and "runs/ra/log" in caplog.text
+    assert user_metrics([epochs], ["ep 3.0 1"], "x") == [(3, "val", 1.0)]
 
 
 def test_the_command_ranks_runs_and_names_a_missing_column(tmp_path: Path) -> None:

@@ -64,6 +64,19 @@ def suite_metrics(text: str) -> tuple[int | None, list[tuple[str, float]]] | Non
     return None
 
 
+def whole_step(value: object) -> int | None:
+    """A step as an int (None stays None); ValueError unless a whole number int64 holds."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"step {value!r} is not a number") from exc
+    if not (number.is_integer() and abs(number) < 2.0**63):
+        raise ValueError(f"step {value!r} is not a whole number")
+    return int(number)
+
+
 def user_metrics(pattern: re.Pattern[str], text: str) -> tuple[int | None, list[tuple[str, float]]]:
     """A user's regex: the named group `step`, and every other named group as a metric."""
     match = pattern.search(text)
@@ -75,7 +88,10 @@ def user_metrics(pattern: re.Pattern[str], text: str) -> tuple[int | None, list[
         if value is None:
             continue
         if name == "step":
-            step = int(float(value))
+            try:
+                step = whole_step(value)
+            except ValueError:
+                return None, []  # not a step this line: not the pattern's line
             continue
         try:
             found.append((name, float(value)))

@@ -196,20 +196,21 @@ def read_log_metrics(
 def user_metrics(
     parsers: Sequence[LineParser], lines: Sequence[str], rel: str
 ) -> list[tuple[int | None, str, float]]:
-    """What the user's parsers find in the lines; a parser that raises, or returns a value
-    that is not a number, is skipped with a warning."""
+    """What the user's parsers find in the lines. A parser that raises, or returns a value
+    that is not a number or a step that is not a whole number, is skipped for this file
+    with a warning."""
     found: list[tuple[int | None, str, float]] = []
     for parser in parsers:
+        rows: list[tuple[int | None, str, float]] = []
         try:
             for line in lines:
                 values = dict(parser(line) or {})
-                step = values.pop("step", None)
-                found.extend(
-                    (None if step is None else int(step), str(name), float(value))
-                    for name, value in values.items()
-                )
+                step = logs.whole_step(values.pop("step", None))
+                rows.extend((step, str(name), float(value)) for name, value in values.items())
         except Exception as exc:
             log.warning("%s: collect.parsers %r failed (%r); skipped", rel, parser, exc)
+        else:
+            found += rows
     return found
 
 
