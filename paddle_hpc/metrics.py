@@ -25,16 +25,30 @@ def _number(name: str, value: Any) -> float | int:
     return value
 
 
+def whole_step(value: object) -> int | None:
+    """A step as an int (None stays None); ValueError unless a whole number int64 holds.
+    The rule for every step: what log_metrics writes and what the collector reads."""
+    if value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"step {value!r} is not a number") from exc
+    if not (number.is_integer() and abs(number) < 2.0**63):
+        raise ValueError(f"step {value!r} is not a whole number")
+    return int(number)
+
+
 def _step(step: Any) -> int | None:
     if step is None:
         return None
-    number = _number("step", step)
-    if isinstance(number, float) and not number.is_integer():
+    try:
+        return whole_step(_number("step", step))
+    except ValueError:
         raise TypeError(
             f"log_metrics: step={step!r} is not a whole number; pass the global step, and "
             "log a fractional epoch as a value: log_metrics(step=100, epoch=0.5)"
-        )
-    return int(number)
+        ) from None
 
 
 def metrics_path(env: Mapping[str, str] | None = None) -> Path:

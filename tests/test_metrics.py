@@ -50,6 +50,8 @@ def test_a_step_must_be_a_whole_number(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PADDLE_TRAINER_ID", "0")
     with pytest.raises(TypeError, match=r"step=0\.5 is not a whole number.*epoch=0\.5"):
         log_metrics(step=0.5, loss=1.0)
+    with pytest.raises(TypeError, match="not a whole number"):
+        log_metrics(step=2**63, loss=1.0)  # past int64, which the tables' step column is
     log_metrics(step=np.int64(3), loss=1.0)
     log_metrics(step=4.0, loss=1.0)
     assert [g["step"] for g in lines(tmp_path / "metrics.jsonl")] == [3, 4]

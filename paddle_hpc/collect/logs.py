@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from paddle_hpc.metrics import whole_step
+
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 NOT_METRICS = frozenset({"eta"})
 
@@ -62,19 +64,6 @@ def suite_metrics(text: str) -> tuple[int | None, list[tuple[str, float]]] | Non
         epoch, step, rest = match.groups()
         return (int(step) if step else None), [("epoch", float(epoch)), *pairs(rest)]
     return None
-
-
-def whole_step(value: object) -> int | None:
-    """A step as an int (None stays None); ValueError unless a whole number int64 holds."""
-    if value is None:
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ValueError(f"step {value!r} is not a number") from exc
-    if not (number.is_integer() and abs(number) < 2.0**63):
-        raise ValueError(f"step {value!r} is not a whole number")
-    return int(number)
 
 
 def user_metrics(pattern: re.Pattern[str], text: str) -> tuple[int | None, list[tuple[str, float]]]:

@@ -23,6 +23,7 @@ from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import parse_override
 from paddle_hpc.manifest import Manifest
+from paddle_hpc.metrics import whole_step
 from paddle_hpc.slurm import SacctRecord
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def user_metrics(
         try:
             for line in lines:
                 values = dict(parser(line) or {})
-                step = logs.whole_step(values.pop("step", None))
+                step = whole_step(values.pop("step", None))
                 rows.extend((step, str(name), float(value)) for name, value in values.items())
         except Exception as exc:
             log.warning("%s: collect.parsers %r failed (%r); skipped", rel, parser, exc)
