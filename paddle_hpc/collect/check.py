@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from paddle_hpc.collect.sources import Fingerprint, fingerprint
@@ -35,15 +35,7 @@ def unchanged(sweep_dir: Path, out: Path, fmt: str) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     root = str(sweep_dir)
-    now: list[int] = []
-    for rel in paths:
-        try:
-            stat = os.stat(f"{root}/{rel}")  # noqa: PTH116 - thousands; no Path objects
-        except OSError:
-            now += MISSING
-        else:
-            now += (stat.st_size, stat.st_mtime_ns)
-    return bool(now == prints)
+    return bool(_flat(fingerprint(f"{root}/{rel}") for rel in paths) == prints)
 
 
 def save(
@@ -58,9 +50,14 @@ def save(
     seen = dict(looked)
     for path in written:
         seen[os.path.relpath(path, sweep_dir)] = fingerprint(path)
-    prints = [number for fp in seen.values() for number in (fp or MISSING)]
+    prints = _flat(seen.values())
     text = json.dumps({"version": VERSION, "format": fmt, "paths": list(seen), "prints": prints})
     write_atomic(out / CHECK_FILE, text)
+
+
+def _flat(prints: Iterable[Fingerprint | None]) -> list[int]:
+    """Fingerprints as one flat list of numbers, a missing file as MISSING."""
+    return [number for fp in prints for number in (fp or MISSING)]
 
 
 def discard(out: Path) -> None:
