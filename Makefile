@@ -39,3 +39,4 @@ bench: venv cluster
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python benchmarks/sweep_submit.py
 	$(VENV)/bin/python benchmarks/collect_tables.py
+	$(VENV)/bin/python benchmarks/lifecycle.py

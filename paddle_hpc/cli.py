@@ -1,40 +1,27 @@
 """`paddle-hpc <verb> ...`: the one console script. Each verb is also
-`python -m paddle_hpc.<verb>`. This layer alone turns errors into exit codes."""
+`python -m paddle_hpc.<verb>`."""
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from rich.console import Console
-
-from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.command import EXIT_USAGE, console, run
 
 # verb -> (module, one-line help)
 VERBS = {
     "sweep": ("paddle_hpc.sweep", "expand a Hydra grid and submit it as Slurm job arrays"),
-    "status": ("paddle_hpc.status", "counts per state and a table of a sweep's runs"),
+    "status": ("paddle_hpc.status", "counts per state, and the runs that need attention"),
+    "list": ("paddle_hpc.list", "every sweep you submitted, newest first"),
+    "logs": ("paddle_hpc.logs", "the tail of a run's worker log; -f follows it"),
+    "cancel": ("paddle_hpc.cancel", "cancel a sweep, some of its runs, or runs in a state"),
+    "retry": ("paddle_hpc.retry", "resubmit the runs that failed, as their next attempt"),
+    "clean": ("paddle_hpc.clean", "compress ended runs' logs, remove submitit's pickles"),
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
 }
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-def run(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
-    """Runs a verb's main; a PaddleHpcError becomes its message and exit code 1."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return main(argv)
-    except PaddleHpcError as exc:
-        err = Console(stderr=True, soft_wrap=True, highlight=False)
-        err.print("[bold red]error:[/] ", end="")
-        err.print(str(exc), markup=False)
-        return EXIT_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,12 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb_main: Callable[[Sequence[str]], int] = importlib.import_module(VERBS[args[0]][0]).main
         return run(verb_main, args[1:])
     asked = not args or args[0] in ("-h", "--help")
-    out = Console(stderr=not asked, highlight=False)
+    out = console(stderr=not asked)
     if not asked:
-        out.print(f"paddle-hpc: unknown verb {args[0]!r}", markup=False)
-    out.print("usage: paddle-hpc <verb> [options]  (or: python -m paddle_hpc.<verb>)", markup=False)
+        out.print(f"paddle-hpc: unknown verb {args[0]!r}")
+    out.print("usage: paddle-hpc <verb> [options]  (or: python -m paddle_hpc.<verb>)")
     for verb, (_, text) in VERBS.items():
-        out.print(f"  {verb:<10} {text}", markup=False)
+        out.print(f"  {verb:<10} {text}")
     return 0 if asked else EXIT_USAGE
 
 

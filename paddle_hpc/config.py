@@ -8,10 +8,9 @@ ConfigStore as `paddle_hpc/<group>` so a config can also list them in its defaul
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,76 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc.errors import ConfigError
+from paddle_hpc.schema import GROUPS, RETRYABLE
 
 BUNDLED_CONF = Path(__file__).resolve().parent.parent / "conf"
-
-
-class Executor(enum.Enum):
-    auto = "auto"
-    slurm = "slurm"
-    local = "local"
-
-
-@dataclass
-class ProgramConfig:
-    script: str | None = None  # a .py file, relative to the directory the sweep starts in
-    module: str | None = None  # or a module, run as `python -m module`
-    args: list[str] = field(default_factory=list)  # may interpolate: ["--lr", "${optim.lr}"]
-
-
-@dataclass
-class ResourcesConfig:
-    nodes: int = 1
-    gpus_per_node: int = 0
-    cpus_per_task: int | None = None
-    mem: str | None = None  # Slurm's --mem, e.g. "16G"
-    time: str = "01:00:00"  # Slurm's --time
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    sbatch: dict[str, Any] = field(default_factory=dict)  # any other sbatch option
-
-
-@dataclass
-class SweepConfig:
-    dir: str = "sweeps/${sweep.name}"  # relative to the directory the sweep starts in
-    name: str = "sweep"
-    grid: dict[str, Any] = field(default_factory=dict)  # key -> list or sweep expression
-    max_parallel: int = 8  # the %K of the job array
-
-
-@dataclass
-class LaunchConfig:
-    nproc_per_node: int | None = None  # default: one process per allocated GPU, else 1
-    devices: str | None = None  # default: the GPUs Slurm allocated
-    master_port: int | None = None  # default: derived from the Slurm job id
-    extra_args: list[str] = field(default_factory=list)  # more paddle.distributed.launch flags
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ClusterConfig:
-    executor: Executor = Executor.auto  # auto: Slurm when sbatch is on the PATH
-    setup: list[str] = field(default_factory=list)  # shell lines run first on compute nodes
-    python: str | None = None  # the interpreter on compute nodes; default: this one
-
-
-@dataclass
-class CollectConfig:
-    # regexes for worker-log lines: the named group `step`, every other one a metric
-    patterns: list[str] = field(default_factory=list)
-    parsers: list[str] = field(default_factory=list)  # 'package.module:function' per line
-
-
-GROUPS: Mapping[str, type] = {
-    "program": ProgramConfig,
-    "resources": ResourcesConfig,
-    "sweep": SweepConfig,
-    "launch": LaunchConfig,
-    "cluster": ClusterConfig,
-    "collect": CollectConfig,
-}
 
 
 def register_schemas() -> None:
@@ -146,6 +78,12 @@ def compose_base(
             }
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"composing {config_name!r} from {config_dir}: {exc}") from exc
+    except ValueError as exc:  # Hydra's own, e.g. for a config group set to null
+        raise ConfigError(
+            f"composing {config_name!r} with {' '.join(group_overrides)}: {exc}. A config "
+            "group's choice is the name of one of its options; to leave a group out, use "
+            "~GROUP (e.g. ~model)."
+        ) from exc
     finally:
         GlobalHydra.instance().clear()
     return ComposedBase(validate(cfg), groups)
@@ -161,11 +99,16 @@ def config_groups(config_dir: Path) -> list[str]:
 
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_NO_LIMIT = ("UNLIMITED", "INFINITE", "-1")
 
 
-def time_limit_minutes(text: str) -> int:
-    """Slurm's --time formats ('30', '1:30:00', '2-12', '2-12:00:00') -> whole minutes."""
-    match = _TIME.match(text.strip())
+def time_limit_minutes(text: str) -> int | None:
+    """Slurm's --time formats ('30', '1:30:00', '2-12', '2-12:00:00') -> whole minutes,
+    rounded up as sbatch does; None for no limit ('UNLIMITED', 'INFINITE', '-1', '0')."""
+    text = str(text).strip()
+    if text.upper() in _NO_LIMIT:
+        return None
+    match = _TIME.match(text)
     if match is None:
         raise ValueError(text)
     days, first, second, third = match.groups()
@@ -178,7 +121,7 @@ def time_limit_minutes(text: str) -> int:
         total_s = int(first) * 60 + int(second)
     else:  # MM
         total_s = int(first) * 60
-    return max(1, -(-total_s // 60))
+    return -(-total_s // 60) or None
 
 
 def check_resolved(cfg: Mapping[str, Any]) -> None:
@@ -192,6 +135,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
         ("resources.nodes", resources["nodes"], 1),
         ("resources.gpus_per_node", resources["gpus_per_node"], 0),
         ("sweep.max_parallel", sweep["max_parallel"], 1),
+        ("sweep.max_retries", sweep["max_retries"], 0),
     ):
         if value < least:
             raise ConfigError(f"{name} is {value}; it must be {least} or more.")
@@ -200,11 +144,23 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
     except ValueError:
         raise ConfigError(
             f"resources.time is {resources['time']!r}; use a Slurm time such as '30', "
-            "'02:00:00' or '1-12:00:00'."
+            "'02:00:00', '1-12:00:00' or 'UNLIMITED'."
         ) from None
     for key, value in [*resources.items(), *resources["sbatch"].items()]:
         if isinstance(value, str) and ("\n" in value or "\\" in value):
             raise ConfigError(
                 f"resources value {key}={value!r} has a line break or a backslash, which "
                 "an #SBATCH line cannot carry; remove it."
+            )
+    for state in sweep["retry_on"]:
+        if state == "TIMEOUT":
+            raise ConfigError(
+                "sweep.retry_on: TIMEOUT is not retried automatically: without a checkpoint a "
+                "retry starts from scratch and reaches the same limit. Raise resources.time, "
+                "or retry by hand with `paddle-hpc retry SWEEP_DIR --state TIMEOUT`."
+            )
+        if state not in RETRYABLE:
+            raise ConfigError(
+                f"sweep.retry_on: {state!r} is not an end state to retry; use some of "
+                f"{', '.join(s for s in RETRYABLE if s != 'TIMEOUT')}."
             )

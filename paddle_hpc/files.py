@@ -5,17 +5,37 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it: os.umask can only be read by setting
+    it, which would race with files created meanwhile in other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # noqa: PTH123
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _umask_by_setting()
+
+
+@cache
+def _umask_by_setting() -> int:
+    """Only where /proc has no Umask line (not Linux >= 4.7): once, and cached."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def temp_beside(path: Path) -> tuple[int, Path]:
     """An open temp file next to path, with the mode a new file gets (0666 less the umask),
     not mkstemp's 0600: sweep directories are shared with a group."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, 0o666 & ~current_umask())
     return fd, Path(tmp)
 
 

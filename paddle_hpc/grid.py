@@ -4,8 +4,9 @@ Overrides use Hydra's grammar and are parsed by Hydra's own parser: `a=1,2`,
 `range(...)`, `choice(...)`, `glob(...)` (config groups only) and `+key=`.
 `sweep.grid` entries (key -> list, or a sweep expression string) are swept too; the
 grid is their cartesian product, in order: `sweep.grid` keys first, then the
-command line's, the last key varying fastest. A key given both ways takes the
-command line's values.
+command line's, the last key varying fastest. As in Hydra's BasicSweeper, a key given
+again (on the command line, or both ways) keeps its first place and takes the last
+values.
 """
 
 from __future__ import annotations
@@ -113,8 +114,7 @@ def grid_axes(
         entries[key] = [c for text in texts for c in _choices(text, group_options)]
     for text in overrides:
         key = parse_override(text).get_key_element()
-        entries.pop(key, None)  # the command line wins; its position counts
-        entries[key] = _choices(text, group_options)
+        entries[key] = _choices(text, group_options)  # as Hydra: the first place, the last values
     axes = []
     for key, choices in entries.items():
         bare = key.lstrip("+~")

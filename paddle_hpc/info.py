@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from paddle_hpc.cli import run
+from paddle_hpc.command import run
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.parse import max_array_size
 

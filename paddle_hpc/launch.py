@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.schema import RunConfig
 from paddle_hpc.slurm.parse import expand_nodelist
 
 RUN_MODULE_SHIM = Path(__file__).resolve().parent / "run_module.py"
@@ -56,7 +56,7 @@ def clean_env(env: Mapping[str, str]) -> dict[str, str]:
 def build_node_launch(
     *,
     python: str,
-    config: Mapping[str, Any],
+    config: RunConfig,
     run_id: str,
     run_dir: Path,
     env: Mapping[str, str],
@@ -69,7 +69,7 @@ def build_node_launch(
     cuda: whether this Paddle build can use CUDA (paddle.is_compiled_with_cuda()).
     resolve: host name -> IP address (socket.gethostbyname).
     """
-    launch, program = config["launch"], config["program"]
+    launch, program = config.launch, config.program
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
     nnodes = int(env.get("SLURM_JOB_NUM_NODES", len(nodes)))
     node_rank = int(env.get("SLURM_NODEID", "0"))
@@ -81,26 +81,26 @@ def build_node_launch(
             f"run {run_id}: cannot resolve the first node {nodes[0]!r} to an IP address "
             f"({exc}); Paddle's --master needs one."
         ) from exc
-    master = f"{master_ip}:{master_port(job_id, launch['master_port'])}"
+    master = f"{master_ip}:{master_port(job_id, launch.master_port)}"
 
     visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     out = clean_env(env)
     device_args: list[str] = []
     if cuda and visible:
         mode = "gpu"
-        devices = launch["devices"] or ",".join(visible)
-        nproc = launch["nproc_per_node"] or len(devices.split(","))
+        devices = launch.devices or ",".join(visible)
+        nproc = launch.nproc_per_node or len(devices.split(","))
         device_args = ["--devices", devices]
     else:
         mode = "cpu"
-        nproc = launch["nproc_per_node"] or max(1, len(visible))
+        nproc = launch.nproc_per_node or max(1, len(visible))
         out.pop("CUDA_VISIBLE_DEVICES", None)
 
     log_dir = run_dir / "logs" / f"node{node_rank}"
-    if program["script"] is not None:
-        target = [str(program["script"])]
+    if program.script is not None:
+        target = [program.script]
     else:
-        target = [str(RUN_MODULE_SHIM), str(program["module"])]
+        target = [str(RUN_MODULE_SHIM), str(program.module)]
     argv = (
         python,
         "-m",
@@ -118,11 +118,11 @@ def build_node_launch(
         str(log_dir),
         "--job_id",
         run_id,
-        *(str(a) for a in launch["extra_args"]),
+        *(str(a) for a in launch.extra_args),
         *target,
-        *(str(a) for a in program["args"]),
+        *(str(a) for a in program.args),
     )
-    out.update({str(k): str(v) for k, v in launch["env"].items()})
+    out.update({str(k): str(v) for k, v in launch.env.items()})
     out.update(
         {
             "PADDLE_HPC_RUN_ID": run_id,

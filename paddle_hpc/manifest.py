@@ -1,22 +1,35 @@
-"""The sweep manifest: run id <-> overrides <-> array job id and task index.
+"""The sweep manifest: run id <-> overrides <-> the submissions of each run.
 
 `SWEEP_DIR/manifest.json`, always written whole and atomically. Its `state` says how
-far submission got: `planned` (nothing reached Slurm), `submitted`, or `failed` (with
-`error`; any array that had been submitted was cancelled).
+the last submission went: `planned` (nothing reached Slurm), `submitted`, or `failed`
+(with `error`; any array that submission had submitted was cancelled). A run's current
+submission is its `job_id` and `array_task`; `retry` moves them into `submissions`
+with the state they ended in, so every attempt stays on record.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.files import write_json_atomic
+from paddle_hpc.layout import MANIFEST
 
-MANIFEST = "manifest.json"
 VERSION = 1
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An earlier submission of a run, and the state it ended in."""
+
+    job_id: int | None
+    array_task: int | None
+    state: str
+    attempt: int  # the attempt number it started as
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,13 @@ class RunEntry:
     shape: int  # index into Manifest.shapes
     job_id: int | None = None  # the array's job id
     array_task: int | None = None
+    attempt: int = 1  # the attempt number the current submission starts as
+    submissions: tuple[Submission, ...] = ()
+
+    @property
+    def job(self) -> str:
+        """'12_3', or '' when not submitted to Slurm."""
+        return "" if self.job_id is None else f"{self.job_id}_{self.array_task}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,7 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_arrays(self, arrays: tuple[ArrayEntry, ...], state: str) -> Manifest:
+        """The runs in `arrays` get their job ids; the arrays are added to the ones before."""
         where = {rid: (a.job_id, task) for a in arrays for task, rid in enumerate(a.run_ids)}
         runs = tuple(
             replace(r, job_id=where[r.run_id][0], array_task=where[r.run_id][1])
@@ -60,7 +81,28 @@ class Manifest:
             else r
             for r in self.runs
         )
-        return replace(self, arrays=arrays, runs=runs, state=state)
+        return replace(self, arrays=self.arrays + arrays, runs=runs, state=state, error=None)
+
+    def for_retry(self, ended: Mapping[str, tuple[str, int]]) -> Manifest:
+        """run id -> (the state its submission ended in, its last attempt): that
+        submission goes on record, and the run waits to be submitted as the next attempt."""
+        runs = []
+        for run in self.runs:
+            if run.run_id in ended:
+                state, last = ended[run.run_id]
+                done = Submission(run.job_id, run.array_task, state, run.attempt)
+                run = replace(
+                    run,
+                    job_id=None,
+                    array_task=None,
+                    attempt=max(last, run.attempt) + 1,
+                    submissions=(*run.submissions, done),
+                )
+            runs.append(run)
+        return replace(self, runs=tuple(runs))
+
+    def run(self, run_id: str) -> RunEntry:
+        return next(r for r in self.runs if r.run_id == run_id)
 
 
 def manifest_path(sweep_dir: Path) -> Path:
@@ -78,17 +120,30 @@ def load(sweep_dir: Path) -> Manifest:
     except FileNotFoundError:
         raise PaddleHpcError(
             f"{sweep_dir} is not a sweep directory: it has no {MANIFEST}. "
-            "Pass the directory that `python -m paddle_hpc.sweep` printed."
+            "Pass the directory that `python -m paddle_hpc.sweep` printed, or see "
+            "`paddle-hpc list`."
         ) from None
-    except json.JSONDecodeError as exc:
-        raise PaddleHpcError(
-            f"{path} is not valid JSON ({exc}); it was not written by paddle_hpc."
-        ) from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PaddleHpcError(f"{path} cannot be read as JSON ({exc}).") from exc
+    try:
+        return from_dict(data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise PaddleHpcError(f"{path} is not a paddle_hpc manifest ({exc!r}).") from exc
+
+
+def from_dict(data: dict[str, Any]) -> Manifest:
     if data.get("version") != VERSION:
-        raise PaddleHpcError(
-            f"{path} has manifest version {data.get('version')}, expected {VERSION}."
+        raise PaddleHpcError(f"manifest version {data.get('version')}, expected {VERSION}.")
+    runs = tuple(
+        RunEntry(
+            **{
+                **r,
+                "overrides": tuple(r["overrides"]),
+                "submissions": tuple(Submission(**s) for s in r.get("submissions", ())),
+            }
         )
-    runs = tuple(RunEntry(**{**r, "overrides": tuple(r["overrides"])}) for r in data.pop("runs"))
+        for r in data.pop("runs")
+    )
     arrays = tuple(ArrayEntry(**{**a, "run_ids": tuple(a["run_ids"])}) for a in data.pop("arrays"))
     return Manifest(
         **{

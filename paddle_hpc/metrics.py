@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = "metrics.jsonl"
+from paddle_hpc.layout import METRICS
+
+METRICS_FILE = METRICS
 
 
 def _number(name: str, value: Any) -> float | int:

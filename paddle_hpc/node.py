@@ -3,29 +3,48 @@
 submitit starts one `NodeTask` per node (srun, one task per node). Node 0 records the
 run's state in `runs/<run_id>/state.json`, and so does a node whose launcher fails.
 A failed launcher raises, so srun (--kill-on-bad-exit) ends the other nodes and Slurm
-records the task FAILED.
+records the task FAILED. With retries left (sweep.max_retries, FAILED in
+sweep.retry_on), the failing node first requeues its own array task: Slurm starts it
+again as the next attempt, with the same job id, and no process waits anywhere.
+
+Each attempt starts by moving the files of the attempt before it to
+`runs/<run_id>/attempts/<K>/`: each node its own log folder, node 0 the state and
+metrics files. The launcher runs in a process group of its own; a SIGTERM or SIGINT
+(scancel, `paddle-hpc cancel`, the time limit) is passed on to that whole group, so no
+training process outlives its task.
+
+Node side: imports neither pandas nor Hydra.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.files import write_json_atomic
-from paddle_hpc.launch import build_node_launch
+from paddle_hpc import runstate
+from paddle_hpc.errors import PaddleHpcError, SlurmError
+from paddle_hpc.launch import NodeLaunch, build_node_launch
+from paddle_hpc.layout import RunDir, SweepDir
+from paddle_hpc.runstate import RunState
+from paddle_hpc.schema import RunConfig
+from paddle_hpc.slurm.client import SlurmClient
 
 log = logging.getLogger(__name__)
-STATE = "state.json"
+ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
+STOP_GRACE_S = 10.0
 
 
 def paddle_has_cuda() -> bool:
@@ -35,41 +54,116 @@ def paddle_has_cuda() -> bool:
     return bool(paddle.device.is_compiled_with_cuda()) and paddle.device.cuda.device_count() > 0
 
 
-def write_state(run_dir: Path, state: str, **fields: Any) -> None:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json_atomic(run_dir / STATE, {"state": state, "time": now, **fields})
+def load_run_config(run: RunDir) -> RunConfig:
+    try:
+        return RunConfig.load(run.config)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise PaddleHpcError(f"run {run.path.name}: cannot read its config ({exc}).") from exc
 
 
-def load_run_config(sweep_dir: Path, run_id: str) -> dict[str, Any]:
-    path = sweep_dir / "runs" / run_id / "config.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(config, dict):
-        raise PaddleHpcError(f"run {run_id}: {path} does not hold a config mapping.")
-    return config
+def slurm_job(env: Mapping[str, str]) -> str | None:
+    """This task as '12_3' (array job id and task), the convention of the runs table."""
+    if "SLURM_ARRAY_JOB_ID" in env:
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return env.get("SLURM_JOB_ID")
+
+
+def keep_earlier_attempt(run: RunDir, node: int, attempt: int) -> None:
+    """Moves what an earlier attempt left on this node to `attempts/<K>/` (node 0: its
+    state and metrics files too), so that attempt `attempt` starts clean."""
+    logs = run.node_logs(node)
+    if logs.is_dir():
+        try:
+            earlier = int((logs / ATTEMPT_MARK).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            earlier = max(1, attempt - 1)
+        if earlier != attempt:
+            target = run.attempt(earlier).node_logs(node)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            logs.rename(target)
+    if node == 0:
+        state = runstate.read(run.state)
+        if state is not None and state.attempt != attempt:
+            folder = run.attempt(state.attempt)
+            folder.path.mkdir(parents=True, exist_ok=True)
+            for path, kept in ((run.metrics, folder.metrics), (run.state, folder.state)):
+                if path.exists():
+                    path.replace(kept)
+
+
+class _Stop:
+    """Passes SIGTERM and SIGINT on to the launcher's process group, then SIGKILL."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def watch(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal = signum
+        if self._proc is not None and self._proc.poll() is None:
+            signal_group(self._proc.pid, signum)
+            timer = threading.Timer(STOP_GRACE_S, signal_group, (self._proc.pid, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
 
 
 def run_node(
     sweep_dir: Path,
     run_id: str,
-    config: Mapping[str, Any],
+    config: RunConfig,
     python: str,
     env: Mapping[str, str],
     cuda: bool,
+    attempt: int = 1,
+    client: SlurmClient | None = None,
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
-    run_dir = sweep_dir / "runs" / run_id
+    run = SweepDir(sweep_dir).run(run_id)
     node = build_node_launch(
         python=python,
         config=config,
         run_id=run_id,
-        run_dir=run_dir,
+        run_dir=run.path,
         env=env,
         cuda=cuda,
         resolve=socket.gethostbyname,
     )
+    restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
+    attempt += restarts
+    keep_earlier_attempt(run, node.node_rank, attempt)
+    if restarts > config.sweep.max_retries > 0:  # Slurm requeued it (node failure, preemption)
+        reason = (
+            f"Slurm requeued it {restarts} times; sweep.max_retries is {config.sweep.max_retries}"
+        )
+        if node.node_rank == 0:
+            runstate.write(run.state, RunState("FAILED", attempt=attempt, reason=reason))
+        raise PaddleHpcError(f"run {run_id}: {reason}")
+    node.log_dir.mkdir(parents=True, exist_ok=True)
+    (node.log_dir / ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
     log.info(
-        "run %s, node %d of %d: %s mode, %d processes, master %s, logs in %s",
+        "run %s, attempt %d, node %d of %d: %s mode, %d processes, master %s, logs in %s",
         run_id,
+        attempt,
         node.node_rank,
         node.nnodes,
         node.mode,
@@ -77,24 +171,85 @@ def run_node(
         node.master,
         node.log_dir,
     )
-    job = {"job_id": env.get("SLURM_JOB_ID"), "restarts": int(env.get("SLURM_RESTART_COUNT", 0))}
-    if node.node_rank == 0:
-        write_state(run_dir, "RUNNING", mode=node.mode, master=node.master, **job)
-    node.log_dir.mkdir(parents=True, exist_ok=True)
-    returncode = subprocess.run(node.argv, env=node.env, check=False).returncode  # noqa: S603
-    # Node 0 records success; the node that failed records the failure, since srun
-    # (--kill-on-bad-exit) may end node 0 before it learns of it.
-    if returncode != 0 or node.node_rank == 0:
-        state = "COMPLETED" if returncode == 0 else "FAILED"
-        write_state(
-            run_dir, state, returncode=returncode, node=node.node_rank, mode=node.mode, **job
-        )
+    base = RunState(
+        "RUNNING",
+        attempt=attempt,
+        job=slurm_job(env),
+        restarts=restarts,
+        node=node.node_rank,
+        mode=node.mode,
+        master=node.master,
+        host=socket.gethostname(),
+    )
+    with _Stop() as stop:
+        proc = subprocess.Popen(node.argv, env=node.env, start_new_session=True)  # noqa: S603
+        stop.watch(proc)
+        if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
+            runstate.write(run.state, replace(base, pgid=proc.pid))
+        returncode = proc.wait()
+    return _ended(run, node, base, returncode, stop.signal, config, env, client)
+
+
+def _ended(
+    run: RunDir,
+    node: NodeLaunch,
+    base: RunState,
+    returncode: int,
+    stopped_by: int | None,
+    config: RunConfig,
+    env: Mapping[str, str],
+    client: SlurmClient | None,
+) -> int:
+    """Records how the launcher ended; requeues the task for a retry when one is left.
+    The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
+    failed first (the others are then stopped by srun, which is no news)."""
+    now = runstate.read(run.state)
+    if now is not None and _settled(now, base.attempt):
+        returncode = returncode or (0 if now.state == runstate.COMPLETED else 1)
+    elif stopped_by is not None:
+        reason = f"stopped by {signal.Signals(stopped_by).name}"
+        state = replace(base, state=runstate.CANCELLED, returncode=returncode, reason=reason)
+        runstate.write(run.state, state)
+        returncode = returncode or 1
+    elif returncode != 0 or node.node_rank == 0:
+        # Node 0 records success; the node that failed records the failure, since srun
+        # (--kill-on-bad-exit) may end node 0 before it learns of it.
+        ended = "COMPLETED" if returncode == 0 else "FAILED"
+        state = replace(base, state=ended, returncode=returncode)
+        retry = returncode != 0 and base.job is not None and retry_left(config, base.restarts)
+        if retry:
+            state = replace(state, retrying=True, reason="requeued for another attempt")
+        runstate.write(run.state, state)
+        if retry:
+            assert base.job is not None
+            requeue(client or SlurmClient(), base.job)
     if returncode != 0:
         raise PaddleHpcError(
-            f"run {run_id}: paddle.distributed.launch exited with code {returncode} on node "
-            f"{node.node_rank}; see {node.log_dir}/workerlog.*"
+            f"run {run.path.name}: paddle.distributed.launch exited with code {returncode} "
+            f"on node {node.node_rank}; see {node.log_dir}/workerlog.*"
         )
     return 0
+
+
+def _settled(state: RunState | None, attempt: int) -> bool:
+    """Whether `state` already says how `attempt` ended."""
+    return state is not None and state.attempt == attempt and state.state != runstate.RUNNING
+
+
+# End states a node sees itself (its launcher failed), and so requeues its task for.
+IN_JOB = frozenset({"FAILED", "OUT_OF_MEMORY"})
+
+
+def retry_left(config: RunConfig, restarts: int) -> bool:
+    return bool(IN_JOB & set(config.sweep.retry_on)) and restarts < config.sweep.max_retries
+
+
+def requeue(client: SlurmClient, job: str) -> None:
+    """Asks Slurm to start this task again. Another node may have asked first: fine."""
+    try:
+        client.requeue(job)
+    except SlurmError as exc:
+        log.warning("requeue of %s: %s", job, exc.slurm_message)
 
 
 @dataclass(frozen=True)
@@ -104,10 +259,13 @@ class NodeTask:
     sweep_dir: str
     run_id: str
     python: str
+    attempt: int = 1  # the attempt this submission starts as
 
     def __call__(self) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         sweep_dir = Path(self.sweep_dir)
-        config = load_run_config(sweep_dir, self.run_id)
+        config = load_run_config(SweepDir(sweep_dir).run(self.run_id))
         env = dict(os.environ)
-        return run_node(sweep_dir, self.run_id, config, self.python, env, paddle_has_cuda())
+        return run_node(
+            sweep_dir, self.run_id, config, self.python, env, paddle_has_cuda(), self.attempt
+        )

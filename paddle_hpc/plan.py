@@ -1,13 +1,7 @@
 """From config and overrides to a checked plan, and the plan to a sweep directory.
 
 Every point is composed, resolved and checked here, before anything reaches Slurm.
-Layout of a sweep directory:
-
-    config.yaml               the resolved base config
-    manifest.json             run id <-> overrides <-> array job id and task
-    runs/<run_id>/config.yaml the run's resolved config
-    runs/<run_id>/            its logs (workerlog.N per node), metrics.jsonl, state
-    slurm/                    submitit's scripts, pickles and Slurm output
+The sweep directory's layout is in layout.py.
 """
 
 from __future__ import annotations
@@ -28,8 +22,10 @@ from omegaconf.errors import OmegaConfBaseException
 from paddle_hpc.config import ComposedBase, check_resolved, compose_base, config_groups
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override
-from paddle_hpc.manifest import Manifest, RunEntry, manifest_path, save
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, RunEntry, save
 from paddle_hpc.points import PointResolver, apply_overrides, related, resolved
+from paddle_hpc.schema import RunConfig, SweepConfig
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -58,6 +54,11 @@ class Plan:
     axes: tuple[Axis, ...]
     runs: tuple[RunSpec, ...]
     executor: str  # "slurm" or "local"
+    composed: dict[str, Any]  # the base as composed, before any override, unresolved
+
+    @property
+    def sweep(self) -> SweepConfig:
+        return RunConfig.of(self.base).sweep
 
 
 def shape_of(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +118,11 @@ def make_plan(
     if executor == "auto":
         executor = "slurm" if which("sbatch") else "local"
     sweep_dir = (cwd / runs[0].config["sweep"]["dir"]).resolve()
-    return Plan(sweep_dir, base, axes, tuple(runs), executor)
+    composed = OmegaConf.to_container(first.config, resolve=False, enum_to_str=True)
+    assert isinstance(composed, dict)
+    return Plan(
+        sweep_dir, base, axes, tuple(runs), executor, {str(k): v for k, v in composed.items()}
+    )
 
 
 def sweep_axes(first: ComposedBase, overrides: Sequence[str]) -> tuple[Axis, ...]:
@@ -243,24 +248,24 @@ def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
         axes=tuple(a.key for a in plan.axes if len(a.choices) > 1),
         shapes=tuple(shapes),
         runs=tuple(entries),
+        extra={"base": plan.composed},
     )
 
 
-def write_plan(plan: Plan, manifest: Manifest) -> None:
-    """Writes the sweep directory: configs first, the manifest last.
+def write_runs(sweep_dir: Path, runs: Sequence[RunSpec]) -> None:
+    """Each run's folder and resolved config. No run's config is read before the manifest
+    that lists it is saved, so they need no temp-and-rename."""
+    runs_dir = SweepDir(sweep_dir).runs
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for run, text in zip(runs, configs_as_yaml(r.config for r in runs), strict=True):
+        run_dir = SweepDir(sweep_dir).run(run.run_id)
+        run_dir.path.mkdir(exist_ok=True)
+        run_dir.config.write_text(text, encoding="utf-8")
 
-    The manifest is written atomically and is what makes the directory a sweep; no
-    run's config is read before it exists, so the configs need no temp-and-rename.
-    """
-    if manifest_path(plan.sweep_dir).exists():
-        raise ConfigError(
-            f"{plan.sweep_dir} already holds a sweep. Choose another with sweep.dir=... or "
-            "sweep.name=..., or remove that directory."
-        )
-    (plan.sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    for run, text in zip(plan.runs, configs_as_yaml(r.config for r in plan.runs), strict=True):
-        run_dir = plan.sweep_dir / "runs" / run.run_id
-        run_dir.mkdir(exist_ok=True)
-        (run_dir / "config.yaml").write_text(text, encoding="utf-8")
-    (plan.sweep_dir / "config.yaml").write_text(to_yaml(plan.base), encoding="utf-8")
+
+def write_plan(plan: Plan, manifest: Manifest) -> None:
+    """Writes a new sweep directory: configs first, the manifest last (atomically): the
+    manifest is what makes the directory a sweep."""
+    write_runs(plan.sweep_dir, plan.runs)
+    SweepDir(plan.sweep_dir).config.write_text(to_yaml(plan.base), encoding="utf-8")
     save(plan.sweep_dir, manifest)

@@ -186,8 +186,10 @@ class PointResolver:
             self._deps[keys] = dependencies(self._texts, keys)
         for key in keys:
             set_path(config, key, plain_value(OmegaConf.select(self._work, key)))
+        # a swept value that is itself an interpolation may resolve differently per point
+        dynamic = {o.key_or_group for o in overrides if "${" in str(o.value())}
         for path, deps in self._deps[keys].items():
-            if deps is None:
+            if deps is None or deps & dynamic:
                 set_path(config, path, plain_value(OmegaConf.select(self._work, path)))
                 continue
             seen = (path, tuple(values[key] for key in sorted(deps)))

@@ -21,9 +21,9 @@ matplotlib.use("Agg")  # files only; no display on a login node
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from paddle_hpc.cli import run
 from paddle_hpc.collect import Tables, load
 from paddle_hpc.collect.tables import swept_keys
+from paddle_hpc.command import run
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.files import write_atomic
 

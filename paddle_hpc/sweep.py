@@ -3,33 +3,31 @@
 Composes the config (Hydra), expands the grid, checks every point, then submits one
 sbatch array per resource shape and returns; or runs the runs here, one after the
 other, when the executor is local (no sbatch on the PATH, or cluster.executor=local).
+Run again on the same sweep directory, it submits only the points not there yet.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import shlex
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from paddle_hpc.cli import run
+from paddle_hpc import extend, index
+from paddle_hpc.backend import backend_for, states
+from paddle_hpc.command import console as make_console
+from paddle_hpc.command import run
 from paddle_hpc.config import resolve_config_dir
-from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.launch import build_node_launch
-from paddle_hpc.manifest import Manifest
-from paddle_hpc.node import paddle_has_cuda, run_node
-from paddle_hpc.plan import Plan, build_manifest, make_plan, write_plan
-from paddle_hpc.slurm import SlurmClient
-from paddle_hpc.status import read_states, render, watch
-from paddle_hpc.submit import dry_run_script, python_for, submit
-
-log = logging.getLogger(__name__)
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, load
+from paddle_hpc.plan import Plan, build_manifest, make_plan, write_plan, write_runs
+from paddle_hpc.schema import RunConfig
+from paddle_hpc.submit import dry_run_script, python_for
+from paddle_hpc.view import SHOWN, exit_code, render, watch
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -44,29 +42,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--dry-run", action="store_true", help="print what would be submitted; submit nothing"
     )
     parser.add_argument(
-        "--wait", action="store_true", help="wait until every run ended, then show the table"
+        "--wait", action="store_true", help="wait until every run ended, then show the runs"
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="add points to an existing sweep even though its config files changed",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. optim.lr=1e-3,1e-4")
     return parser.parse_args(argv)
 
 
 def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
-    max_parallel = plan.base["sweep"]["max_parallel"]
     console.print(
         f"# dry run: {len(plan.runs)} runs in {len(manifest.shapes)} resource shape(s); "
-        f"sweep directory {plan.sweep_dir} (not written)",
-        markup=False,
+        f"sweep directory {plan.sweep_dir} (not written)"
     )
     for shape in range(len(manifest.shapes)):
-        console.print(f"\n# sbatch script of shape {shape}:", markup=False)
-        console.print(dry_run_script(plan.sweep_dir, manifest, shape, max_parallel), markup=False)
+        console.print(f"\n# sbatch script of shape {shape}:")
+        console.print(dry_run_script(plan.sweep_dir, manifest, shape, plan.sweep))
     first = plan.runs[0]
-    nodes = first.config["resources"]["nodes"]
-    gpus = first.config["resources"]["gpus_per_node"]
+    config = RunConfig.of(first.config)
+    nodes, gpus = config.resources.nodes, config.resources.gpus_per_node
     console.print(
         f"# launch command of run {first.run_id} ({first.label}) "
-        f"on each node, for a GPU build, as job 12345 on node[1-{nodes}]:",
-        markup=False,
+        f"on each node, for a GPU build, as job 12345 on node[1-{nodes}]:"
     )
     for rank in range(nodes):
         env = {
@@ -78,47 +78,37 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
         }
         node = build_node_launch(
             python=python_for(manifest.shapes[0]),
-            config=first.config,
+            config=config,
             run_id=first.run_id,
-            run_dir=plan.sweep_dir / "runs" / first.run_id,
+            run_dir=SweepDir(plan.sweep_dir).run(first.run_id).path,
             env=env,
             cuda=True,
             resolve=lambda host: f"<IP of {host}>",
         )
-        console.print(f"node {rank}: {shlex.join(node.argv)}", markup=False)
+        console.print(f"node {rank}: {shlex.join(node.argv)}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def run_locally(plan: Plan, console: Console) -> None:
-    """Runs every run here, one after the other, on one node with the same world size."""
-    cuda = paddle_has_cuda()
-    python = sys.executable
-    for run_spec in plan.runs:
-        config = dict(run_spec.config)
-        resources, launch = config["resources"], dict(config["launch"])
-        per_node = launch["nproc_per_node"] or max(1, resources["gpus_per_node"])
-        launch["nproc_per_node"] = per_node * resources["nodes"]
-        launch["master_port"] = free_port()
-        config["launch"] = launch
-        console.print(
-            f"run {run_spec.run_id} ({run_spec.label}): {launch['nproc_per_node']} processes here",
-            markup=False,
-        )
-        try:
-            env = {**os.environ, "SLURM_JOB_NODELIST": "127.0.0.1"}
-            run_node(plan.sweep_dir, run_spec.run_id, config, python, env, cuda)
-        except PaddleHpcError as exc:
-            console.print(f"[red]failed:[/] {exc}")
+def prepare(plan: Plan, manifest: Manifest, allow_change: bool, console: Console) -> Manifest:
+    """Writes the sweep directory, or adds the new points to the one there; returns the
+    manifest to submit from."""
+    sweep = SweepDir(plan.sweep_dir)
+    if not sweep.manifest.exists():
+        write_plan(plan, manifest)
+        index.record(sweep.path, manifest.name, manifest.created)
+        return manifest
+    old = load(sweep.path)
+    extend.check_base(old, manifest, allow_change)
+    merged, added = extend.merge(old, manifest)
+    existing = len(plan.runs) - len(added)
+    console.print(f"{len(added)} new point(s), {existing} already in {sweep.path}")
+    new_ids = set(added)
+    write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
+    return merged
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    console = Console(soft_wrap=True)
+    console = make_console()
     cwd = Path.cwd()
     config_dir = resolve_config_dir(args.config_dir, cwd)
     plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
@@ -127,28 +117,38 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         print_dry_run(plan, manifest, console)
         return 0
-    write_plan(plan, manifest)
-    client = SlurmClient()
-    if plan.executor == "local":
-        console.print(
-            f"no Slurm here: running {len(plan.runs)} runs locally in {plan.sweep_dir}",
-            markup=False,
-        )
-        run_locally(plan, console)
-        statuses = read_states(plan.sweep_dir, manifest, client)
+    sweep = SweepDir(plan.sweep_dir)
+    is_new = not sweep.manifest.exists()
+    manifest = prepare(plan, manifest, args.allow_config_change, console)
+    backend = backend_for(manifest.executor)
+    planned = {r.run_id for r in plan.runs}
+    todo = [
+        r.run_id
+        for r in manifest.runs
+        if r.run_id in planned and r.job_id is None and (is_new or not _was_run(sweep, r.run_id))
+    ]
+    if not todo:
+        console.print("nothing new to submit")
+        return 0
+    if backend.name == "local":
+        console.print(f"no Slurm here: running {len(todo)} runs locally in {sweep.path}")
+    manifest = backend.submit(sweep, manifest, plan.sweep, todo, console.print)
+    if backend.name == "local":
+        found = states(backend, sweep, manifest)
     else:
-        manifest = submit(plan.sweep_dir, manifest, client, plan.base["sweep"]["max_parallel"])
-        jobs = ", ".join(str(a.job_id) for a in manifest.arrays)
-        console.print(f"submitted {len(plan.runs)} runs as array job(s) {jobs}", markup=False)
-        console.print(f"sweep directory: {plan.sweep_dir}", markup=False)
-        console.print(
-            f"status: python -m paddle_hpc.status {shlex.quote(str(plan.sweep_dir))}", markup=False
-        )
+        console.print(f"sweep directory: {sweep.path}")
+        console.print(f"status: python -m paddle_hpc.status {shlex.quote(str(sweep.path))}")
         if not args.wait:
             return 0
-        statuses = watch(plan.sweep_dir, manifest, client, console)
-    console.print(render(manifest, statuses))
-    return 0 if all(s.state == "COMPLETED" for s in statuses) else 1
+        found = watch(sweep, manifest, backend, console)
+    for part in render(manifest, found, every=len(found) <= SHOWN):
+        console.print(part)
+    return exit_code(found)
+
+
+def _was_run(sweep: SweepDir, run_id: str) -> bool:
+    """Whether a run without a Slurm job (a local run) has run: it has a state file."""
+    return sweep.run(run_id).state.exists()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -25,6 +26,12 @@ def _cluster_problem() -> str:
                 "" if "UP" in ping.stdout else f"no Slurm controller answers: {first_line}"
             )
     return _cluster_answer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Sweeps the tests submit go to an index of their own, not the user's (`paddle-hpc list`).
+    index = tempfile.mkdtemp(prefix="paddle-hpc-test-index-")
+    os.environ["PADDLE_HPC_INDEX"] = os.path.join(index, "sweeps.jsonl")  # noqa: PTH118
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

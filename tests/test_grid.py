@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import expand, grid_axes, grid_size, parse_override, render_value, run_id
@@ -25,15 +29,22 @@ def test_cartesian_product_in_order_last_key_fastest() -> None:
     ]
 
 
-def test_grid_entries_come_first_and_the_command_line_wins() -> None:
-    grid = {"optim.lr": [0.1, 0.01], "data.batch_size": "range(1,3)", "seed": [0]}
-    points = keys_and_values(["seed=5,6", "optim.lr=0.5"], grid)
-    assert points == [
-        ("data.batch_size=1", "seed=5", "optim.lr=0.5"),
-        ("data.batch_size=1", "seed=6", "optim.lr=0.5"),
-        ("data.batch_size=2", "seed=5", "optim.lr=0.5"),
-        ("data.batch_size=2", "seed=6", "optim.lr=0.5"),
-    ]
+@pytest.mark.parametrize(
+    ("grid", "overrides"),
+    [
+        ({}, ["a=1,2", "b=3,4", "a=5,6"]),
+        ({}, ["a=1,2", "+c=x,y", "b=3", "a=7"]),
+        ({"optim.lr": [0.1, 0.01], "bs": "range(1,3)", "seed": [0]}, ["seed=5,6", "optim.lr=0.5"]),
+        ({"x": "1,2"}, ["y=3,4", "x=5,6,7", "y=8"]),
+    ],
+)
+def test_the_order_of_points_is_hydras(grid: dict[str, Any], overrides: list[str]) -> None:
+    """Hydra's BasicSweeper is the oracle: sweep.grid entries stand where
+    hydra.sweeper.params would, before the command line."""
+    params = [f"{k}={v if isinstance(v, str) else ','.join(map(str, v))}" for k, v in grid.items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
+    (batch,) = BasicSweeper.split_arguments(parsed, None)
+    assert keys_and_values(overrides, grid) == [tuple(job) for job in batch]
 
 
 def test_hydra_sweep_functions() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.launch import RUN_MODULE_SHIM, build_node_launch, clean_env, master_port
+from paddle_hpc.schema import RunConfig
 
 CONFIG: dict[str, Any] = {
     "program": {"script": "/home/u/train.py", "module": None, "args": ["--lr", 0.1, "a b"]},
@@ -44,7 +45,7 @@ def build(
 ) -> Any:
     return build_node_launch(
         python="/venv/bin/python",
-        config=config,
+        config=RunConfig.of(config),
         run_id="rabc",
         run_dir=Path("/s/runs/rabc"),
         env=env,

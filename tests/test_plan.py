@@ -67,6 +67,8 @@ def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
         ("optim.lr=[1,2", "bad override"),
         ("optim.lr=interval(0,1)", "not a list of values"),
         ("model=huge", "huge"),
+        ("model=null", "model=null: .*to leave a group out, use ~GROUP"),
+        ("model=small,null", "grid point 1: optim.lr=0.1 model=null"),
         ("cluster.executor=cloud", "expected one of \\[auto, slurm, local\\]"),
         ("cluster.executor=local,slurm", "one value for the whole sweep"),
         ("sweep.max_parallel=many", "sweep.max_parallel=many"),
@@ -120,7 +122,7 @@ def test_repeated_values_are_refused(conf: Path) -> None:
         plan(conf, "optim.lr=0.1,0.1")
 
 
-def test_the_sweep_directory_is_written_once(conf: Path) -> None:
+def test_the_sweep_directory_holds_every_run(conf: Path) -> None:
     result = plan(conf, "resources.nodes=1,2")
     manifest = build_manifest(result, ["python", "-m", "paddle_hpc.sweep"])  # type: ignore[arg-type]
     write_plan(result, manifest)  # type: ignore[arg-type]
@@ -130,8 +132,7 @@ def test_the_sweep_directory_is_written_once(conf: Path) -> None:
     assert saved.axes == ("optim.lr", "resources.nodes")
     for run in saved.runs:
         assert (conf.parent / "sweeps" / "t" / "runs" / run.run_id / "config.yaml").is_file()
-    with pytest.raises(ConfigError, match="already holds a sweep"):
-        write_plan(result, manifest)  # type: ignore[arg-type]
+    assert saved.extra["base"]["optim"]["lr"] == 0.1  # the base as composed, for extending
 
 
 def test_configs_as_yaml_is_each_whole_config_dumped() -> None:

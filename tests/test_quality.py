@@ -25,3 +25,22 @@ def test_ruff_format() -> None:
 
 def test_mypy_strict() -> None:
     check(str(BIN / "mypy"))
+
+
+def test_no_module_shadows_the_standard_library() -> None:
+    # run_module.py's folder is first on a training script's sys.path
+    names = {path.stem for path in (ROOT / "paddle_hpc").glob("*.py")}
+    assert not names & sys.stdlib_module_names
+
+
+def test_node_side_imports_neither_pandas_nor_hydra() -> None:
+    code = (
+        "import sys\n"
+        "import paddle_hpc.node, paddle_hpc.launch, paddle_hpc.metrics\n"
+        "heavy = {'pandas', 'hydra', 'omegaconf', 'pyarrow', 'matplotlib', 'rich'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -11,9 +11,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from paddle_hpc.cli import run
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
 from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
+from paddle_hpc.command import run
 from paddle_hpc.errors import ConfigError
 
 

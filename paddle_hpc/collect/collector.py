@@ -44,10 +44,9 @@ from paddle_hpc.collect.tables import (
     user_patterns,
 )
 from paddle_hpc.files import temp_beside, write_atomic
-from paddle_hpc.manifest import MANIFEST, Manifest
+from paddle_hpc.layout import MANIFEST, METRICS, STATE
+from paddle_hpc.manifest import Manifest
 from paddle_hpc.manifest import load as load_manifest
-from paddle_hpc.metrics import METRICS_FILE
-from paddle_hpc.node import STATE
 from paddle_hpc.slurm import SacctRecord, SlurmClient
 
 log = logging.getLogger(__name__)
@@ -294,7 +293,7 @@ def save_check(
 
 
 def _metrics_first(rel: str) -> tuple[bool, str]:
-    return not rel.endswith(METRICS_FILE), rel
+    return not rel.endswith(METRICS), rel
 
 
 def read_states(

@@ -3,9 +3,11 @@
 Files are read into buffers of about CHUNK bytes; each is parsed in a second thread
 while the next is read. The usual chunk, every line a flat object of the same keys in
 the same order (what `log_metrics` writes for a script that logs the same metrics each
-time), takes a fast path: with `:` made a `,` and spaces, braces and quotes removed, a
-line is comma-separated `key,value` pairs, which pyarrow's CSV reader parses several
-times faster than its JSON reader. Every key column is checked to hold only its key,
+time), takes a fast path: with `:` made a `,`, and braces, quotes and the spaces after
+`:` and `,` removed, a line is comma-separated `key,value` pairs, which pyarrow's CSV
+reader parses several times faster than its JSON reader. It is taken only when every
+`:`, `,`, `{` and `}` is JSON's own (a key may hold any of them, and spaces, which the
+fast path keeps). Every key column is checked to hold only its key,
 and every value column to be numbers (`NaN`, `Infinity` and `null` included); anything
 else falls back to pyarrow's JSON reader on the whole chunk, then per file, then line
 by line, skipping and counting every line that is not a JSON object of numbers. A last
@@ -119,13 +121,34 @@ def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     chunk = _Chunk(first, buffer, spans, counts, {first + i: v for i, v in skipped.items()}, None)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
-    signatures = {tuple(line.translate(_TO_CSV, _DROP).split(b",")[0::2]) for line in firsts}
+    signatures = {tuple(bytes(_as_csv(line)).split(b",")[0::2]) for line in firsts}
     if len(signatures) == 1:
         keys = [key.decode(errors="replace") for key in next(iter(signatures))]
-        if all(key and "\\" not in key for key in keys) and len(set(keys)) == len(keys):
+        if (
+            all(key and "\\" not in key for key in keys)
+            and len(set(keys)) == len(keys)
+            and _only_structure(buffer, sum(counts), len(keys))
+        ):
             chunk.keys = keys
-            chunk.csv = buffer.translate(_TO_CSV, _DROP)
+            chunk.csv = _as_csv(buffer)
     return chunk
+
+
+def _as_csv(data: bytes | bytearray) -> bytes | bytearray:
+    """'{"a b": 1, "c": 2}' -> 'a b,1,c,2': the spaces json.dumps puts after ':' and ','
+    go; a key's own spaces stay."""
+    return data.replace(b": ", b":").replace(b", ", b",").translate(_TO_CSV, _DROP)
+
+
+def _only_structure(buffer: bytearray, lines: int, keys: int) -> bool:
+    """Whether every ':', ',', '{' and '}' in the lines is JSON's own (none in a key),
+    for lines of `keys` pairs each: then the CSV made of them splits where JSON does."""
+    return (
+        buffer.count(b":") == lines * keys
+        and buffer.count(b",") == lines * (keys - 1)
+        and buffer.count(b"{") == lines
+        and buffer.count(b"}") == lines
+    )
 
 
 def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
@@ -190,7 +213,7 @@ def _read_all(
 
 
 _TO_CSV = bytes.maketrans(b":", b",")
-_DROP = b' {}"'
+_DROP = b'{}"'
 
 
 def _parse_as_csv(data: bytes | bytearray, lines: int, keys: Sequence[str]) -> pa.Table:

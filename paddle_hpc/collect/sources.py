@@ -6,6 +6,7 @@ Per run, under `runs/<run_id>/`: `metrics.jsonl`, `state.json`, and the worker l
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import time
@@ -14,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.metrics import METRICS_FILE
-from paddle_hpc.node import STATE
+from paddle_hpc.layout import METRICS, STATE
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
-_WORKER_LOG = re.compile(r"^workerlog\.(\d+)$")
+_WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
 _NODE_DIR = re.compile(r"^node(\d+)$")
 
 
@@ -39,8 +39,10 @@ def fingerprint(path: str | Path) -> Fingerprint | None:
 
 
 def read(path: str) -> bytes:
+    """The file's bytes; a .gz file (a log `clean` compressed) as it was before."""
     with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
-        return handle.read()
+        data = handle.read()
+    return gzip.decompress(data) if path.endswith(".gz") else data
 
 
 def prefetch(paths: Iterable[str]) -> None:
@@ -128,7 +130,7 @@ def find(
     for run_id in run_ids:
         base = f"runs/{run_id}"
         found: dict[str, str] = {}
-        for name in (METRICS_FILE, STATE):
+        for name in (METRICS, STATE):
             rel = f"{base}/{name}"
             if (fp := look(rel, looked)) is not None:
                 prints[rel] = fp
@@ -139,12 +141,17 @@ def find(
         for node in numbers(f"{base}/logs", _NODE_DIR, done, run_id):
             for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done, run_id):
                 rel = f"{base}/logs/node{node}/workerlog.{rank}"
+                if done and rel not in known and f"{rel}.gz" in known:
+                    rel = f"{rel}.gz"
                 last = known.get(rel) if done else None
                 fp = (last[0], last[1]) if last else look(rel, looked_logs[run_id])
+                if fp is None and not done:
+                    rel = f"{rel}.gz"
+                    fp = look(rel, looked_logs[run_id])
                 if fp is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
-        runs.append(RunFiles(run_id, found.get(METRICS_FILE), found.get(STATE), tuple(logs)))
+        runs.append(RunFiles(run_id, found.get(METRICS), found.get(STATE), tuple(logs)))
     return Found(runs, prints, new, looked, looked_logs, unsettled)
 
 

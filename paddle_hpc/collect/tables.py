@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from paddle_hpc import runstate
+from paddle_hpc.backend.local import local_status
 from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import parse_override
@@ -268,11 +270,12 @@ def runs_frame(
     slurm: dict[str, list[Any]] = {
         key: []
         for key in ("state", "exit_code", "job_id", "array_task", "nodelist", "start", "end")
-    } | {"elapsed_s": [], "restarts": []}
+    } | {"elapsed_s": [], "restarts": [], "attempts": []}
     for run in manifest.runs:
         for key in manifest.axes:
             data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
         state = states.get(run.run_id, {})
+        own = runstate.from_dict(state) if state else None
         record = (
             rows.get((run.job_id, run.array_task))
             if run.job_id is not None and run.array_task is not None
@@ -289,7 +292,7 @@ def runs_frame(
             ]
         elif manifest.executor == "local":
             values = [
-                state.get("state", "PENDING"),
+                local_status(run, own).state,
                 state.get("returncode"),
                 "localhost",
                 None,
@@ -312,9 +315,10 @@ def runs_frame(
         slurm["job_id"].append(run.job_id)
         slurm["array_task"].append(run.array_task)
         slurm["restarts"].append(state.get("restarts", 0 if state else None))
+        slurm["attempts"].append(max(run.attempt, own.attempt) if own else run.attempt)
     index = pd.Index([r.run_id for r in manifest.runs], name="run_id")
     frame = pd.DataFrame({k: pd.Series(v, index=index) for k, v in data.items()}, index=index)
-    for key in ("exit_code", "job_id", "array_task", "elapsed_s", "restarts"):
+    for key in ("exit_code", "job_id", "array_task", "elapsed_s", "restarts", "attempts"):
         frame[key] = pd.array(slurm[key], dtype="Int64")
     frame["state"] = slurm["state"]
     frame["nodelist"] = slurm["nodelist"]
@@ -332,6 +336,7 @@ def runs_frame(
             "end",
             "elapsed_s",
             "restarts",
+            "attempts",
         ]
     ]
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")

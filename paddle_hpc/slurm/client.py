@@ -72,6 +72,10 @@ def scancel_argv(job_ids: Iterable[int | str]) -> list[str]:
     return ["scancel", "--verbose", *(str(job) for job in job_ids)]
 
 
+def requeue_argv(job: str) -> list[str]:
+    return ["scontrol", "requeue", job]
+
+
 class SlurmClient:
     """Slurm's commands as methods. Pass a runner to point them elsewhere in tests."""
 
@@ -113,7 +117,12 @@ class SlurmClient:
         result = self._runner(["scontrol", "ping"])
         return result.returncode == 0 and "UP" in result.stdout
 
+    def requeue(self, job: str) -> None:
+        """Puts a job or array task ('12_3') back in the queue; it keeps its id."""
+        self._run(requeue_argv(job))
+
     def cancel(self, job_ids: Iterable[int | str]) -> None:
+        """scancel of jobs, arrays ('12') or array tasks ('12_3')."""
         ids = list(job_ids)
         if not ids:
             return

@@ -20,6 +20,8 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from paddle_hpc.slurm.client import SlurmClient
 
+NO_LIMIT_MIN = 10**9
+
 
 def submitit_command(python: str, folder: Path) -> str:
     return f"{shlex.quote(python)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
@@ -59,6 +61,8 @@ class SeamExecutor(submitit.SlurmExecutor):
         folder = utils.JobPaths.get_first_id_independent_folder(self.folder)
         folder.mkdir(parents=True, exist_ok=True)
         timeout_min = self.parameters.get("time", 5)
+        if not isinstance(timeout_min, int):  # 'UNLIMITED': a USR2 is never the time limit
+            timeout_min = NO_LIMIT_MIN
         pickles = []
         for task in tasks:
             delayed = utils.DelayedSubmission(task)

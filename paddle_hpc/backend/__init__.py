@@ -1,0 +1,96 @@
+"""Where runs run: one interface, a Slurm and a local implementation.
+
+Verbs talk to a `Backend` only: submit runs, read the states of sweeps' runs (for
+Slurm one sacct call per refresh, however many sweeps), cancel runs, and find a node's
+output. `retry` and extending a sweep are `submit` of the runs that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, RunEntry
+from paddle_hpc.schema import SweepConfig
+from paddle_hpc.slurm.parse import TERMINAL_STATES
+
+__all__ = [
+    "NOT_SUBMITTED",
+    "TERMINAL_STATES",
+    "Backend",
+    "RunStatus",
+    "Say",
+    "backend_for",
+    "states",
+]
+NOT_SUBMITTED = "NOT_SUBMITTED"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    swept: dict[str, str]
+    state: str
+    elapsed_s: int | None
+    nodes: tuple[str, ...]
+    job: str  # '12_3', or '' when not submitted to Slurm
+    attempt: int  # the latest attempt's number (1 for the first)
+    reason: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def active(self) -> bool:
+        return not self.ended and self.state != NOT_SUBMITTED
+
+
+Say = Callable[[str], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def submit(
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        config: SweepConfig,
+        run_ids: Sequence[str] | None,
+        say: Say,
+    ) -> Manifest:
+        """Submits the runs not submitted yet among run_ids (default: all), each as its
+        next attempt; returns the saved manifest. A local backend runs them here, now."""
+        ...
+
+    def states_of(
+        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+    ) -> list[list[RunStatus]]:
+        """Every run's state, per sweep, in manifest order. Without run_files, what the
+        runs' own state files add (attempt, reason) is left out: `list` of many sweeps."""
+        ...
+
+    def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None: ...
+
+    def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:
+        """The node's stdout (or stderr) outside the worker logs, if the backend keeps one."""
+        ...
+
+
+def states(backend: Backend, sweep: SweepDir, manifest: Manifest) -> list[RunStatus]:
+    (found,) = backend.states_of([(sweep, manifest)])
+    return found
+
+
+def backend_for(executor: str) -> Backend:
+    if executor == "local":
+        from paddle_hpc.backend.local import LocalBackend
+
+        return LocalBackend()
+    from paddle_hpc.backend.slurm import SlurmBackend
+
+    return SlurmBackend()

@@ -1,0 +1,148 @@
+"""Runs here, one after the other, each on one node with the world size it asked for.
+
+`submit` runs the runs in the foreground. Each run's state file holds its launcher's
+process group, so `cancel` from another shell stops it (or marks a run that has not
+started, which is then skipped). Automatic retries run again at once, here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from paddle_hpc import runstate
+from paddle_hpc.backend import RunStatus, Say
+from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, RunEntry, save
+from paddle_hpc.node import IN_JOB, load_run_config, paddle_has_cuda, run_node, signal_group
+from paddle_hpc.runstate import RunState
+from paddle_hpc.schema import RunConfig, SweepConfig
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def on_one_node(config: RunConfig) -> RunConfig:
+    """The run's config for one node here: all of its processes, a free port."""
+    resources, launch = config.resources, config.launch
+    per_node = launch.nproc_per_node or max(1, resources.gpus_per_node)
+    launch = replace(launch, nproc_per_node=per_node * resources.nodes, master_port=free_port())
+    return replace(config, launch=launch)
+
+
+def local_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment for a run here: no Slurm job it might be inside of
+    steers the launch (nor is requeued by a failing run)."""
+    env = {k: v for k, v in environ.items() if not k.startswith("SLURM_")}
+    return env | {"SLURM_JOB_NODELIST": "127.0.0.1"}
+
+
+def alive(state: RunState) -> bool:
+    """Whether a RUNNING state's process group still runs (when it runs on this host)."""
+    if state.pgid is None or state.host != socket.gethostname():
+        return True
+    try:
+        os.killpg(state.pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_status(run: RunEntry, state: RunState | None) -> RunStatus:
+    """A local run's status from its state file. Pure but for `alive`."""
+    if state is None or state.attempt < run.attempt:
+        return RunStatus(run.run_id, run.swept, "PENDING", None, (), "", run.attempt)
+    shown = state.state
+    reason = state.reason or ""
+    if state.retrying:
+        shown = "PENDING"
+    elif state.state == runstate.RUNNING and not alive(state):
+        shown, reason = "FAILED", "its process is gone"
+    return RunStatus(run.run_id, run.swept, shown, None, ("localhost",), "", state.attempt, reason)
+
+
+class LocalBackend:
+    name = "local"
+
+    def submit(
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        config: SweepConfig,
+        run_ids: Sequence[str] | None,
+        say: Say,
+    ) -> Manifest:
+        wanted = set(run_ids) if run_ids is not None else {r.run_id for r in manifest.runs}
+        todo = [r for r in manifest.runs if r.run_id in wanted]
+        save(sweep.path, replace(manifest, state="submitted", error=None))
+        cuda = paddle_has_cuda()
+        for run in todo:
+            self._run(sweep, run, cuda, say)
+        return replace(manifest, state="submitted", error=None)
+
+    def _run(self, sweep: SweepDir, run: RunEntry, cuda: bool, say: Say) -> None:
+        run_dir = sweep.run(run.run_id)
+        config = load_run_config(run_dir)
+        attempt = run.attempt
+        while True:
+            before = runstate.read(run_dir.state)
+            if before and before.state == runstate.CANCELLED and before.attempt == attempt:
+                say(f"run {run.run_id}: cancelled before it started")
+                return
+            here = on_one_node(config)
+            say(
+                f"run {run.run_id} (attempt {attempt}): {here.launch.nproc_per_node} processes here"
+            )
+            env = local_env(os.environ)
+            try:
+                run_node(sweep.path, run.run_id, here, sys.executable, env, cuda, attempt)
+                return
+            except PaddleHpcError as exc:
+                say(f"failed: {exc}")
+            after = runstate.read(run_dir.state)
+            retry = (
+                after is not None
+                and after.state == "FAILED"
+                and bool(IN_JOB & set(config.sweep.retry_on))
+                and attempt - run.attempt < config.sweep.max_retries
+            )
+            if not retry:
+                return
+            attempt += 1
+
+    def states_of(
+        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+    ) -> list[list[RunStatus]]:
+        return [
+            [local_status(r, runstate.read(sweep.run(r.run_id).state)) for r in manifest.runs]
+            for sweep, manifest in sweeps
+        ]
+
+    def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
+        """Marks each run CANCELLED, then stops its process group if it runs."""
+        wanted = set(run_ids)
+        for run in manifest.runs:
+            if run.run_id not in wanted:
+                continue
+            path = sweep.run(run.run_id).state
+            state = runstate.read(path)
+            if state is None or state.attempt < run.attempt:
+                runstate.write(path, RunState(runstate.CANCELLED, attempt=run.attempt))
+                continue
+            runstate.write(path, replace(state, state=runstate.CANCELLED, time="", retrying=False))
+            if state.pgid is not None and state.host == socket.gethostname():
+                signal_group(state.pgid, signal.SIGTERM)
+
+    def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:
+        return None

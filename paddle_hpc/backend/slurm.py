@@ -1,0 +1,103 @@
+"""Runs as Slurm array tasks: sbatch through submitit, one sacct call per refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from paddle_hpc import runstate
+from paddle_hpc.backend import NOT_SUBMITTED, RunStatus, Say
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, RunEntry
+from paddle_hpc.schema import SweepConfig
+from paddle_hpc.slurm import SacctRecord, SlurmClient
+from paddle_hpc.submit import submit
+
+
+def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
+    """(array job id, task) -> its allocation row; a collapsed row of pending tasks
+    ('12_[4-9%2]') stands for each of them."""
+    rows: dict[tuple[int, int], SacctRecord] = {}
+    for row in records:
+        if row.ref.step is None and row.ref.tasks is not None:
+            for task in row.ref.tasks:
+                rows[(row.ref.job, task)] = row
+    return rows
+
+
+def run_status(
+    run: RunEntry, record: SacctRecord | None, state: runstate.RunState | None
+) -> RunStatus:
+    """A run's status from its task's sacct row and its own state file. Pure.
+
+    A task sacct does not list yet (just submitted) is PENDING; a run never submitted
+    is NOT_SUBMITTED.
+    """
+    attempt = run.attempt
+    reason = ""
+    if state is not None and state.attempt >= run.attempt:
+        attempt, reason = state.attempt, state.reason or ""
+    if run.job_id is None:
+        return RunStatus(run.run_id, run.swept, NOT_SUBMITTED, None, (), "", run.attempt)
+    if record is None:
+        return RunStatus(run.run_id, run.swept, "PENDING", None, (), run.job, attempt, reason)
+    return RunStatus(
+        run.run_id,
+        run.swept,
+        record.state,
+        record.elapsed_s,
+        record.nodes,
+        run.job,
+        attempt,
+        reason,
+    )
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def __init__(self, client: SlurmClient | None = None) -> None:
+        self.client = client or SlurmClient()
+
+    def submit(
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        config: SweepConfig,
+        run_ids: Sequence[str] | None,
+        say: Say,
+    ) -> Manifest:
+        before = {a.job_id for a in manifest.arrays}
+        submitted = submit(sweep.path, manifest, self.client, config, run_ids)
+        new = [a for a in submitted.arrays if a.job_id not in before]
+        runs = sum(len(a.run_ids) for a in new)
+        say(f"submitted {runs} runs as array job(s) {', '.join(str(a.job_id) for a in new)}")
+        return submitted
+
+    def states_of(
+        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+    ) -> list[list[RunStatus]]:
+        jobs = sorted({r.job_id for _, m in sweeps for r in m.runs if r.job_id is not None})
+        rows = task_rows(self.client.sacct(jobs))
+        found = []
+        for sweep, manifest in sweeps:
+            found.append(
+                [
+                    run_status(
+                        run,
+                        rows.get((run.job_id, run.array_task or 0)) if run.job_id else None,
+                        runstate.read(sweep.run(run.run_id).state) if run_files else None,
+                    )
+                    for run in manifest.runs
+                ]
+            )
+        return found
+
+    def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
+        wanted = set(run_ids)
+        self.client.cancel(r.job for r in manifest.runs if r.run_id in wanted and r.job_id)
+
+    def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:
+        if run.job_id is None:
+            return None
+        return sweep.slurm_log(run.job_id, run.array_task or 0, node, err)

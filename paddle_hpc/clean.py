@@ -1,0 +1,99 @@
+"""`python -m paddle_hpc.clean SWEEP_DIR`: less disk for ended runs.
+
+For every run that has ended (Slurm's word, or its state file's locally): its worker
+and launcher logs (every attempt's) and its Slurm output files are gzip'ed in place
+(`workerlog.0` -> `workerlog.0.gz`; `logs` and the collector read them as before), and
+submitit's pickles of its tasks are removed. A run pending or running is not touched;
+neither are `metrics.jsonl`, state and config files, nor `results/`. Prints the space
+saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from paddle_hpc.backend import backend_for, states
+from paddle_hpc.command import console, run
+from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.layout import LOGS, RunDir, SweepDir
+from paddle_hpc.manifest import RunEntry, load
+
+
+def compress(path: Path) -> int:
+    """gzip's path to path.gz (same mode and times), removes path; returns bytes saved."""
+    packed = path.with_name(path.name + ".gz")
+    tmp = path.with_name(f".{path.name}.gz.tmp")
+    with path.open("rb") as source, gzip.open(tmp, "wb", compresslevel=6) as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    shutil.copystat(path, tmp)
+    saved = path.stat().st_size - tmp.stat().st_size
+    tmp.replace(packed)
+    path.unlink()
+    return saved
+
+
+def log_files(run: RunDir) -> Iterator[Path]:
+    """Every uncompressed file in the run's log folders, earlier attempts' too."""
+    folders = [run.logs, *run.path.glob(f"attempts/*/{LOGS}")]
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix != ".gz" and not path.name.startswith("."):
+                yield path
+
+
+def task_files(sweep: SweepDir, run: RunEntry) -> tuple[list[Path], list[Path]]:
+    """Slurm output files (each node's) and submitit's pickles of the run's tasks."""
+    outputs: list[Path] = []
+    pickles: list[Path] = []
+    tasks = [(s.job_id, s.array_task) for s in run.submissions] + [(run.job_id, run.array_task)]
+    for job, task in tasks:
+        if job is None or task is None:
+            continue
+        prefix = f"{job}_{task}_"
+        for path in sweep.slurm.glob(f"{prefix}*"):
+            if path.name.endswith(".pkl"):
+                pickles.append(path)
+            elif path.name.startswith(prefix) and path.name.endswith(("_log.out", "_log.err")):
+                outputs.append(path)
+    return outputs, pickles
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paddle-hpc clean", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    args = parser.parse_args(argv)
+    sweep = SweepDir(args.sweep_dir)
+    manifest = load(sweep.path)
+    found = states(backend_for(manifest.executor), sweep, manifest)
+    ended = [run for run, s in zip(manifest.runs, found, strict=True) if s.ended]
+    if not ended:
+        raise PaddleHpcError(f"nothing to clean: no run of {sweep.path} has ended yet.")
+    saved = files = removed = 0
+    for entry in ended:
+        outputs, pickles = task_files(sweep, entry)
+        for path in [*log_files(sweep.run(entry.run_id)), *outputs]:
+            saved += compress(path)
+            files += 1
+        for path in pickles:
+            saved += path.stat().st_size
+            path.unlink()
+            removed += 1
+    console().print(
+        f"{len(ended)} ended run(s) of {len(found)}: compressed {files} log file(s), removed "
+        f"{removed} pickle(s), saved {saved / 2**20:.1f} MiB"
+        + (
+            f"; {len(found) - len(ended)} run(s) not ended were left alone"
+            if len(ended) < len(found)
+            else ""
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

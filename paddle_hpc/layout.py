@@ -1,0 +1,130 @@
+"""Every path of a sweep directory, in one place. Pure: pathlib only, safe on compute nodes.
+
+    SWEEP_DIR/
+      manifest.json              run id <-> overrides <-> submissions (job id, task)
+      config.yaml                the resolved base config
+      sacct.txt                  the sweep's Slurm accounting as `collect` last read it
+      slurm/                     submitit's scripts, pickles, each node's stdout/stderr
+      results/                   the collector's tables
+      report/                    the HTML report
+      runs/<run_id>/
+        config.yaml              the run's resolved config
+        state.json               its RunState (runstate.py)
+        metrics.jsonl            what log_metrics wrote
+        logs/node<N>/workerlog.<R>   Paddle's per-rank logs of the current attempt
+        attempts/<K>/            an earlier attempt's state.json, metrics.jsonl and logs/
+
+The collector keeps paths relative to the sweep directory as strings (thousands per
+collect); `rel_*` give those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+CONFIG = "config.yaml"
+SACCT = "sacct.txt"
+SLURM = "slurm"
+RESULTS = "results"
+REPORT = "report"
+RUNS = "runs"
+STATE = "state.json"
+METRICS = "metrics.jsonl"
+LOGS = "logs"
+ATTEMPTS = "attempts"
+WORKER_LOG = "workerlog"
+
+
+def rel_run(run_id: str) -> str:
+    return f"{RUNS}/{run_id}"
+
+
+def rel_state(run_id: str) -> str:
+    return f"{RUNS}/{run_id}/{STATE}"
+
+
+def rel_metrics(run_id: str) -> str:
+    return f"{RUNS}/{run_id}/{METRICS}"
+
+
+def rel_logs(run_id: str) -> str:
+    return f"{RUNS}/{run_id}/{LOGS}"
+
+
+def slurm_log_name(job_id: int, task: int, node: int, err: bool) -> str:
+    """submitit's name for a node's Slurm output: `<job>_<task>_<node>_log.out|err`."""
+    return f"{job_id}_{task}_{node}_log.{'err' if err else 'out'}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """`runs/<run_id>/` (or an earlier attempt's `attempts/<K>/` inside it)."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def logs(self) -> Path:
+        return self.path / LOGS
+
+    def node_logs(self, node: int) -> Path:
+        return self.logs / f"node{node}"
+
+    def worker_log(self, node: int, rank: int) -> Path:
+        return self.node_logs(node) / f"{WORKER_LOG}.{rank}"
+
+    def attempt(self, number: int) -> RunDir:
+        """Where attempt `number`'s files went once a later attempt started."""
+        return RunDir(self.path / ATTEMPTS / str(number))
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    path: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def sacct(self) -> Path:
+        return self.path / SACCT
+
+    @property
+    def slurm(self) -> Path:
+        return self.path / SLURM
+
+    @property
+    def results(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    @property
+    def runs(self) -> Path:
+        return self.path / RUNS
+
+    def run(self, run_id: str) -> RunDir:
+        return RunDir(self.runs / run_id)
+
+    def slurm_log(self, job_id: int, task: int, node: int, err: bool) -> Path:
+        return self.slurm / slurm_log_name(job_id, task, node, err)

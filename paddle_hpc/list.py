@@ -1,0 +1,111 @@
+"""`python -m paddle_hpc.list [ROOT]`: every sweep you submitted, newest first.
+
+Reads the per-user index the sweep command writes (index.py); with ROOT, only the
+sweeps under it. The states of every Slurm sweep's runs come from one sacct call. A
+sweep directory that was moved or deleted is listed as missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from paddle_hpc import index
+from paddle_hpc.backend import RunStatus, backend_for
+from paddle_hpc.command import console, run
+from paddle_hpc.errors import PaddleHpcError, SlurmError
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest, load
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Listed:
+    entry: index.Entry
+    manifest: Manifest | None
+    problem: str  # why there is no manifest: 'missing', 'unreadable: ...'
+    statuses: tuple[RunStatus, ...] | None = None  # None when they could not be read
+
+
+def under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def gather(entries: Sequence[index.Entry]) -> list[Listed]:
+    """Each sweep with its runs' states: one backend call per executor."""
+    listed: list[Listed] = []
+    for entry in entries:
+        sweep = SweepDir(entry.dir)
+        if not sweep.manifest.exists():
+            listed.append(Listed(entry, None, "missing (moved or deleted)"))
+            continue
+        try:
+            listed.append(Listed(entry, load(sweep.path), ""))
+        except PaddleHpcError as exc:
+            listed.append(Listed(entry, None, f"unreadable: {exc}"))
+    for executor in ("slurm", "local"):
+        picked = [
+            i
+            for i, item in enumerate(listed)
+            if item.manifest and item.manifest.executor == executor
+        ]
+        if not picked:
+            continue
+        pairs = [(SweepDir(listed[i].entry.dir), listed[i].manifest) for i in picked]
+        try:
+            found = backend_for(executor).states_of(pairs, run_files=False)  # type: ignore[arg-type]
+        except SlurmError as exc:
+            log.warning("run states unknown: %s", exc)
+            continue
+        for i, statuses in zip(picked, found, strict=True):
+            item = listed[i]
+            listed[i] = Listed(item.entry, item.manifest, "", tuple(statuses))
+    return listed
+
+
+def table(listed: Sequence[Listed]) -> Table:
+    out = Table(title=f"{len(listed)} sweep(s), newest first", title_justify="left")
+    for column in ("name", "directory", "submitted", "runs", "states", "active"):
+        out.add_column(column)
+    for item in listed:
+        runs = str(len(item.manifest.runs)) if item.manifest else ""
+        if item.problem:
+            states, active = item.problem, ""
+        elif item.statuses is None:
+            states, active = "unknown (Slurm did not answer)", "?"
+        else:
+            counts = Counter(s.state for s in item.statuses)
+            states = "  ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+            active = "yes" if any(s.active for s in item.statuses) else "no"
+        out.add_row(item.entry.name, str(item.entry.dir), item.entry.created, runs, states, active)
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paddle-hpc list", description=__doc__)
+    parser.add_argument("root", nargs="?", type=Path, help="only the sweeps under this folder")
+    args = parser.parse_args(argv)
+    entries = index.entries()
+    if args.root is not None:
+        root = args.root.resolve()
+        entries = [e for e in entries if under(e.dir, root)]
+    if not entries:
+        where = f" under {args.root}" if args.root is not None else ""
+        raise PaddleHpcError(
+            f"no sweeps{where} in {index.index_path()}: `paddle-hpc sweep` records each "
+            "sweep it submits there."
+        )
+    console().print(table(gather(entries)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""`python -m paddle_hpc.retry SWEEP_DIR [RUN ...] [--state FAILED,TIMEOUT,...]`
+
+Resubmits the runs that ended in those states (default: every end state but COMPLETED
+and CANCELLED), as one new array per resource shape. A retried run keeps its id and
+directory; its earlier attempt's files move to `runs/<id>/attempts/<K>/` when the new
+attempt starts, and the manifest keeps every submission. Runs still pending or running
+are not submitted again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from paddle_hpc.backend import TERMINAL_STATES, backend_for, states
+from paddle_hpc.command import console, run
+from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import load, save
+from paddle_hpc.naming import described, parse_states, pick_runs
+from paddle_hpc.schema import RunConfig
+
+DEFAULT = TERMINAL_STATES - {"COMPLETED", "CANCELLED"}
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paddle-hpc retry", description=__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("runs", nargs="*", help="run ids, unique prefixes or JOB_TASK")
+    parser.add_argument(
+        "--state", help=f"end states to retry (default: {','.join(sorted(DEFAULT))})"
+    )
+    args = parser.parse_args(argv)
+    wanted = parse_states(args.state, TERMINAL_STATES) if args.state else DEFAULT
+    sweep = SweepDir(args.sweep_dir)
+    manifest = load(sweep.path)
+    named = pick_runs(manifest, args.runs) if args.runs else list(manifest.runs)
+    backend = backend_for(manifest.executor)
+    now = {s.run_id: s for s in states(backend, sweep, manifest)}
+    picked = [r for r in named if now[r.run_id].state in wanted]
+    if not picked:
+        shown = ", ".join(f"{r.run_id} {now[r.run_id].state}" for r in named[:5])
+        raise PaddleHpcError(
+            f"nothing to retry: no run of {sweep.path} ended in {','.join(sorted(wanted))}"
+            + (f" ({shown}{' ...' if len(named) > 5 else ''})" if args.runs else "")
+            + "."
+        )
+    ended = {r.run_id: (now[r.run_id].state, now[r.run_id].attempt) for r in picked}
+    manifest = manifest.for_retry(ended)
+    save(sweep.path, manifest)
+    out = console()
+    out.print(f"retrying {len(picked)} run(s): {described(picked)}")
+    try:
+        sweep_config = RunConfig.load(sweep.config).sweep
+    except (OSError, ValueError) as exc:
+        raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
+    backend.submit(sweep, manifest, sweep_config, list(ended), out.print)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

@@ -1,0 +1,79 @@
+"""`runs/<run_id>/state.json`: the one record a node writes and every reader reads.
+
+Node 0 writes RUNNING when its launcher starts and COMPLETED or FAILED when it ends; a
+node whose launcher fails writes FAILED (srun may end node 0 before it learns of it).
+`cancel` writes CANCELLED for a local run. Written atomically; read tolerantly: a
+missing, partly written or foreign file reads as None, unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from paddle_hpc.files import write_json_atomic
+
+RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
+ENDED = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+@dataclass(frozen=True)
+class RunState:
+    state: str  # RUNNING, COMPLETED, FAILED or CANCELLED
+    time: str = ""  # when it was written, ISO 8601 UTC
+    attempt: int = 1  # 1 for the first run of this run id; each retry adds one
+    job: str | None = None  # Slurm's array task as '12_3'; None for a local run
+    restarts: int = 0  # Slurm requeues of this submission (SLURM_RESTART_COUNT)
+    returncode: int | None = None  # paddle.distributed.launch's exit code
+    node: int | None = None  # the node that wrote the state
+    mode: str | None = None  # 'gpu' or 'cpu'
+    master: str | None = None  # ip:port
+    host: str | None = None  # where the launcher runs
+    pgid: int | None = None  # its process group there
+    retrying: bool = False  # FAILED, and requeued for another attempt
+    reason: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED and not self.retrying
+
+
+_FIELDS = frozenset(f.name for f in fields(RunState))
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def from_dict(data: Any) -> RunState | None:
+    """A RunState from what json.loads gave, or None when it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+        return None
+    known = {k: v for k, v in data.items() if k in _FIELDS}
+    if "job" not in known and data.get("job_id") is not None:  # written before 'job'
+        known["job"] = str(data["job_id"])
+    try:
+        return RunState(**known)
+    except TypeError:
+        return None
+
+
+def parse(text: str | bytes) -> RunState | None:
+    try:
+        return from_dict(json.loads(text))
+    except ValueError:
+        return None
+
+
+def read(path: Path) -> RunState | None:
+    try:
+        return parse(path.read_bytes())
+    except OSError:
+        return None
+
+
+def write(path: Path, state: RunState) -> None:
+    write_json_atomic(path, asdict(replace(state, time=state.time or now())))

@@ -1,0 +1,129 @@
+"""paddle_hpc's own config groups as typed dataclasses. No Hydra here: compute nodes read
+a run's resolved config.yaml into a `RunConfig` without importing it. `config.py`
+registers these with Hydra and OmegaConf, which check keys and types at compose time.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Slurm end states a run may be retried after (sweep.retry_on, `retry --state`).
+RETRYABLE = ("FAILED", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "TIMEOUT", "BOOT_FAIL")
+
+
+class Executor(enum.Enum):
+    auto = "auto"
+    slurm = "slurm"
+    local = "local"
+
+
+@dataclass
+class ProgramConfig:
+    script: str | None = None  # a .py file, relative to the directory the sweep starts in
+    module: str | None = None  # or a module, run as `python -m module`
+    args: list[str] = field(default_factory=list)  # may interpolate: ["--lr", "${optim.lr}"]
+
+
+@dataclass
+class ResourcesConfig:
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    mem: str | None = None  # Slurm's --mem, e.g. "16G"
+    time: str = "01:00:00"  # Slurm's --time
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch: dict[str, Any] = field(default_factory=dict)  # any other sbatch option
+
+
+@dataclass
+class SweepConfig:
+    dir: str = "sweeps/${sweep.name}"  # relative to the directory the sweep starts in
+    name: str = "sweep"
+    grid: dict[str, Any] = field(default_factory=dict)  # key -> list or sweep expression
+    max_parallel: int = 8  # the %K of the job array
+    max_retries: int = 0  # automatic retries of a run that ends in a retry_on state
+    retry_on: list[str] = field(default_factory=lambda: ["FAILED", "NODE_FAIL", "PREEMPTED"])
+
+
+@dataclass
+class LaunchConfig:
+    nproc_per_node: int | None = None  # default: one process per allocated GPU, else 1
+    devices: str | None = None  # default: the GPUs Slurm allocated
+    master_port: int | None = None  # default: derived from the Slurm job id
+    extra_args: list[str] = field(default_factory=list)  # more paddle.distributed.launch flags
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClusterConfig:
+    executor: Executor = Executor.auto  # auto: Slurm when sbatch is on the PATH
+    setup: list[str] = field(default_factory=list)  # shell lines run first on compute nodes
+    python: str | None = None  # the interpreter on compute nodes; default: this one
+
+
+@dataclass
+class CollectConfig:
+    # regexes for worker-log lines: the named group `step`, every other one a metric
+    patterns: list[str] = field(default_factory=list)
+    parsers: list[str] = field(default_factory=list)  # 'package.module:function' per line
+
+
+GROUPS: Mapping[str, type] = {
+    "program": ProgramConfig,
+    "resources": ResourcesConfig,
+    "sweep": SweepConfig,
+    "launch": LaunchConfig,
+    "cluster": ClusterConfig,
+    "collect": CollectConfig,
+}
+
+
+def _group(kind: type[Any], values: Mapping[str, Any] | None) -> Any:
+    names = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in (values or {}).items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved config's own groups, typed; `whole` is all of it (the user's keys too)."""
+
+    program: ProgramConfig
+    resources: ResourcesConfig
+    sweep: SweepConfig
+    launch: LaunchConfig
+    cluster: ClusterConfig
+    collect: CollectConfig
+    whole: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> RunConfig:
+        """From a resolved config (enums as their names), as plan.py and config.yaml hold it."""
+        cluster = dict(config.get("cluster") or {})
+        if "executor" in cluster:
+            cluster["executor"] = Executor(str(cluster["executor"]))
+        return cls(
+            program=_group(ProgramConfig, config.get("program")),
+            resources=_group(ResourcesConfig, config.get("resources")),
+            sweep=_group(SweepConfig, config.get("sweep")),
+            launch=_group(LaunchConfig, config.get("launch")),
+            cluster=_group(ClusterConfig, cluster),
+            collect=_group(CollectConfig, config.get("collect")),
+            whole=config,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        """A run's resolved config.yaml."""
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} does not hold a config mapping")
+        return cls.of(config)

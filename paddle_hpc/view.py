@@ -1,0 +1,114 @@
+"""How the verbs show runs' states: counts first, then the runs that need attention."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from paddle_hpc.backend import Backend, RunStatus, states
+from paddle_hpc.layout import SweepDir
+from paddle_hpc.manifest import Manifest
+
+SHOWN = 20  # rows shown without --all
+_COLOURS = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow"}
+
+
+def is_done(statuses: Sequence[RunStatus]) -> bool:
+    return not any(s.active for s in statuses)
+
+
+def needs_attention(status: RunStatus) -> bool:
+    return status.ended and status.state != "COMPLETED"
+
+
+def state_counts(statuses: Sequence[RunStatus]) -> str:
+    """'COMPLETED 3  FAILED 1': runs per state, states in alphabetical order."""
+    counts = Counter(s.state for s in statuses)
+    return "  ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+
+
+def _elapsed(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def rows_table(manifest: Manifest, statuses: Sequence[RunStatus], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "job", *manifest.axes, "state", "attempt", "elapsed", "nodes", "reason"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(
+            s.run_id,
+            s.job,
+            *(s.swept.get(axis, "") for axis in manifest.axes),
+            Text(s.state, style=_COLOURS.get(s.state, "red")),
+            str(s.attempt),
+            _elapsed(s.elapsed_s) if s.state != "PENDING" else "",
+            ",".join(s.nodes),
+            s.reason,
+        )
+    return table
+
+
+def render(
+    manifest: Manifest,
+    statuses: Sequence[RunStatus],
+    *,
+    every: bool = False,
+    only: Collection[str] = (),
+    limit: int = SHOWN,
+) -> list[Table | str]:
+    """The summary line, then a table: the runs needing attention, or every run (`every`),
+    or the runs in the states `only`; at most `limit` rows unless `every`."""
+    out: list[Table | str] = [
+        f"sweep {manifest.name}: {len(statuses)} runs  ({state_counts(statuses)})"
+    ]
+    if every:
+        picked, what = list(statuses), "runs"
+    elif only:
+        picked, what = [s for s in statuses if s.state in only], f"runs {','.join(sorted(only))}"
+    else:
+        picked, what = [s for s in statuses if needs_attention(s)], "runs that need attention"
+    if not picked:
+        return out
+    shown = picked if every else picked[:limit]
+    out.append(rows_table(manifest, shown, f"{what}: {len(picked)}"))
+    if len(shown) < len(picked):
+        out.append(f"... and {len(picked) - len(shown)} more: --all shows every run")
+    return out
+
+
+def watch(
+    sweep: SweepDir,
+    manifest: Manifest,
+    backend: Backend,
+    console: Console,
+    sleep: Callable[[float], None] = time.sleep,
+    max_interval_s: float = 30.0,
+) -> list[RunStatus]:
+    """Polls until every run has ended; the interval grows from 2 s to max_interval_s."""
+    interval = 2.0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("runs ended", total=len(manifest.runs))
+        while True:
+            found = states(backend, sweep, manifest)
+            ended = sum(1 for s in found if s.ended)
+            progress.update(bar, completed=ended, description=state_counts(found))
+            if is_done(found):
+                return found
+            sleep(interval)
+            interval = min(interval * 1.5, max_interval_s)
+
+
+def exit_code(statuses: Sequence[RunStatus]) -> int:
+    """1 once every run has ended and one of them did not complete."""
+    return 1 if is_done(statuses) and any(needs_attention(s) for s in statuses) else 0

@@ -1,0 +1,281 @@
+"""A sweep's life on the real test cluster: list, logs, cancel, retry, extend, clean.
+
+Slurm holds a requeued task for about two minutes, so the automatic-retry sweep is
+submitted first (a module fixture) and checked last, while the others run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc.collect import load as load_tables
+from paddle_hpc.manifest import Manifest, load
+from paddle_hpc.slurm import SlurmClient
+
+pytestmark = pytest.mark.slurm
+
+# Fails on its first attempt, succeeds on the next: the run directory remembers.
+FLAKY = """\
+import os, pathlib
+from paddle_hpc import log_metrics
+mark = pathlib.Path(os.environ["PADDLE_HPC_RUN_DIR"]) / "tried"
+if os.environ["PADDLE_TRAINER_ID"] == "0":
+    if not mark.exists():
+        mark.write_text("x")
+        raise RuntimeError("first attempt fails")
+    log_metrics(step=0, acc=1.0)
+"""
+# Fails until the user puts a file 'fixed' in the run directory.
+BROKEN = """\
+import os, pathlib
+if not (pathlib.Path(os.environ["PADDLE_HPC_RUN_DIR"]) / "fixed").exists():
+    raise ValueError("not fixed yet")
+print("fixed, done", flush=True)
+"""
+TICKS = """\
+import sys, time
+for i in range(int(sys.argv[1])):
+    print(f"tick {i}", flush=True)
+    time.sleep(1)
+print("last line", flush=True)
+"""
+SMALL = "resources: {nodes: 1, cpus_per_task: 1, time: '5'}\n"
+
+
+def cli(
+    cwd: Path, index: Path, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(index)}
+    return subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def project(root: Path, body: str, config: str) -> Path:
+    """A user's folder: train.py and conf/config.yaml (program.script is train.py)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.py").write_text(body)
+    (root / "conf").mkdir(exist_ok=True)
+    (root / "conf" / "config.yaml").write_text(config)
+    return root
+
+
+PROGRAM = "program: {script: train.py}\n"
+
+
+def task_states(manifest: Manifest) -> dict[str, str]:
+    """run id -> its current task's state in sacct ('' while sacct does not list it)."""
+    rows = SlurmClient().sacct({r.job_id for r in manifest.runs if r.job_id is not None})
+    states = {(r.ref.job, r.ref.task): r.state for r in rows if r.ref.step is None}
+    return {r.run_id: states.get((r.job_id, r.array_task), "") for r in manifest.runs}
+
+
+def wait_for(sweep_dir: Path, done: object, timeout: float = 300) -> dict[str, str]:
+    """Polls sacct until done(states) holds; returns the states."""
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    while True:
+        states = task_states(load(sweep_dir))
+        if done(states):  # type: ignore[operator]
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {states} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 8)
+
+
+def cancel_all(sweep_dir: Path) -> None:
+    """Clean-up: scancel every array of the sweep, whatever state they are in."""
+    jobs = [str(a.job_id) for a in load(sweep_dir).arrays]
+    subprocess.run(["scancel", *jobs], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("index") / "sweeps.jsonl"
+
+
+@pytest.fixture(scope="module")
+def flaky(tmp_path_factory: pytest.TempPathFactory, index: Path) -> Iterator[Path]:
+    """A sweep of a run that fails once, with one automatic retry: submitted and left."""
+    root = project(
+        tmp_path_factory.mktemp("flaky"),
+        FLAKY,
+        PROGRAM + SMALL + "sweep: {name: flaky, max_retries: 1}\n",
+    )
+    result = cli(root, index, "sweep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = root / "sweeps" / "flaky"
+    yield sweep_dir
+    cancel_all(sweep_dir)
+
+
+def test_list_shows_sweeps_from_another_directory(flaky: Path, index: Path, tmp_path: Path) -> None:
+    gone = project(tmp_path / "gone", "", PROGRAM + SMALL + "sweep: {name: gone}\n")
+    assert cli(gone, index, "sweep", "--dry-run").returncode == 0
+    result = cli(gone, index, "sweep", "+resources.sbatch.hold=true")
+    assert result.returncode == 0, result.stderr
+    cancel_all(gone / "sweeps" / "gone")
+    (gone / "sweeps" / "gone" / "manifest.json").unlink()  # the user removed it
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = cli(elsewhere, index, "list")
+    assert listed.returncode == 0, listed.stderr
+    out = listed.stdout
+    assert "flaky" in out and str(flaky) in out and "missing (moved or deleted)" in out
+    assert out.index("gone") < out.index("flaky")  # newest first
+    under = cli(elsewhere, index, "list", str(flaky.parent))
+    assert "flaky" in under.stdout and "gone" not in under.stdout
+    nothing = cli(elsewhere, index, "list", str(elsewhere))
+    assert nothing.returncode == 1 and "no sweeps under" in nothing.stderr
+
+
+def test_logs_follow_a_running_run_to_its_end(index: Path, tmp_path: Path) -> None:
+    config = "program: {script: train.py, args: ['12']}\n" + SMALL + "sweep: {name: ticks}\n"
+    root = project(tmp_path, TICKS, config)
+    assert cli(root, index, "sweep").returncode == 0
+    sweep_dir = root / "sweeps" / "ticks"
+    wait_for(sweep_dir, lambda s: set(s.values()) == {"RUNNING"}, timeout=120)
+    (run,) = load(sweep_dir).runs
+    log = sweep_dir / "runs" / run.run_id / "logs" / "node0" / "workerlog.0"
+    deadline = time.monotonic() + 60
+    while "tick 1" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "no tick in the worker log"
+        time.sleep(0.5)
+    followed = cli(root, index, "logs", str(sweep_dir), run.run_id[:5], "-f", timeout=120)
+    assert followed.returncode == 0, followed.stderr
+    assert "global rank 0" in followed.stdout and "tick 11" in followed.stdout
+    assert followed.stdout.rstrip().endswith("last line")
+    assert task_states(load(sweep_dir))[run.run_id] == "COMPLETED"
+    tail = cli(root, index, "logs", str(sweep_dir), run.job, "-n", "1")
+    assert tail.stdout.splitlines()[1:] == ["last line"]
+    err = cli(root, index, "logs", str(sweep_dir), run.run_id, "--out")
+    assert err.returncode == 0 and "_0_log.out" in err.stdout
+
+
+def test_cancel_two_runs_leaves_the_others_running(index: Path, tmp_path: Path) -> None:
+    config = PROGRAM + SMALL + "sweep: {name: long, max_parallel: 4}\n"
+    root = project(tmp_path, "import time\ntime.sleep(600)\n", config)
+    assert cli(root, index, "sweep", "+x=1,2,3,4").returncode == 0
+    sweep_dir = root / "sweeps" / "long"
+    try:
+        wait_for(sweep_dir, lambda s: set(s.values()) == {"RUNNING"}, timeout=120)
+        runs = load(sweep_dir).runs
+        result = cli(root, index, "cancel", str(sweep_dir), runs[0].run_id, runs[2].job)
+        assert result.returncode == 0, result.stderr
+        assert "cancelled 2 run(s)" in result.stdout
+        states = wait_for(
+            sweep_dir, lambda s: s[runs[0].run_id] == s[runs[2].run_id] == "CANCELLED"
+        )
+        assert states[runs[1].run_id] == states[runs[3].run_id] == "RUNNING"
+        again = cli(root, index, "cancel", str(sweep_dir), runs[0].run_id)
+        assert again.returncode == 1 and "nothing to cancel" in again.stderr
+        status = cli(root, index, "status", str(sweep_dir))
+        assert "CANCELLED 2" in status.stdout and "RUNNING 2" in status.stdout
+        rest = cli(root, index, "cancel", str(sweep_dir), "--state", "RUNNING")
+        assert "cancelled 2 run(s)" in rest.stdout
+        wait_for(sweep_dir, lambda s: set(s.values()) == {"CANCELLED"})
+        # no training process outlives its task
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pgrep", "-f", str(root / "train.py")], check=False).returncode == 0:
+            assert time.monotonic() < deadline, "training processes outlived scancel"
+            time.sleep(1)
+    finally:
+        cancel_all(sweep_dir)
+
+
+def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
+    root = project(tmp_path, BROKEN, PROGRAM + SMALL + "sweep: {name: broken}\n")
+    failed = cli(root, index, "sweep", "--wait")
+    assert failed.returncode == 1 and "FAILED 1" in failed.stdout, failed.stdout + failed.stderr
+    sweep_dir = root / "sweeps" / "broken"
+    (run,) = load(sweep_dir).runs
+    first_job = run.job
+    run_dir = sweep_dir / "runs" / run.run_id
+    shown = cli(root, index, "logs", str(sweep_dir), run.run_id)
+    assert "the rank that failed" in shown.stdout and "not fixed yet" in shown.stdout
+
+    (run_dir / "fixed").write_text("")
+    retried = cli(root, index, "retry", str(sweep_dir))
+    assert retried.returncode == 0 and "retrying 1 run(s)" in retried.stdout, retried.stderr
+    again = cli(root, index, "retry", str(sweep_dir), run.run_id)
+    assert again.returncode == 1 and "nothing to retry" in again.stderr
+    wait_for(sweep_dir, lambda s: set(s.values()) == {"COMPLETED"})
+
+    manifest = load(sweep_dir)
+    (run,) = manifest.runs
+    assert run.attempt == 2 and len(manifest.arrays) == 2 and run.job != first_job
+    assert [(s.job_id, s.state) for s in run.submissions] == [(manifest.arrays[0].job_id, "FAILED")]
+    assert "not fixed yet" in (run_dir / "attempts/1/logs/node0/workerlog.0").read_text()
+    assert "fixed, done" in (run_dir / "logs/node0/workerlog.0").read_text()
+    assert json.loads((run_dir / "attempts/1/state.json").read_text())["state"] == "FAILED"
+    runs = load_tables(sweep_dir).runs
+    assert runs.loc[run.run_id, "state"] == "COMPLETED"
+    assert runs.loc[run.run_id, "attempts"] == 2
+    earlier = cli(root, index, "logs", str(sweep_dir), first_job, "--attempt", "1")
+    assert "not fixed yet" in earlier.stdout
+
+    cleaned = cli(root, index, "clean", str(sweep_dir))
+    assert cleaned.returncode == 0 and "compressed" in cleaned.stdout, cleaned.stderr
+    assert (run_dir / "logs/node0/workerlog.0.gz").exists()
+    assert not list((sweep_dir / "slurm").glob("*.pkl"))
+    assert (run_dir / "config.yaml").exists() and (run_dir / "state.json").exists()
+    tail = cli(root, index, "logs", str(sweep_dir), run.run_id, "-n", "1")
+    assert "fixed, done" in tail.stdout
+
+
+def test_a_wider_grid_submits_only_the_new_points(index: Path, tmp_path: Path) -> None:
+    config = PROGRAM + "resources: {sbatch: {hold: true}}\nsweep: {name: wide}\nseed: 0\n"
+    root = project(tmp_path, "", config)
+    sweep_dir = root / "sweeps" / "wide"
+    try:
+        first = cli(root, index, "sweep", "+a=1,2", "+b=1,2")
+        assert first.returncode == 0, first.stderr
+        wider = cli(root, index, "sweep", "+a=1,2,3", "+b=1,2")
+        assert wider.returncode == 0, wider.stderr
+        assert "2 new point(s), 4 already in" in wider.stdout
+        manifest = load(sweep_dir)
+        assert [len(a.run_ids) for a in manifest.arrays] == [4, 2] and len(manifest.runs) == 6
+        same = cli(root, index, "sweep", "+a=1,2,3", "+b=1,2")
+        assert same.returncode == 0 and "nothing new to submit" in same.stdout
+        assert len(load(sweep_dir).arrays) == 2
+
+        text = (root / "conf" / "config.yaml").read_text().replace("seed: 0", "seed: 1")
+        (root / "conf" / "config.yaml").write_text(text)
+        changed = cli(root, index, "sweep", "+a=1,2,3,4", "+b=1,2")
+        assert changed.returncode == 1 and "at seed:" in changed.stderr
+        assert len(load(sweep_dir).arrays) == 2
+        allowed = cli(root, index, "sweep", "--allow-config-change", "+a=1,2,3,4", "+b=1,2")
+        assert allowed.returncode == 0 and "2 new point(s), 6 already" in allowed.stdout
+    finally:
+        cancel_all(sweep_dir)
+
+
+def test_an_automatic_retry_completes_the_run(flaky: Path, index: Path) -> None:
+    # submitted at the start of the module; nothing of paddle_hpc has run here since
+    states = wait_for(flaky, lambda s: set(s.values()) == {"COMPLETED"}, timeout=420)
+    (run,) = load(flaky).runs
+    assert states == {run.run_id: "COMPLETED"}
+    run_dir = flaky / "runs" / run.run_id
+    assert "first attempt fails" in (run_dir / "attempts/1/logs/node0/workerlog.0").read_text()
+    assert json.loads((run_dir / "attempts/1/state.json").read_text())["retrying"] is True
+    state = json.loads((run_dir / "state.json").read_text())
+    assert (state["state"], state["attempt"], state["restarts"]) == ("COMPLETED", 2, 1)
+    runs = load_tables(flaky).runs
+    assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.acc"] == 1.0
+    assert len(load(flaky).arrays) == 1  # requeued, not resubmitted

@@ -1,0 +1,104 @@
+"""A sweep's life with cluster.executor=local: the same verbs, runs in this machine's
+processes (each run one paddle.distributed.launch here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from paddle_hpc.collect import load as load_tables
+from paddle_hpc.manifest import load
+from tests.test_lifecycle_cluster import BROKEN, FLAKY, PROGRAM, project
+
+LOCAL = "cluster: {executor: local}\nresources: {nodes: 1}\n"
+
+
+def cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(cwd / "index.jsonl")}
+    return subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_automatic_retry_then_manual_retry_then_extend(tmp_path: Path) -> None:
+    root = project(tmp_path, FLAKY, PROGRAM + LOCAL + "sweep: {name: flaky, max_retries: 1}\n")
+    result = cli(root, "sweep", "+x=1")
+    assert result.returncode == 0 and "COMPLETED 1" in result.stdout, result.stdout + result.stderr
+    sweep_dir = root / "sweeps" / "flaky"
+    (run,) = load(sweep_dir).runs
+    run_dir = sweep_dir / "runs" / run.run_id
+    assert "first attempt fails" in (run_dir / "attempts/1/logs/node0/workerlog.0").read_text()
+    assert json.loads((run_dir / "state.json").read_text())["attempt"] == 2
+    assert load_tables(sweep_dir).runs.loc[run.run_id, "attempts"] == 2
+
+    # a second point, added by running the command again with a wider grid
+    wider = cli(root, "sweep", "+x=1,2")
+    assert "1 new point(s), 1 already" in wider.stdout and "COMPLETED 2" in wider.stdout
+    again = cli(root, "sweep", "+x=1,2")
+    assert again.returncode == 0 and "nothing new to submit" in again.stdout
+    assert "flaky" in cli(tmp_path, "list").stdout
+
+
+def test_retry_by_hand_and_nothing_more(tmp_path: Path) -> None:
+    root = project(tmp_path, BROKEN, PROGRAM + LOCAL + "sweep: {name: broken}\n")
+    failed = cli(root, "sweep")
+    assert failed.returncode == 1 and "FAILED 1" in failed.stdout, failed.stdout + failed.stderr
+    sweep_dir = root / "sweeps" / "broken"
+    (run,) = load(sweep_dir).runs
+    shown = cli(root, "logs", str(sweep_dir), run.run_id[:4])
+    assert "the rank that failed" in shown.stdout and "not fixed yet" in shown.stdout
+    (sweep_dir / "runs" / run.run_id / "fixed").write_text("")
+    retried = cli(root, "retry", str(sweep_dir))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    status = cli(root, "status", str(sweep_dir))
+    assert "COMPLETED 1" in status.stdout and status.returncode == 0
+    assert load(sweep_dir).run(run.run_id).attempt == 2
+    again = cli(root, "retry", str(sweep_dir))
+    assert again.returncode == 1 and "nothing to retry" in again.stderr
+    cleaned = cli(root, "clean", str(sweep_dir))
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert (sweep_dir / "runs" / run.run_id / "attempts/1/logs/node0/workerlog.0.gz").exists()
+    assert "fixed, done" in cli(root, "logs", str(sweep_dir), run.run_id).stdout
+
+
+def test_cancel_stops_a_running_local_run_and_skips_the_next(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, "import time\ntime.sleep(600)\n", PROGRAM + LOCAL + "sweep: {name: long}\n"
+    )
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(root / "index.jsonl")}
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "paddle_hpc.sweep", "+x=1,2"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        sweep_dir = root / "sweeps" / "long"
+        deadline = time.monotonic() + 60
+        while "RUNNING 1" not in cli(root, "status", str(sweep_dir), "--all").stdout:
+            assert time.monotonic() < deadline and sweep.poll() is None
+            time.sleep(0.5)
+        runs = load(sweep_dir).runs
+        assert cli(root, "cancel", str(sweep_dir), "--state", "PENDING").returncode == 0
+        cancelled = cli(root, "cancel", str(sweep_dir), runs[0].run_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        out, _ = sweep.communicate(timeout=60)
+        assert "cancelled before it started" in out
+        status = cli(root, "status", str(sweep_dir))
+        assert "CANCELLED 2" in status.stdout, status.stdout
+        pgrep = subprocess.run(["pgrep", "-f", str(root / "train.py")], check=False)
+        assert pgrep.returncode == 1, "a training process outlived its cancelled run"
+    finally:
+        sweep.kill()
