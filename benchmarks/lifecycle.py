@@ -51,24 +51,30 @@ def sbatch(*args: str) -> int:
     return int(out.stdout.split(";")[0])
 
 
-def ended(jobs: list[int]) -> bool:
+def ended(jobs: list[int], tasks: int) -> bool:
+    """Whether sacct lists every array and every task of those that ran has ended."""
     text = subprocess.run(sacct_argv(jobs), capture_output=True, text=True, check=True).stdout
     rows = [line.split("|") for line in text.splitlines()[1:] if line]
-    live = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING"}
-    return bool(rows) and not any(r[2].split()[0] in live for r in rows)
+    live = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "SUSPENDED"}
+    listed = {int(row[0].split("_")[0]) for row in rows}
+    return (
+        listed == set(jobs)
+        and len(rows) >= tasks
+        and not any(row[2].split()[0] in live for row in rows)
+    )
 
 
 def jobs() -> tuple[list[int], list[int]]:
     """Ids of the arrays that ran and of those cancelled, made once and kept."""
     if CACHE.exists():
         kept = json.loads(CACHE.read_text())
-        if ended(kept["ran"] + kept["cancelled"]):
+        if ended(kept["ran"] + kept["cancelled"], RAN * TASKS):
             return kept["ran"], kept["cancelled"]
     print(f"making {RAN} arrays of {TASKS} tasks that run `true` (about ten minutes, once)")
     ran = [sbatch(f"--array=0-{TASKS - 1}", "--cpus-per-task=1", "--mem=10M") for _ in range(RAN)]
     cancelled = [sbatch(f"--array=0-{TASKS - 1}", "--hold") for _ in range(CANCELLED)]
     subprocess.run(["scancel", *map(str, cancelled)], check=True)
-    while not ended(ran + cancelled):
+    while not ended(ran + cancelled, RAN * TASKS):
         time.sleep(10)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     CACHE.write_text(json.dumps({"ran": ran, "cancelled": cancelled}))

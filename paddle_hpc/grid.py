@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, Override
+from hydra.core.override_parser.types import Glob, Override, OverrideType, ValueType
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -35,6 +36,19 @@ class Axis:
     key: str
     choices: tuple[str, ...]  # full override strings: 'optim.lr=0.001'
     is_group: bool
+    # sweep.grid's lists and mappings, as YAML gave them: override text cannot carry
+    # every mapping key ('x:y', '1', 'a,b'), so these are applied as values
+    values: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def override(self, text: str) -> Override:
+        """The override of one of the choices, as Hydra applies it."""
+        if text not in self.values:
+            return parse_override(text)
+        key = self.key.lstrip("+")
+        kind = {0: OverrideType.CHANGE, 1: OverrideType.ADD}.get(
+            len(self.key) - len(key), OverrideType.FORCE_ADD
+        )
+        return Override(kind, key, ValueType.ELEMENT, self.values[text], input_line=text)
 
 
 @dataclass(frozen=True)
@@ -101,25 +115,39 @@ def grid_axes(
 ) -> list[Axis]:
     """The axes of the sweep: sweep.grid entries, then the command-line overrides."""
     entries: dict[str, list[str]] = {}
+    raw: dict[str, dict[str, Any]] = {}
     for key, spec in grid.items():
         if isinstance(spec, str):
-            texts = [f"{key}={spec}"]
+            entries[key] = _choices(f"{key}={spec}", group_options)
         elif isinstance(spec, Sequence) and spec:
-            texts = [f"{key}={render_value(v)}" for v in spec]
+            values = raw.setdefault(key, {})
+            entries[key] = [c for v in spec for c in _grid_choices(key, v, group_options, values)]
         else:
             raise ConfigError(
                 f"sweep.grid.{key} is {spec!r}: give a non-empty list of values or a sweep "
                 "expression such as '1e-3,1e-4' or 'range(1,4)'."
             )
-        entries[key] = [c for text in texts for c in _choices(text, group_options)]
     for text in overrides:
         key = parse_override(text).get_key_element()
         entries[key] = _choices(text, group_options)  # as Hydra: the first place, the last values
     axes = []
     for key, choices in entries.items():
         bare = key.lstrip("+~")
-        axes.append(Axis(key, tuple(choices), bare in group_options))
+        values = {t: v for t, v in raw.get(key, {}).items() if t in choices}
+        axes.append(Axis(key, tuple(choices), bare in group_options, values))
     return axes
+
+
+def _grid_choices(
+    key: str, value: Any, group_options: Mapping[str, Sequence[str]], raw: dict[str, Any]
+) -> list[str]:
+    """One value of a sweep.grid list: a list or a mapping is kept as YAML gave it (in
+    `raw`, by its text); anything else is override text, parsed as Hydra would."""
+    if isinstance(value, Mapping | list) and key.lstrip("+~") not in group_options:
+        text = f"{key}={container_text(value)}"
+        raw[text] = value
+        return [text]
+    return _choices(f"{key}={render_value(value)}", group_options)
 
 
 def _choices(text: str, group_options: Mapping[str, Sequence[str]]) -> list[str]:
@@ -148,6 +176,18 @@ def _choices(text: str, group_options: Mapping[str, Sequence[str]]) -> list[str]
     if not choices:
         raise ConfigError(f"{text!r} sweeps over no value.")
     return choices
+
+
+def container_text(value: Any) -> str:
+    """A list or mapping as override text: Hydra's when it reads back the same, else JSON
+    (stable, and unique per value; such a value is applied as it is, not parsed)."""
+    text = render_value(value)
+    try:
+        if parse_override(f"x={text}").value() == value:
+            return text
+    except ConfigError:
+        pass
+    return json.dumps(value, ensure_ascii=False)
 
 
 def run_id(overrides: Sequence[str]) -> str:

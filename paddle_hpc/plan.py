@@ -112,7 +112,7 @@ def make_plan(
         return compose_base(config_dir, config_name, group_choice)
 
     runs = resolve_runs(axes, compose, cwd)
-    fixed = [parse_override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
+    fixed = [a.override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
     executor = runs[0].config["cluster"]["executor"]
     if executor == "auto":
@@ -156,7 +156,7 @@ def resolve_runs(
     for point in expand(axes):
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
         values = [
-            parse_override(o) for a, o in zip(axes, point.overrides, strict=True) if not a.is_group
+            a.override(o) for a, o in zip(axes, point.overrides, strict=True) if not a.is_group
         ]
         try:
             if group_choice not in resolvers:

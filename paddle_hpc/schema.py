@@ -11,8 +11,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 # Slurm end states a run may be retried after (sweep.retry_on, `retry --state`).
 RETRYABLE = ("FAILED", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "TIMEOUT", "BOOT_FAIL")
 
@@ -123,6 +121,8 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         """A run's resolved config.yaml."""
+        import yaml  # not for the many readers that never load one
+
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(config, dict):
             raise ValueError(f"{path} does not hold a config mapping")

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -95,6 +94,8 @@ def watch(
     max_interval_s: float = 30.0,
 ) -> list[RunStatus]:
     """Polls until every run has ended; the interval grows from 2 s to max_interval_s."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     interval = 2.0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:

@@ -183,6 +183,39 @@ def test_metrics_files_read_in_chunks_give_every_row_in_file_order(
     assert cols.skipped == {4: (1, 2)}
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["eval loss", "acc"],
+        ["a{b}", "loss"],
+        ["x: y", "p, q"],
+        ["x:y", "p,q"],
+        ["loss ", " lr", "  two  spaces"],
+        ["\u00e9val", "\u6307\u6807"],
+    ],
+)
+@pytest.mark.parametrize("compact", [False, True])
+def test_metric_names_survive_whatever_they_hold(
+    tmp_path: Path, names: list[str], compact: bool
+) -> None:
+    """Every line with the same keys (the CSV fast path) and a file of mixed keys (the JSON
+    reader) must both give the names as json.loads reads them."""
+    dumps = (lambda r: json.dumps(r, separators=(",", ":"))) if compact else json.dumps
+    same = tmp_path / "same.jsonl"
+    same.write_text(
+        "".join(
+            dumps({"step": i, **{n: i + k for k, n in enumerate(names)}}) + "\n" for i in range(3)
+        )
+    )
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(dumps({"step": 0, names[0]: 1}) + "\n" + dumps({"step": 1, "other": 2}) + "\n")
+    fast = read_metrics([same])  # alone in its chunk: the CSV fast path
+    assert [fast.names[n] for n in fast.name] == names * 3
+    assert fast.value.tolist() == [i + k for i in range(3) for k in range(len(names))]
+    slow = read_metrics([mixed])
+    assert [slow.names[n] for n in slow.name] == [names[0], "other"]
+
+
 def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> None:
     fast = tmp_path / "fast.jsonl"  # every line the same keys: pyarrow's CSV reader
     fast.write_text(

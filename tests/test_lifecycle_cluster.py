@@ -240,7 +240,8 @@ def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
 
 
 def test_a_wider_grid_submits_only_the_new_points(index: Path, tmp_path: Path) -> None:
-    config = PROGRAM + "resources: {sbatch: {hold: true}}\nsweep: {name: wide}\nseed: 0\n"
+    config = PROGRAM + "resources: {time: UNLIMITED, sbatch: {hold: true}}\n"
+    config += "sweep: {name: wide}\nseed: 0\n"
     root = project(tmp_path, "", config)
     sweep_dir = root / "sweeps" / "wide"
     try:
@@ -251,6 +252,13 @@ def test_a_wider_grid_submits_only_the_new_points(index: Path, tmp_path: Path) -
         assert "2 new point(s), 4 already in" in wider.stdout
         manifest = load(sweep_dir)
         assert [len(a.run_ids) for a in manifest.arrays] == [4, 2] and len(manifest.runs) == 6
+        limits = subprocess.run(
+            ["squeue", "-h", "-o", "%l", "-j", str(manifest.arrays[1].job_id)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert limits.stdout.split() == ["UNLIMITED"]  # resources.time as sbatch took it
         same = cli(root, index, "sweep", "+a=1,2,3", "+b=1,2")
         assert same.returncode == 0 and "nothing new to submit" in same.stdout
         assert len(load(sweep_dir).arrays) == 2

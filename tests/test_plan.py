@@ -73,6 +73,9 @@ def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
         ("cluster.executor=local,slurm", "one value for the whole sweep"),
         ("sweep.max_parallel=many", "sweep.max_parallel=many"),
         ("resources.time=soon", "resources.time is 'soon'"),
+        ("sweep.max_retries=-1", "sweep.max_retries is -1"),
+        ("sweep.retry_on=[TIMEOUT]", "TIMEOUT is not retried automatically"),
+        ("sweep.retry_on=[FAILED,BOGUS]", "'BOGUS' is not an end state to retry"),
         ("sweep.name=a,b", "sweep.name cannot be swept"),
         ("+program.module=x", "exactly one of program.script"),
         ("program.script=nope.py", "nope.py is not a file"),
@@ -143,3 +146,32 @@ def test_configs_as_yaml_is_each_whole_config_dumped() -> None:
         {"a": "1", "b": [], "c": 1, "d": {"e": 1, "f": [{"g": "h"}]}},
     ]
     assert list(configs_as_yaml(configs)) == [to_yaml(c) for c in configs]
+
+
+GRID_OF_CONTAINERS = """\
+program: {script: train.py}
+opt: null
+sweep:
+  name: t
+  grid:
+    opt:
+      - {"x:y": 2}
+      - {"true": 1, "1": 2}
+      - {"a,b": 3, "c=d": 4, "{e}": "f g", "h": [1, "two", null]}
+      - {plain: 1}
+    +extra: [[1, "two"], {"k": "v"}, 3]
+"""
+
+
+def test_lists_and_mappings_in_the_grid_reach_the_runs_as_yaml_wrote_them(
+    conf: Path,
+) -> None:
+    (conf / "config.yaml").write_text(GRID_OF_CONTAINERS)
+    import yaml
+
+    written = yaml.safe_load(GRID_OF_CONTAINERS)["sweep"]["grid"]
+    result = plan(conf)
+    got = [(r.config["opt"], r.config["extra"]) for r in result.runs]  # type: ignore[attr-defined]
+    assert got == [(o, e) for o in written["opt"] for e in written["+extra"]]
+    assert len({r.run_id for r in result.runs}) == 12  # type: ignore[attr-defined]
+    assert result.runs[9].swept["opt"] == "{plain:1}"  # type: ignore[attr-defined]

@@ -11,7 +11,6 @@ from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
 from paddle_hpc.schema import SweepConfig
 from paddle_hpc.slurm import SacctRecord, SlurmClient
-from paddle_hpc.submit import submit
 
 
 def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
@@ -67,6 +66,8 @@ class SlurmBackend:
         run_ids: Sequence[str] | None,
         say: Say,
     ) -> Manifest:
+        from paddle_hpc.submit import submit  # Hydra and submitit: not for reading states
+
         before = {a.job_id for a in manifest.arrays}
         submitted = submit(sweep.path, manifest, self.client, config, run_ids)
         new = [a for a in submitted.arrays if a.job_id not in before]
