@@ -187,7 +187,7 @@ def run_node(
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))
         returncode = proc.wait()
-    return _ended(run, node, base, returncode, stop.signal, config, env, client)
+    return _ended(run, node, base, returncode, stop.signal, config, client)
 
 
 def _ended(
@@ -197,14 +197,13 @@ def _ended(
     returncode: int,
     stopped_by: int | None,
     config: RunConfig,
-    env: Mapping[str, str],
     client: SlurmClient | None,
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
     failed first (the others are then stopped by srun, which is no news)."""
     now = runstate.read(run.state)
-    if now is not None and _settled(now, base.attempt):
+    if now is not None and _settled(now, base.attempt):  # `is not None` for mypy
         returncode = returncode or (0 if now.state == runstate.COMPLETED else 1)
     elif stopped_by is not None:
         reason = f"stopped by {signal.Signals(stopped_by).name}"

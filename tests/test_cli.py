@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from paddle_hpc.cli import VERBS
+
 
 def paddle_hpc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -40,3 +42,21 @@ def test_info_reads_the_cluster() -> None:
     result = paddle_hpc("paddle_hpc.cli", "info")
     assert result.returncode == 0, result.stderr
     assert "paddlehpc" in result.stdout and "1001" in result.stdout
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_every_verb_runs_both_ways(verb: str) -> None:
+    assert paddle_hpc("paddle_hpc.cli", verb, "--help").returncode == 0
+    module = VERBS[verb][0].removesuffix(".__main__")
+    both = paddle_hpc(module, "--help")
+    assert both.returncode == 0 and f"paddle-hpc {verb}" in both.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["status"], ["logs", "r1"], ["cancel"], ["retry"], ["clean"], ["collect"]]
+)
+def test_an_unknown_sweep_is_one_line_and_exit_1(tmp_path: Path, args: list[str]) -> None:
+    verb, *rest = args
+    result = paddle_hpc("paddle_hpc.cli", verb, str(tmp_path / "no sweep $(x)"), *rest)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "is not a sweep directory" in result.stderr

@@ -13,21 +13,13 @@ from pathlib import Path
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import load
 from tests.test_lifecycle_cluster import BROKEN, FLAKY, PROGRAM, project
+from tests.test_lifecycle_cluster import cli as cluster_cli
 
 LOCAL = "cluster: {executor: local}\nresources: {nodes: 1}\n"
 
 
-def cli(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PADDLE_HPC_INDEX": str(cwd / "index.jsonl")}
-    return subprocess.run(
-        [sys.executable, "-m", "paddle_hpc.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cluster_cli(cwd, cwd / "index.jsonl", *args)
 
 
 def test_automatic_retry_then_manual_retry_then_extend(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ output. `retry` and extending a sweep are `submit` of the runs that need it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
@@ -29,8 +28,7 @@ __all__ = [
 NOT_SUBMITTED = "NOT_SUBMITTED"
 
 
-@dataclass(frozen=True)
-class RunStatus:
+class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every sweep
     run_id: str
     swept: dict[str, str]
     state: str

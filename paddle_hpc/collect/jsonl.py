@@ -3,11 +3,11 @@
 Files are read into buffers of about CHUNK bytes; each is parsed in a second thread
 while the next is read. The usual chunk, every line a flat object of the same keys in
 the same order (what `log_metrics` writes for a script that logs the same metrics each
-time), takes a fast path: with `:` made a `,`, and braces, quotes and the spaces after
-`:` and `,` removed, a line is comma-separated `key,value` pairs, which pyarrow's CSV
-reader parses several times faster than its JSON reader. It is taken only when every
-`:`, `,`, `{` and `}` is JSON's own (a key may hold any of them, and spaces, which the
-fast path keeps). Every key column is checked to hold only its key,
+time), takes a fast path: with `:` made a `,`, and braces and quotes removed, a line
+is comma-separated `key, value` pairs, which pyarrow's CSV reader parses several times
+faster than its JSON reader (a key keeps its own spaces; a `:` or `,` in a key adds a
+field the reader refuses; a brace in one is counted). Every key column is checked to
+hold only its key,
 and every value column to be numbers (`NaN`, `Infinity` and `null` included); anything
 else falls back to pyarrow's JSON reader on the whole chunk, then per file, then line
 by line, skipping and counting every line that is not a JSON object of numbers. A last
@@ -114,41 +114,37 @@ class _Chunk:
     counts: list[int]  # lines per file
     skipped: _Skipped
     keys: list[str] | None  # when the fast path may apply: the keys of every line
-    csv: bytes | bytearray = b""  # then: the buffer made CSV
+    fields: list[bytes] = field(default_factory=list)  # then: each key as the CSV holds it
+    csv: bytes | bytearray = b""  # and the buffer made CSV
 
 
 def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -> _Chunk:
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     chunk = _Chunk(first, buffer, spans, counts, {first + i: v for i, v in skipped.items()}, None)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
-    signatures = {tuple(bytes(_as_csv(line)).split(b",")[0::2]) for line in firsts}
-    if len(signatures) == 1:
-        keys = [key.decode(errors="replace") for key in next(iter(signatures))]
-        if (
-            all(key and "\\" not in key for key in keys)
-            and len(set(keys)) == len(keys)
-            and _only_structure(buffer, sum(counts), len(keys))
-        ):
-            chunk.keys = keys
-            chunk.csv = _as_csv(buffer)
-    return chunk
-
-
-def _as_csv(data: bytes | bytearray) -> bytes | bytearray:
-    """'{"a b": 1, "c": 2}' -> 'a b,1,c,2': the spaces json.dumps puts after ':' and ','
-    go; a key's own spaces stay."""
-    return data.replace(b": ", b":").replace(b", ", b",").translate(_TO_CSV, _DROP)
-
-
-def _only_structure(buffer: bytearray, lines: int, keys: int) -> bool:
-    """Whether every ':', ',', '{' and '}' in the lines is JSON's own (none in a key),
-    for lines of `keys` pairs each: then the CSV made of them splits where JSON does."""
-    return (
-        buffer.count(b":") == lines * keys
-        and buffer.count(b",") == lines * (keys - 1)
+    signatures = {tuple(line.translate(_TO_CSV, _DROP).split(b",")) for line in firsts}
+    if len(signatures) != 1:
+        return chunk
+    parts = next(iter(signatures))
+    fields, values = list(parts[0::2]), parts[1::2]
+    # json.dumps writes ', ' and ': ': then every value, and every key but the first,
+    # has one space before it in the CSV; a key's own spaces stay in its name
+    spaced = len(fields) == len(values) and all(v.startswith(b" ") for v in values)
+    names = [f[1:] if spaced and i else f for i, f in enumerate(fields)]
+    keys = [name.decode(errors="replace") for name in names]
+    lines = sum(counts)
+    if (
+        len(fields) == len(values)
+        and all(key and "\\" not in key for key in keys)
+        and len(set(keys)) == len(keys)
+        # a brace in a key would vanish from it; a ':' or ',' adds a CSV field, which
+        # the CSV reader refuses
         and buffer.count(b"{") == lines
         and buffer.count(b"}") == lines
-    )
+    ):
+        chunk.keys, chunk.fields = keys, fields
+        chunk.csv = buffer.translate(_TO_CSV, _DROP)
+    return chunk
 
 
 def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
@@ -158,7 +154,8 @@ def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
     files = np.repeat(np.arange(chunk.first, chunk.first + len(counts), dtype=np.int32), counts)
     if chunk.keys is not None:
         try:
-            return _wide(_parse_as_csv(chunk.csv, sum(counts), chunk.keys), files, skipped), skipped
+            table = _parse_as_csv(chunk.csv, sum(counts), chunk.keys, chunk.fields)
+            return _wide(table, files, skipped), skipped
         except (pa.ArrowInvalid, ValueError):
             pass
     try:
@@ -213,10 +210,12 @@ def _read_all(
 
 
 _TO_CSV = bytes.maketrans(b":", b",")
-_DROP = b'{}"'
+_DROP = b'{}"'  # spaces stay: pyarrow reads ' 0.5' as a number
 
 
-def _parse_as_csv(data: bytes | bytearray, lines: int, keys: Sequence[str]) -> pa.Table:
+def _parse_as_csv(
+    data: bytes | bytearray, lines: int, keys: Sequence[str], fields: Sequence[bytes]
+) -> pa.Table:
     """The fast path (see the module docstring); raises ValueError when it does not apply."""
     names = [part for key in keys for part in (f"{key}\0", key)]
     table = pa_csv.read_csv(
@@ -227,14 +226,14 @@ def _parse_as_csv(data: bytes | bytearray, lines: int, keys: Sequence[str]) -> p
             column_types={
                 name: pa.binary() if name.endswith("\0") else pa.float64() for name in names
             },
-            null_values=["null"],
+            null_values=["null", " null"],
             strings_can_be_null=False,
         ),
     )
     if table.num_rows != lines:
         raise ValueError("line count")
-    for key in keys:
-        expected = pa.scalar(key.encode(), pa.binary())
+    for key, raw in zip(keys, fields, strict=True):
+        expected = pa.scalar(raw, pa.binary())
         if not pa_compute.all(pa_compute.equal(table[f"{key}\0"], expected)).as_py():
             raise ValueError(f"not every line has {key!r} in the same place")
     return table.select(keys)
