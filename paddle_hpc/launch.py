@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.layout import RunDir
 from paddle_hpc.schema import RunConfig
 from paddle_hpc.slurm.parse import expand_nodelist
 
@@ -96,7 +97,7 @@ def build_node_launch(
         nproc = launch.nproc_per_node or max(1, len(visible))
         out.pop("CUDA_VISIBLE_DEVICES", None)
 
-    log_dir = run_dir / "logs" / f"node{node_rank}"
+    log_dir = RunDir(run_dir).node_logs(node_rank)
     if program.script is not None:
         target = [program.script]
     else:

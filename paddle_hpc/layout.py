@@ -41,18 +41,6 @@ def rel_run(run_id: str) -> str:
     return f"{RUNS}/{run_id}"
 
 
-def rel_state(run_id: str) -> str:
-    return f"{RUNS}/{run_id}/{STATE}"
-
-
-def rel_metrics(run_id: str) -> str:
-    return f"{RUNS}/{run_id}/{METRICS}"
-
-
-def rel_logs(run_id: str) -> str:
-    return f"{RUNS}/{run_id}/{LOGS}"
-
-
 def slurm_log_name(job_id: int, task: int, node: int, err: bool) -> str:
     """submitit's name for a node's Slurm output: `<job>_<task>_<node>_log.out|err`."""
     return f"{job_id}_{task}_{node}_log.{'err' if err else 'out'}"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from paddle_hpc.errors import SlurmError
 from paddle_hpc.files import write_atomic
+from paddle_hpc.layout import SACCT
 from paddle_hpc.manifest import Manifest
 from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, parse_sacct
 
 log = logging.getLogger(__name__)
-SACCT_FILE = "sacct.txt"
+SACCT_FILE = SACCT
 
 
 def saved(sweep_dir: Path) -> list[SacctRecord]:

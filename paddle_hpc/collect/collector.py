@@ -44,7 +44,7 @@ from paddle_hpc.collect.tables import (
     user_patterns,
 )
 from paddle_hpc.files import temp_beside, write_atomic
-from paddle_hpc.layout import MANIFEST, METRICS, STATE
+from paddle_hpc.layout import CONFIG, MANIFEST, METRICS, STATE, rel_run
 from paddle_hpc.manifest import Manifest
 from paddle_hpc.manifest import load as load_manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient
@@ -155,7 +155,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
-        for name in (MANIFEST, accounting.SACCT_FILE, "config.yaml")
+        for name in (MANIFEST, accounting.SACCT_FILE, CONFIG)
     }
     files = {rel: list(fp) for rel, fp in found.prints.items()}
     return Scan(
@@ -196,9 +196,7 @@ def collect(
         records = accounting.saved(sweep_dir) if seen.executor == "slurm" else []
     config = base_config(sweep_dir)
     incremental = (
-        state is not None
-        and fmt == "parquet"
-        and state["inputs"]["config.yaml"] == seen.inputs["config.yaml"]
+        state is not None and fmt == "parquet" and state["inputs"][CONFIG] == seen.inputs[CONFIG]
     )
     before: dict[str, Any] = state["files"] if state and incremental else {}
     changed = {rel for rel, fp in seen.files.items() if before.get(rel) != fp}
@@ -316,7 +314,8 @@ def ended(state: dict[str, Any]) -> dict[str, list[int]]:
     return {
         run_id: state["files"][rel]
         for run_id, run_state in state.get("states", {}).items()
-        if run_state.get("state") in ENDED and (rel := f"runs/{run_id}/{STATE}") in state["files"]
+        if run_state.get("state") in ENDED
+        and (rel := f"{rel_run(run_id)}/{STATE}") in state["files"]
     }
 
 

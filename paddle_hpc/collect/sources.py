@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.layout import METRICS, STATE
+from paddle_hpc.layout import METRICS, STATE, rel_run
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
@@ -128,7 +128,7 @@ def find(
         return list(cached[2])
 
     for run_id in run_ids:
-        base = f"runs/{run_id}"
+        base = rel_run(run_id)
         found: dict[str, str] = {}
         for name in (METRICS, STATE):
             rel = f"{base}/{name}"

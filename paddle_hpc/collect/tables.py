@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from paddle_hpc import runstate
+from paddle_hpc import layout, runstate
 from paddle_hpc.backend.local import local_status
 from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
@@ -29,7 +29,7 @@ from paddle_hpc.metrics import whole_step
 from paddle_hpc.slurm import SacctRecord
 
 log = logging.getLogger(__name__)
-RESULTS = "results"
+RESULTS = layout.RESULTS
 STATE_FILE = "collect.json"
 VERSION = 2
 NAMES = ("runs", "metrics", "errors")
@@ -86,7 +86,7 @@ def user_parsers(config: Mapping[str, Any]) -> list[LineParser]:
 
 def base_config(sweep_dir: Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load((sweep_dir / "config.yaml").read_text(encoding="utf-8"))
+        config = yaml.safe_load((sweep_dir / layout.CONFIG).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}
