@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from paddle_hpc.command import console, run
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, load
+from paddle_hpc.view import state_counts
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def table(listed: Sequence[Listed]) -> Table:
         elif item.statuses is None:
             states, active = "unknown (Slurm did not answer)", "?"
         else:
-            counts = Counter(s.state for s in item.statuses)
-            states = "  ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+            states = state_counts(item.statuses)
             active = "yes" if any(s.active for s in item.statuses) else "no"
         out.add_row(item.entry.name, str(item.entry.dir), item.entry.created, runs, states, active)
     return out

@@ -11,7 +11,6 @@ as they were.
 from __future__ import annotations
 
 import argparse
-import gzip
 import re
 import sys
 import time
@@ -19,14 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import Backend, RunStatus, backend_for, states
+from paddle_hpc.collect import sources
 from paddle_hpc.collect.logs import failures
 from paddle_hpc.command import console, run
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import WORKER_LOG, RunDir, SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, load
 from paddle_hpc.naming import pick_run
+from paddle_hpc.view import needs_attention
 
-TAIL_BYTES = 1 << 20
 _NUMBERED = re.compile(rf"^(?:node|{WORKER_LOG}\.)(\d+)(?:\.gz)?$")
 
 
@@ -38,12 +38,8 @@ def existing(path: Path) -> Path | None:
     return packed if packed.exists() else None
 
 
-def read_bytes(path: Path) -> bytes:
-    return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-
-
 def read_text(path: Path) -> str:
-    return read_bytes(path).decode("utf-8", errors="replace")
+    return sources.read(str(path)).decode("utf-8", errors="replace")
 
 
 def tail(text: str, lines: int) -> str:
@@ -169,8 +165,7 @@ def main(argv: Sequence[str]) -> int:
             )
         path, why = node_path, f"node {args.node or 0}'s {'stderr' if args.err else 'stdout'}"
     else:
-        failed = status.ended and status.state != "COMPLETED"
-        path, why = choose(run_dir, args.node, args.rank, failed)
+        path, why = choose(run_dir, args.node, args.rank, needs_attention(status))
     out = console()
     found = existing(path)
     if found is None and not (args.follow and status.active):
@@ -179,7 +174,7 @@ def main(argv: Sequence[str]) -> int:
             + ("; -f waits for it." if status.active else ".")
         )
     out.print(f"==> {found or path} ({why}; run {entry.run_id} {status.state}) <==")
-    data = read_bytes(found) if found is not None else b""
+    data = sources.read(str(found)) if found is not None else b""
     out.print(tail(data.decode("utf-8", errors="replace"), args.lines), end="")
     if args.follow and status.active and (found is None or found.suffix != ".gz"):
 

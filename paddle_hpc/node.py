@@ -32,8 +32,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
-
 from paddle_hpc import runstate
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.launch import NodeLaunch, build_node_launch
@@ -57,7 +55,7 @@ def paddle_has_cuda() -> bool:
 def load_run_config(run: RunDir) -> RunConfig:
     try:
         return RunConfig.load(run.config)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, ValueError) as exc:
         raise PaddleHpcError(f"run {run.path.name}: cannot read its config ({exc}).") from exc
 
 

@@ -47,15 +47,15 @@ def main(argv: Sequence[str]) -> int:
             + (f" ({shown}{' ...' if len(named) > 5 else ''})" if args.runs else "")
             + "."
         )
+    try:  # before the manifest changes: a run marked for retry must be submitted
+        sweep_config = RunConfig.load(sweep.config).sweep
+    except (OSError, ValueError) as exc:
+        raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
     ended = {r.run_id: (now[r.run_id].state, now[r.run_id].attempt) for r in picked}
     manifest = manifest.for_retry(ended)
     save(sweep.path, manifest)
     out = console()
     out.print(f"retrying {len(picked)} run(s): {described(picked)}")
-    try:
-        sweep_config = RunConfig.load(sweep.config).sweep
-    except (OSError, ValueError) as exc:
-        raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
     backend.submit(sweep, manifest, sweep_config, list(ended), out.print)
     return 0
 

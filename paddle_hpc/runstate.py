@@ -17,7 +17,6 @@ from typing import Any
 from paddle_hpc.files import write_json_atomic
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
-ENDED = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -35,10 +34,6 @@ class RunState:
     pgid: int | None = None  # its process group there
     retrying: bool = False  # FAILED, and requeued for another attempt
     reason: str | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.state in ENDED and not self.retrying
 
 
 _FIELDS = frozenset(f.name for f in fields(RunState))

@@ -120,10 +120,13 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
-        """A run's resolved config.yaml."""
+        """A run's resolved config.yaml; ValueError when it holds no config."""
         import yaml  # not for the many readers that never load one
 
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not YAML: {exc}") from exc
         if not isinstance(config, dict):
             raise ValueError(f"{path} does not hold a config mapping")
         return cls.of(config)

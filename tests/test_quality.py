@@ -44,3 +44,15 @@ def test_node_side_imports_neither_pandas_nor_hydra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_login_side_collector_imports_no_node_code() -> None:
+    code = (
+        "import sys\n"
+        "import paddle_hpc.collect, paddle_hpc.status, paddle_hpc.list\n"
+        "print(sorted(m for m in sys.modules if m in ('paddle_hpc.node', 'paddle_hpc.launch')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -7,12 +7,16 @@ output. `retry` and extending a sweep are `submit` of the runs that need it.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from paddle_hpc import runstate
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
+from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import SweepConfig
 from paddle_hpc.slurm.parse import TERMINAL_STATES
 
@@ -23,6 +27,7 @@ __all__ = [
     "RunStatus",
     "Say",
     "backend_for",
+    "local_status",
     "states",
 ]
 NOT_SUBMITTED = "NOT_SUBMITTED"
@@ -45,6 +50,32 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
     @property
     def active(self) -> bool:
         return not self.ended and self.state != NOT_SUBMITTED
+
+
+def alive(state: RunState) -> bool:
+    """Whether a RUNNING state's process group still runs (when it runs on this host)."""
+    if state.pgid is None or state.host != socket.gethostname():
+        return True
+    try:
+        os.killpg(state.pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_status(run: RunEntry, state: RunState | None) -> RunStatus:
+    """A local run's status from its state file. Pure but for `alive`."""
+    if state is None or state.attempt < run.attempt:
+        return RunStatus(run.run_id, run.swept, "PENDING", None, (), "", run.attempt)
+    shown = state.state
+    reason = state.reason or ""
+    if state.retrying:
+        shown = "PENDING"
+    elif state.state == runstate.RUNNING and not alive(state):
+        shown, reason = "FAILED", "its process is gone"
+    return RunStatus(run.run_id, run.swept, shown, None, ("localhost",), "", state.attempt, reason)
 
 
 Say = Callable[[str], None]

@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from paddle_hpc import runstate
-from paddle_hpc.backend import RunStatus, Say
+from paddle_hpc.backend import RunStatus, Say, local_status
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
-from paddle_hpc.node import IN_JOB, load_run_config, paddle_has_cuda, run_node, signal_group
+from paddle_hpc.node import load_run_config, paddle_has_cuda, retry_left, run_node, signal_group
 from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig, SweepConfig
 
@@ -44,32 +44,6 @@ def local_env(environ: Mapping[str, str]) -> dict[str, str]:
     steers the launch (nor is requeued by a failing run)."""
     env = {k: v for k, v in environ.items() if not k.startswith("SLURM_")}
     return env | {"SLURM_JOB_NODELIST": "127.0.0.1"}
-
-
-def alive(state: RunState) -> bool:
-    """Whether a RUNNING state's process group still runs (when it runs on this host)."""
-    if state.pgid is None or state.host != socket.gethostname():
-        return True
-    try:
-        os.killpg(state.pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def local_status(run: RunEntry, state: RunState | None) -> RunStatus:
-    """A local run's status from its state file. Pure but for `alive`."""
-    if state is None or state.attempt < run.attempt:
-        return RunStatus(run.run_id, run.swept, "PENDING", None, (), "", run.attempt)
-    shown = state.state
-    reason = state.reason or ""
-    if state.retrying:
-        shown = "PENDING"
-    elif state.state == runstate.RUNNING and not alive(state):
-        shown, reason = "FAILED", "its process is gone"
-    return RunStatus(run.run_id, run.swept, shown, None, ("localhost",), "", state.attempt, reason)
 
 
 class LocalBackend:
@@ -111,13 +85,8 @@ class LocalBackend:
             except PaddleHpcError as exc:
                 say(f"failed: {exc}")
             after = runstate.read(run_dir.state)
-            retry = (
-                after is not None
-                and after.state == "FAILED"
-                and bool(IN_JOB & set(config.sweep.retry_on))
-                and attempt - run.attempt < config.sweep.max_retries
-            )
-            if not retry:
+            failed = after is not None and after.state == runstate.FAILED
+            if not (failed and retry_left(config, attempt - run.attempt)):
                 return
             attempt += 1
 

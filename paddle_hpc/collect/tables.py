@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from paddle_hpc import layout, runstate
-from paddle_hpc.backend.local import local_status
+from paddle_hpc.backend import local_status
 from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import parse_override
