@@ -10,8 +10,10 @@ again as the next attempt, with the same job id, and no process waits anywhere.
 Each attempt starts by moving the files of the attempt before it to
 `runs/<run_id>/attempts/<K>/`: each node its own log folder, node 0 the state and
 metrics files. The launcher runs in a process group of its own; a SIGTERM or SIGINT
-(scancel, `paddle-hpc cancel`, the time limit) is passed on to that whole group, so no
-training process outlives its task.
+(scancel, `paddle-hpc cancel`, the time limit) is passed on to that whole group. Its
+workers run in sessions of their own, so this process is their subreaper (orphans.py):
+whatever the launcher leaves running is ended once it exits, and no training process
+outlives its task.
 
 Node side: imports neither pandas nor Hydra.
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from paddle_hpc import runstate
+from paddle_hpc import orphans, runstate
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.launch import NodeLaunch, build_node_launch
 from paddle_hpc.layout import RunDir, SweepDir
@@ -179,12 +181,15 @@ def run_node(
         master=node.master,
         host=socket.gethostname(),
     )
+    orphans.become_subreaper()
     with _Stop() as stop:
         proc = subprocess.Popen(node.argv, env=node.env, start_new_session=True)  # noqa: S603
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))
         returncode = proc.wait()
+        if left := orphans.end_children(STOP_GRACE_S):
+            log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     return _ended(run, node, base, returncode, stop.signal, config, client)
 
 
