@@ -27,7 +27,8 @@ def _numbers(logs: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
 
 
 class MetricsCallback(paddle.callbacks.Callback):
-    """Logs the training logs at each epoch's end, and eval results as eval_<name>."""
+    """Logs the training logs at each epoch's end, and eval results as eval.<name>, the
+    name the collector gives the suites' evaluation values."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,4 +39,4 @@ class MetricsCallback(paddle.callbacks.Callback):
         log_metrics(step=epoch, **_numbers(logs))
 
     def on_eval_end(self, logs: Any = None) -> None:
-        log_metrics(step=self.epoch, **_numbers(logs, "eval_"))
+        log_metrics(step=self.epoch, **_numbers(logs, "eval."))

@@ -8,8 +8,10 @@ ConfigStore as `paddle_hpc/<group>` so a config can also list them in its defaul
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,31 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     for name, schema in GROUPS.items():
         store.store(group="paddle_hpc", name=name, node=schema)
+    if not OmegaConf.has_resolver("run"):
+        OmegaConf.register_new_resolver("run", _run_value)
+
+
+# The run being resolved: `${run:dir}` and `${run:id}` are its folder and id.
+RUN_VALUES = ("dir", "id")
+_current_run: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("run")
+
+
+@contextlib.contextmanager
+def resolving_run(run_id: str, run_dir: Path) -> Iterator[None]:
+    token = _current_run.set({"id": run_id, "dir": str(run_dir)})
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+
+
+def _run_value(name: str) -> str:
+    if name not in RUN_VALUES:
+        raise ValueError(f"${{run:{name}}}: a run has {', '.join(RUN_VALUES)}; use ${{run:dir}}")
+    values = _current_run.get(None)
+    if values is None:  # the sweep's shared config: it has no run of its own
+        raise ValueError(f"${{run:{name}}} has a value in a run's config only")
+    return values[name]
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -6,10 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.table import Table
 
-from paddle_hpc.command import run
+from paddle_hpc.command import console, run
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.parse import max_array_size
 
@@ -24,7 +23,7 @@ def main(argv: Sequence[str]) -> int:
     for key in SHOWN:
         table.add_row(key, config.get(key, "(not set)"))
     table.add_row("MaxArraySize", str(max_array_size(config)))
-    Console().print(table)
+    console().print(table)
     return 0
 
 

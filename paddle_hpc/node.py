@@ -160,6 +160,9 @@ def run_node(
         raise PaddleHpcError(f"run {run_id}: {reason}")
     node.log_dir.mkdir(parents=True, exist_ok=True)
     (node.log_dir / ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
+    workdir = config.program.cwd
+    if workdir is not None and Path(workdir).is_relative_to(run.path):
+        Path(workdir).mkdir(parents=True, exist_ok=True)  # plan checked every other cwd
     log.info(
         "run %s, attempt %d, node %d of %d: %s mode, %d processes, master %s, logs in %s",
         run_id,
@@ -183,7 +186,9 @@ def run_node(
     )
     orphans.become_subreaper()
     with _Stop() as stop:
-        proc = subprocess.Popen(node.argv, env=node.env, start_new_session=True)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            node.argv, env=node.env, cwd=workdir, start_new_session=True
+        )
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))

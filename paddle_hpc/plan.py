@@ -19,7 +19,13 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc.config import ComposedBase, check_resolved, compose_base, config_groups
+from paddle_hpc.config import (
+    ComposedBase,
+    check_resolved,
+    compose_base,
+    config_groups,
+    resolving_run,
+)
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override
 from paddle_hpc.layout import SweepDir
@@ -72,13 +78,28 @@ def shape_of(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def script_path(script: str | None, cwd: Path) -> str | None:
-    """program.script made absolute (relative to where the sweep starts), and checked."""
+    """program.script made absolute (relative to program.cwd, else to where the sweep
+    starts), and checked."""
     if script is None:
         return None
     path = (cwd / script).resolve()
     if not path.is_file():
         raise ConfigError(f"program.script is {script!r}, but {path} is not a file.")
     return str(path)
+
+
+def program_cwd(text: str | None, cwd: Path, run_dir: Path) -> Path | None:
+    """program.cwd made absolute (relative to where the sweep starts), and checked: it
+    exists, or lies in the run's own folder, where the node creates it."""
+    if text is None:
+        return None
+    path = (cwd / text).resolve()
+    if not path.is_dir() and not path.is_relative_to(run_dir):
+        raise ConfigError(
+            f"program.cwd is {text!r}, but {path} is not a directory. Give the folder the "
+            "program runs in (the suite's repository), or one under ${run:dir}."
+        )
+    return path
 
 
 # Keys that belong to the sweep as a whole: one value for all of its runs.
@@ -104,20 +125,21 @@ def make_plan(
         and not parse_override(text).is_sweep_override()
     )
     first = compose_base(config_dir, config_name, fixed_groups)
-    axes = sweep_axes(first, overrides)
+    settings = sweep_settings(first, overrides)
+    axes = sweep_axes(settings, overrides, first.group_options)
+    sweep_dir = (cwd / str(settings.sweep.dir)).resolve()
 
     def compose(group_choice: tuple[str, ...]) -> ComposedBase:
         if group_choice == fixed_groups:
             return first
         return compose_base(config_dir, config_name, group_choice)
 
-    runs = resolve_runs(axes, compose, cwd)
+    runs = resolve_runs(axes, compose, cwd, sweep_dir)
     fixed = [a.override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
     executor = runs[0].config["cluster"]["executor"]
     if executor == "auto":
         executor = "slurm" if which("sbatch") else "local"
-    sweep_dir = (cwd / runs[0].config["sweep"]["dir"]).resolve()
     composed = OmegaConf.to_container(first.config, resolve=False, enum_to_str=True)
     assert isinstance(composed, dict)
     return Plan(
@@ -125,21 +147,30 @@ def make_plan(
     )
 
 
-def sweep_axes(first: ComposedBase, overrides: Sequence[str]) -> tuple[Axis, ...]:
-    """sweep.grid's axes (after the command line's own sweep.* settings), then the
-    command line's."""
+def sweep_settings(first: ComposedBase, overrides: Sequence[str]) -> DictConfig:
+    """The base with the command line's own sweep.* settings applied."""
     settings = [
         o
         for o in map(parse_override, overrides)
         if is_sweep_level(o.key_or_group) and not o.is_sweep_override()
     ]
     try:
-        cfg = apply_overrides(first.config, settings)
+        return apply_overrides(first.config, settings)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(explain(exc)) from exc
-    grid = OmegaConf.to_container(cfg.sweep.grid, resolve=True)
+
+
+def sweep_axes(
+    settings: DictConfig, overrides: Sequence[str], group_options: Mapping[str, tuple[str, ...]]
+) -> tuple[Axis, ...]:
+    """sweep.grid's axes (after the command line's own sweep.* settings), then the
+    command line's."""
+    try:
+        grid = OmegaConf.to_container(settings.sweep.grid, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(explain(exc)) from exc
     assert isinstance(grid, dict)
-    axes = tuple(grid_axes({str(k): v for k, v in grid.items()}, overrides, first.group_options))
+    axes = tuple(grid_axes({str(k): v for k, v in grid.items()}, overrides, group_options))
     for axis in axes:
         if is_sweep_level(axis.key) and len(axis.choices) > 1:
             raise ConfigError(f"{axis.key} cannot be swept: it has one value for the whole sweep.")
@@ -147,11 +178,14 @@ def sweep_axes(first: ComposedBase, overrides: Sequence[str]) -> tuple[Axis, ...
 
 
 def resolve_runs(
-    axes: Sequence[Axis], compose: Callable[[tuple[str, ...]], ComposedBase], cwd: Path
+    axes: Sequence[Axis],
+    compose: Callable[[tuple[str, ...]], ComposedBase],
+    cwd: Path,
+    sweep_dir: Path,
 ) -> list[RunSpec]:
     """Every point's config, resolved and checked; the first bad point raises."""
     resolvers: dict[tuple[str, ...], PointResolver] = {}
-    scripts: dict[str | None, str | None] = {}
+    scripts: dict[tuple[str | None, Path], str | None] = {}
     runs = []
     for point in expand(axes):
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
@@ -161,12 +195,17 @@ def resolve_runs(
         try:
             if group_choice not in resolvers:
                 resolvers[group_choice] = PointResolver(compose(group_choice).config)
-            config = resolvers[group_choice].resolve(values)
+            run_dir = SweepDir(sweep_dir).run(point.run_id).path
+            with resolving_run(point.run_id, run_dir):
+                config = resolvers[group_choice].resolve(values)
             check_resolved(config)
-            script = config["program"]["script"]
-            if script not in scripts:
-                scripts[script] = script_path(script, cwd)
-            config["program"]["script"] = scripts[script]
+            program = config["program"]
+            workdir = program_cwd(program["cwd"], cwd, run_dir)
+            program["cwd"] = str(workdir) if workdir else None
+            key = (program["script"], workdir or cwd)
+            if key not in scripts:
+                scripts[key] = script_path(*key)
+            program["script"] = scripts[key]
         except (HydraException, OmegaConfBaseException, ConfigError) as exc:
             raise ConfigError(
                 f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): "

@@ -41,6 +41,11 @@ def colours(values: pd.Series) -> dict[object, tuple[float, float, float, float]
     }
 
 
+def literal(text: object) -> str:
+    """Text matplotlib shows as it is: a '$' would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def curve_plot(tables: Tables, name: str, key: str | None, path: Path) -> None:
     rows = tables.metrics[tables.metrics["name"] == name]
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -51,10 +56,13 @@ def curve_plot(tables: Tables, name: str, key: str | None, path: Path) -> None:
         if x.isna().all():
             x = pd.Series(range(len(group)), index=group.index, dtype="float64")
         value = tables.runs.loc[str(run_id), key] if key else None
-        label = f"{key}={value!s}" if key and value not in labelled else None
+        label = literal(f"{key}={value!s}") if key and value not in labelled else None
         labelled.add(value)
-        ax.plot(x, group["value"], color=palette.get(value), label=label, linewidth=1)
-    ax.set(xlabel="step", ylabel=name, title=name)
+        marker = "o" if len(group) == 1 else None  # a line of one point is not drawn
+        ax.plot(
+            x, group["value"], color=palette.get(value), label=label, linewidth=1, marker=marker
+        )
+    ax.set(xlabel="step", ylabel=literal(name), title=literal(name))
     if key and labelled:
         ax.legend(fontsize="small")
     fig.tight_layout()
@@ -73,11 +81,21 @@ def final_plot(runs: pd.DataFrame, column: str, keys: Sequence[str], path: Path)
         else:
             order = sorted(data[key].astype(str).unique())
             ax.scatter([order.index(v) for v in data[key].astype(str)], data[column], s=18)
-            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
-        ax.set(xlabel=key, ylabel=column)
+            ax.set_xticks(range(len(order)), [literal(v) for v in order], rotation=30, ha="right")
+        ax.set(xlabel=literal(key), ylabel=literal(column))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def blank_na(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer columns with their missing values blank: to_html's na_rep does not
+    reach them (it would print <NA>)."""
+    out: pd.DataFrame = frame.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.Int64Dtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), "")
+    return out
 
 
 def page(title: str, sections: Sequence[tuple[str, str]]) -> str:
@@ -100,7 +118,8 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
     if color is not None and color not in keys:
         raise ConfigError(f"--color {color}: not a swept key; the swept keys are {keys}")
     key = color or (keys[0] if keys else None)
-    sections = [("Runs", tables.runs.to_html(na_rep="", float_format=lambda v: f"{v:.6g}"))]
+    runs_html = blank_na(tables.runs).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
+    sections = [("Runs", runs_html)]
 
     names = list(dict.fromkeys(tables.metrics["name"].astype(str)))[:MAX_METRICS]
     images = []
@@ -110,7 +129,10 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
     caption = f"<p>coloured by {html.escape(key)}</p>" if key else ""
     sections.append(("Learning curves", caption + "".join(images) or "<p>no metrics yet</p>"))
 
-    finals = [c for c in tables.runs.columns if c.startswith("final.")][:MAX_METRICS]
+    finals = sorted(  # evaluation values first: they are the ones runs are judged by
+        (c for c in tables.runs.columns if c.startswith(("best.", "final."))),
+        key=lambda c: (not c.startswith("best."), not c.startswith("final.eval.")),
+    )[:MAX_METRICS]
     images = []
     for index, column in enumerate(finals):
         if keys:
@@ -120,7 +142,7 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
 
     errors = tables.errors
     failures = (
-        errors.drop(columns=["traceback"]).to_html(na_rep="", index=False)
+        blank_na(errors.drop(columns=["traceback"])).to_html(na_rep="", index=False)
         + "".join(
             f"<details><summary>{html.escape(str(r.run_id))}: {html.escape(str(r.kind))}"
             f"</summary><pre>{html.escape(str(r.traceback))}</pre></details>"

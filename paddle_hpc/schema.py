@@ -23,9 +23,12 @@ class Executor(enum.Enum):
 
 @dataclass
 class ProgramConfig:
-    script: str | None = None  # a .py file, relative to the directory the sweep starts in
+    script: str | None = None  # a .py file, relative to cwd (below) when set, else to the
+    # directory the sweep starts in
     module: str | None = None  # or a module, run as `python -m module`
-    args: list[str] = field(default_factory=list)  # may interpolate: ["--lr", "${optim.lr}"]
+    # may interpolate: ["--lr", "${optim.lr}", "--output_dir", "${run:dir}/output"]
+    args: list[str] = field(default_factory=list)
+    cwd: str | None = None  # the folder the program runs in, e.g. the suite's repository
 
 
 @dataclass

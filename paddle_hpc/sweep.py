@@ -64,9 +64,10 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
     first = plan.runs[0]
     config = RunConfig.of(first.config)
     nodes, gpus = config.resources.nodes, config.resources.gpus_per_node
+    where = f", in {shlex.quote(config.program.cwd)}" if config.program.cwd else ""
     console.print(
         f"# launch command of run {first.run_id} ({first.label}) "
-        f"on each node, for a GPU build, as job 12345 on node[1-{nodes}]:"
+        f"on each node{where}, for a GPU build, as job 12345 on node[1-{nodes}]:"
     )
     for rank in range(nodes):
         env = {

@@ -97,7 +97,7 @@ def watch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     interval = 2.0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("runs ended", total=len(manifest.runs))
         while True:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,36 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and the test cluster is missing: {problem}", pytrace=False)
     pytest.skip(f"{problem}; start it with `slurm/up`")
+
+
+SUITES = Path(__file__).parent / "suites"
+SUITE_ENVS = Path(os.environ.get("PADDLE_HPC_SUITE_ENVS", "/var/tmp/paddle-hpc-suites"))
+
+
+@pytest.fixture(scope="session")
+def paddlenlp_python() -> str:
+    """The interpreter of an environment with PaddleNLP, made once from
+    tests/suites/paddlenlp-requirements.txt (a few minutes the first time), where
+    paddle_hpc is importable from this checkout: the compute nodes' cluster.python."""
+    requirements = SUITES / "paddlenlp-requirements.txt"
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    env = SUITE_ENVS / f"paddlenlp-{key}"
+    python = env / "bin" / "python"
+    ready = env / ".ready"
+    if not ready.exists():
+        shutil.rmtree(env, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+            check=True,
+            timeout=1800,
+        )
+        ready.touch()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site) / "paddle_hpc_checkout.pth").write_text(f"{Path(__file__).parent.parent}\n")
+    return str(python)

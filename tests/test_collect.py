@@ -15,54 +15,9 @@ import pytest
 
 from paddle_hpc.collect import collect, collector, jsonl, load
 from paddle_hpc.collect.jsonl import read_metrics
-from paddle_hpc.collect.logs import failures, log_metrics, suite_metrics
+from paddle_hpc.collect.logs import failures, log_metrics
 from paddle_hpc.collect.tables import user_metrics
 from tests.fakes import make_sweep, write_run
-
-FIXTURES = Path(__file__).parent / "fixtures" / "logs"
-
-
-def lines(name: str) -> list[str]:
-    return (FIXTURES / name).read_text().splitlines(keepends=True)
-
-
-def test_paddleocr_lines() -> None:
-    step, found = suite_metrics(lines("paddleocr.log")[0]) or (None, [])
-    assert step == 20
-    values = dict(found)
-    assert values["epoch"] == 1 and values["loss"] == 3.915012 and values["acc"] == 0.0
-    assert values["ips"] == 7.59025 and values["avg_reader_cost"] == 2.63382
-    assert "eta" not in values and "days" not in values
-    assert suite_metrics(lines("paddleocr.log")[2]) is None  # an info line, not training
-    step, found = suite_metrics(lines("paddleocr.log")[3]) or (0, [])
-    assert step is None and dict(found)["CTCLoss"] == 36.289278  # no global_step printed
-
-
-def test_paddledetection_lines() -> None:
-    step, found = suite_metrics(lines("paddledet.log")[1]) or (None, [])
-    values = dict(found)
-    assert step == 0 and values["learning_rate"] == 0.04 and values["loss_vfl"] == 1.216707
-    assert values["batch_cost"] == 15.7452 and values["ips"] == 1.5243 and "eta" not in values
-    assert suite_metrics("Epoch: [2] [ 10/593] learning_rate: 0.1 loss: 1.0") == (
-        2 * 593 + 10,
-        [("epoch", 2.0), ("learning_rate", 0.1), ("loss", 1.0)],
-    )
-    assert suite_metrics(lines("paddledet.log")[0]) is None
-
-
-def test_paddlenlp_lines() -> None:
-    rows = log_metrics(lines("paddlenlp.log"))
-    assert {(r.line, r.step, r.name, r.value) for r in rows if r.name == "loss"} == {
-        (1, 90, "loss", 0.39998),
-        (2, 100, "loss", 0.40286),
-        (4, 60, "loss", 2.16761),
-    }
-    assert {r.name for r in rows} == {"epoch", "loss", "accu", "speed", "acc"}
-    assert all(r.line != 3 for r in rows)  # 'eval dev loss' is not a training line
-    nlp = "global step 5, epoch: 1, batch: 5, loss: nan, learning rate: 1.00000e-05"
-    assert suite_metrics(nlp) is not None
-    _, found = suite_metrics(nlp) or (0, [])
-    assert dict(found)["learning rate"] == 1e-5 and str(dict(found)["loss"]) == "nan"
 
 
 def test_a_users_own_pattern() -> None:

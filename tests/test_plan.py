@@ -175,3 +175,52 @@ def test_lists_and_mappings_in_the_grid_reach_the_runs_as_yaml_wrote_them(
     assert got == [(o, e) for o in written["opt"] for e in written["+extra"]]
     assert len({r.run_id for r in result.runs}) == 12  # type: ignore[attr-defined]
     assert result.runs[9].swept["opt"] == "{plain:1}"  # type: ignore[attr-defined]
+
+
+def test_run_dir_and_id_resolve_per_run(conf: Path) -> None:
+    result = make_plan(
+        conf,
+        "config",
+        [
+            "program.args=[--out,${run:dir}/output,--id,${run:id}]",
+            "+launch.env.SAVE=${run:dir}/ckpt",
+            "sweep.dir='sweeps/with space $(x)'",
+        ],
+        conf.parent,
+        which=lambda n: None,
+    )
+    sweep = conf.parent / "sweeps" / "with space $(x)"
+    assert result.sweep_dir == sweep
+    for run in result.runs:
+        run_dir = sweep / "runs" / run.run_id
+        assert run.config["program"]["args"] == ["--out", f"{run_dir}/output", "--id", run.run_id]
+        assert run.config["launch"]["env"]["SAVE"] == f"{run_dir}/ckpt"
+    assert len({r.config["launch"]["env"]["SAVE"] for r in result.runs}) == 2
+    # the sweep's shared config has no run: it keeps the text
+    assert result.base["launch"]["env"]["SAVE"] == "${run:dir}/ckpt"
+
+
+def test_run_values_outside_dir_and_id_are_refused(conf: Path) -> None:
+    with pytest.raises(ConfigError, match=r"run \w+ \(grid point 0.*run:name.*dir, id"):
+        plan(conf, "program.args=[${run:name}]")
+
+
+def test_program_cwd_holds_the_script(conf: Path) -> None:
+    suite = conf.parent / "suite repo"
+    (suite / "tools").mkdir(parents=True)
+    (suite / "tools" / "train.py").write_text("")
+    result = plan(conf, "+program.cwd=suite repo", "program.script=tools/train.py")
+    for run in result.runs:  # type: ignore[attr-defined]
+        assert run.config["program"]["cwd"] == str(suite)
+        assert run.config["program"]["script"] == str(suite / "tools" / "train.py")
+    with pytest.raises(ConfigError, match=r"program.cwd is 'nowhere'.*not a directory"):
+        plan(conf, "+program.cwd=nowhere")
+    with pytest.raises(ConfigError, match=r"program.script is 'train.py'.*suite repo/train.py"):
+        plan(conf, "+program.cwd=suite repo")
+
+
+def test_program_cwd_in_the_run_dir_need_not_exist_yet(conf: Path) -> None:
+    script = conf.parent / "train.py"
+    result = plan(conf, "+program.cwd=${run:dir}/work", f"program.script={script}")
+    for run in result.runs:  # type: ignore[attr-defined]
+        assert run.config["program"]["cwd"] == str(result.sweep_dir / "runs" / run.run_id / "work")  # type: ignore[attr-defined]

@@ -113,7 +113,11 @@ def test_a_failing_rank_fails_its_task_instead_of_hanging(tmp_path: Path) -> Non
     raised = errors[errors["kind"] == "RuntimeError"]
     assert len(raised) == 1, errors
     assert (raised["node"].iloc[0], raised["message"].iloc[0]) == (1, "rank 1 gives up")
+    assert (raised["rank"].iloc[0], raised["local_rank"].iloc[0]) == (1, 0)  # global, local
     assert raised["log"].iloc[0].endswith("logs/node1/workerlog.0")
+    runs = load_tables(tmp_path / "sweeps" / "failing").runs
+    assert runs["exit_code"].tolist() == [state["returncode"]]  # the script's, not Slurm's
+    assert runs["slurm_exit_code"].tolist() == [record.exit_code]
 
 
 ECHO_ARGV = """\

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
 from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
+from paddle_hpc.command import console as make_console
 from paddle_hpc.command import run
 from paddle_hpc.errors import ConfigError
 
@@ -74,11 +74,11 @@ def summary(tables: Tables, sort: str | None, top: int) -> Table | str:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    console = Console(soft_wrap=True)
+    console = make_console()
     outcome = collect(args.sweep_dir, args.out, args.format)
     out = (args.out or args.sweep_dir / RESULTS).resolve()
     if outcome.tables is None:
-        console.print(f"nothing changed since the last collect; tables in {out}", markup=False)
+        console.print(f"nothing changed since the last collect; tables in {out}")
         tables = Tables(*(read_table(table_path(out, n, args.format), args.format) for n in NAMES))
     else:
         tables = outcome.tables
@@ -86,10 +86,9 @@ def main(argv: Sequence[str]) -> int:
         console.print(
             f"parsed {outcome.parsed} changed file(s)"
             + (f"; skipped: {skipped}" if skipped else "")
-            + f"; tables in {out}",
-            markup=False,
+            + f"; tables in {out}"
         )
-    console.print(summary(tables, args.sort, args.top), markup=False)
+    console.print(summary(tables, args.sort, args.top))
     return 0
 
 

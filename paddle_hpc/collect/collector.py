@@ -240,7 +240,7 @@ def collect(
     errors = concat(
         [log_errors_all, slurm_errors(sweep_dir, manifest, rows, logged)], ERROR_COLUMNS
     )
-    for column in ("node", "rank", "line"):
+    for column in ("node", "rank", "local_rank", "line"):
         errors[column] = errors[column].astype("Int64")
     tables = Tables(runs_frame(manifest, rows, states, metrics), metrics, errors)
     for name in ("runs", "errors"):

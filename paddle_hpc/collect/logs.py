@@ -1,38 +1,21 @@
-"""Paddle worker logs (`workerlog.N`): training-log lines -> metrics, failures -> errors.
+"""Paddle worker logs (`workerlog.N`): training and evaluation lines -> metrics, failures
+-> errors.
 
-Pure: each function takes text and returns values. The line formats are those the
-Paddle suites print, checked against their source:
-
-- PaddleOCR `tools/program.py`:
-  'epoch: [{}/{}], global_step: {}, {logs}, avg_reader_cost: {:.5f} s, ...' where
-  logs is `TrainingStats.log()`, 'name: value' pairs joined by ', '.
-- PaddleDetection `ppdet/engine/callbacks.py` (LogPrinter):
-  'Epoch: [{}] [{:Nd}/{}] learning_rate: {lr:.6f} {meters} eta: {eta} batch_cost: ...'
-  with meters 'name: value' pairs joined by ' '. The step is epoch * steps + batch.
-- PaddleNLP's training examples:
-  'global step %d, epoch: %d, batch: %d, loss: %.5f, ..., speed: %.2f step/s'.
-
-Each becomes rows (step, name, value), `epoch` included; non-numeric fields (`eta`)
-are left out. A user's own format is a regex with named groups: `step` is the step,
-every other group a metric.
+Pure: each function takes text and returns values. The suites' own line formats are in
+`suites`; a user's own format is a regex with named groups: `step` is the step, every
+other group a metric.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from paddle_hpc.collect.suites import SuiteLog
 from paddle_hpc.metrics import whole_step
 
-NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
-NOT_METRICS = frozenset({"eta"})
-
-# A 'name: value' pair, the value optionally followed by a unit ('0.14 s', '7.5 samples/s').
-_PAIR = re.compile(rf"([A-Za-z_][\w ]*?): ({NUMBER})(?: [A-Za-z/]+)?(?=,|\s|$)", re.IGNORECASE)
-_OCR = re.compile(r"epoch: \[(\d+)/\d+\], (?:global_step: (\d+), )?(.*)")
-_DET = re.compile(r"Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\] (.*)")
-_NLP = re.compile(r"global step (\d+), epoch: (\d+), batch: \d+, (.*)")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -41,29 +24,6 @@ class MetricRow:
     step: int | None
     name: str
     value: float
-
-
-def pairs(text: str) -> Iterator[tuple[str, float]]:
-    """'loss: 0.5, ips: 7.5 samples/s, eta: 1 day, 2:00:00' -> loss, ips (not eta)."""
-    for name, value in _PAIR.findall(text):
-        name = name.strip()
-        if name not in NOT_METRICS:
-            yield name, float(value)
-
-
-def suite_metrics(text: str) -> tuple[int | None, list[tuple[str, float]]] | None:
-    """The step and metrics of one PaddleOCR, PaddleDetection or PaddleNLP log line."""
-    if match := _NLP.search(text):
-        step, epoch, rest = match.groups()
-        return int(step), [("epoch", float(epoch)), *pairs(rest)]
-    if match := _DET.search(text):
-        epoch, batch, steps, rest = match.groups()
-        step = int(epoch) * int(steps) + int(batch)
-        return step, [("epoch", float(epoch)), *pairs(rest)]
-    if match := _OCR.search(text):
-        epoch, step, rest = match.groups()
-        return (int(step) if step else None), [("epoch", float(epoch)), *pairs(rest)]
-    return None
 
 
 def user_metrics(pattern: re.Pattern[str], text: str) -> tuple[int | None, list[tuple[str, float]]]:
@@ -92,8 +52,11 @@ def user_metrics(pattern: re.Pattern[str], text: str) -> tuple[int | None, list[
 def log_metrics(lines: Iterable[str], patterns: Sequence[re.Pattern[str]] = ()) -> list[MetricRow]:
     """Every metric a worker log's lines carry, in order."""
     rows: list[MetricRow] = []
+    suite = SuiteLog()
     for number, text in enumerate(lines, start=1):
-        parsed = suite_metrics(text)
+        if "\x1b" in text:  # PaddleNLP's and PaddleSeg's loggers colour their lines
+            text = _COLOUR.sub("", text)
+        parsed = suite.read(text)
         if parsed is None:
             for pattern in patterns:
                 step, found = user_metrics(pattern, text)

@@ -31,7 +31,7 @@ from paddle_hpc.slurm import SacctRecord
 log = logging.getLogger(__name__)
 RESULTS = layout.RESULTS
 STATE_FILE = "collect.json"
-VERSION = 2
+VERSION = 3
 NAMES = ("runs", "metrics", "errors")
 SLURM_FAILURES = {
     "TIMEOUT": "TIMEOUT",
@@ -42,7 +42,18 @@ SLURM_FAILURES = {
     "PREEMPTED": "PREEMPTED",
 }
 METRIC_COLUMNS = ["run_id", "step", "name", "value", "time", "source"]
-ERROR_COLUMNS = ["run_id", "node", "rank", "kind", "message", "log", "line", "traceback"]
+# rank: the global rank (Paddle's PADDLE_TRAINER_ID); local_rank: N of workerlog.N
+ERROR_COLUMNS = [
+    "run_id",
+    "node",
+    "rank",
+    "local_rank",
+    "kind",
+    "message",
+    "log",
+    "line",
+    "traceback",
+]
 
 
 @dataclass
@@ -159,6 +170,7 @@ def read_log_metrics(
     metric_rows: list[dict[str, Any]] = []
     error_rows: list[dict[str, Any]] = []
     for run in runs:
+        ranks = global_ranks(run.worker_logs)
         for rel, node, rank in run.worker_logs:
             if rel not in changed:
                 continue
@@ -173,7 +185,8 @@ def read_log_metrics(
                     {
                         "run_id": run.run_id,
                         "node": node,
-                        "rank": rank,
+                        "rank": ranks[node, rank],
+                        "local_rank": rank,
                         "kind": failure.kind,
                         "message": failure.message,
                         "log": rel,
@@ -194,6 +207,13 @@ def read_log_metrics(
     metrics["value"] = metrics["value"].astype(float)
     metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def global_ranks(worker_logs: Sequence[tuple[str, int, int]]) -> dict[tuple[int, int], int]:
+    """(node, local rank) -> global rank: paddle.distributed.launch numbers the ranks node
+    by node, each node's local ranks in order."""
+    pairs = sorted({(node, rank) for _, node, rank in worker_logs})
+    return {pair: index for index, pair in enumerate(pairs)}
 
 
 def user_metrics(
@@ -243,6 +263,7 @@ def slurm_errors(
                 "run_id": run.run_id,
                 "node": None,
                 "rank": None,
+                "local_rank": None,
                 "kind": kind or "FAILED",
                 "message": f"Slurm state {record.state_detail or record.state}, exit code "
                 f"{record.exit_code}" + (f", signal {record.signal}" if record.signal else ""),
@@ -269,8 +290,8 @@ def runs_frame(
     data: dict[str, list[Any]] = {key: [] for key in manifest.axes}
     slurm: dict[str, list[Any]] = {
         key: []
-        for key in ("state", "exit_code", "job_id", "array_task", "nodelist", "start", "end")
-    } | {"elapsed_s": [], "restarts": [], "attempts": []}
+        for key in ("state", "slurm_exit_code", "job_id", "array_task", "nodelist", "start", "end")
+    } | {"elapsed_s": [], "restarts": [], "attempts": [], "exit_code": []}
     for run in manifest.runs:
         for key in manifest.axes:
             data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
@@ -293,7 +314,7 @@ def runs_frame(
         elif manifest.executor == "local":
             values = [
                 local_status(run, own).state,
-                state.get("returncode"),
+                None,
                 "localhost",
                 None,
                 None,
@@ -309,16 +330,27 @@ def runs_frame(
                 None,
             ]
         for key, value in zip(
-            ("state", "exit_code", "nodelist", "start", "end", "elapsed_s"), values, strict=True
+            ("state", "slurm_exit_code", "nodelist", "start", "end", "elapsed_s"),
+            values,
+            strict=True,
         ):
             slurm[key].append(value)
+        slurm["exit_code"].append(own.returncode if own else None)
         slurm["job_id"].append(run.job_id)
         slurm["array_task"].append(run.array_task)
         slurm["restarts"].append(state.get("restarts", 0 if state else None))
         slurm["attempts"].append(max(run.attempt, own.attempt) if own else run.attempt)
     index = pd.Index([r.run_id for r in manifest.runs], name="run_id")
     frame = pd.DataFrame({k: pd.Series(v, index=index) for k, v in data.items()}, index=index)
-    for key in ("exit_code", "job_id", "array_task", "elapsed_s", "restarts", "attempts"):
+    for key in (
+        "exit_code",
+        "slurm_exit_code",
+        "job_id",
+        "array_task",
+        "elapsed_s",
+        "restarts",
+        "attempts",
+    ):
         frame[key] = pd.array(slurm[key], dtype="Int64")
     frame["state"] = slurm["state"]
     frame["nodelist"] = slurm["nodelist"]
@@ -329,6 +361,7 @@ def runs_frame(
             *manifest.axes,
             "state",
             "exit_code",
+            "slurm_exit_code",
             "job_id",
             "array_task",
             "nodelist",
@@ -361,8 +394,9 @@ def last_values(rows: pd.DataFrame) -> pd.Series:
 
 
 def finals(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The last logged value of each metric per run, as `final.<name>`; metrics.jsonl wins
-    over what a worker log says."""
+    """The last logged value of each metric per run, as `final.<name>` (`final.loss`,
+    `final.eval.acc`); a suite's own best values as `best.<name>` (`best.eval.acc`).
+    metrics.jsonl wins over what a worker log says."""
     if metrics.empty:
         return empty([])
     sources = metrics["source"].astype("category")
@@ -372,7 +406,9 @@ def finals(metrics: pd.DataFrame) -> pd.DataFrame:
     from_jsonl = np.isin(sources.cat.codes.to_numpy(), jsonl_codes)
     last = last_values(metrics[from_jsonl]).combine_first(last_values(metrics[~from_jsonl]))
     table = last.unstack("name")
-    table.columns = [f"final.{name}" for name in table.columns]
+    table.columns = [
+        name if name.startswith("best.") else f"final.{name}" for name in table.columns
+    ]
     table.index.name = "run_id"
     result: pd.DataFrame = table
     return result
