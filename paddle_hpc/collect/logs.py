@@ -54,7 +54,7 @@ def log_metrics(lines: Iterable[str], patterns: Sequence[re.Pattern[str]] = ()) 
     rows: list[MetricRow] = []
     suite = SuiteLog()
     for number, text in enumerate(lines, start=1):
-        if "\x1b" in text:  # PaddleNLP's and PaddleSeg's loggers colour their lines
+        if "\x1b" in text:  # PaddleNLP's logger colours its lines, in a file too
             text = _COLOUR.sub("", text)
         parsed = suite.read(text)
         if parsed is None:
