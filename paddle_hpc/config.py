@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.schema import GROUPS, RETRYABLE
+from paddle_hpc.slurm.parse import time_limit_minutes
 
 BUNDLED_CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -123,32 +123,6 @@ def config_groups(config_dir: Path) -> list[str]:
         for p in config_dir.rglob("*")
         if p.is_dir() and not p.name.startswith((".", "__"))
     )
-
-
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-_NO_LIMIT = ("UNLIMITED", "INFINITE", "-1")
-
-
-def time_limit_minutes(text: str) -> int | None:
-    """Slurm's --time formats ('30', '1:30:00', '2-12', '2-12:00:00') -> whole minutes,
-    rounded up as sbatch does; None for no limit ('UNLIMITED', 'INFINITE', '-1', '0')."""
-    text = str(text).strip()
-    if text.upper() in _NO_LIMIT:
-        return None
-    match = _TIME.match(text)
-    if match is None:
-        raise ValueError(text)
-    days, first, second, third = match.groups()
-    if days is not None:  # D-HH[:MM[:SS]]
-        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
-        total_s = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
-    elif third is not None:  # HH:MM:SS
-        total_s = int(first) * 3600 + int(second) * 60 + int(third)
-    elif second is not None:  # MM:SS
-        total_s = int(first) * 60 + int(second)
-    else:  # MM
-        total_s = int(first) * 60
-    return -(-total_s // 60) or None
 
 
 def check_resolved(cfg: Mapping[str, Any]) -> None:

@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.config import time_limit_minutes
 from paddle_hpc.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import ArrayEntry, Manifest, save
@@ -23,6 +22,7 @@ from paddle_hpc.node import NodeTask
 from paddle_hpc.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
 from paddle_hpc.slurm.executor import SeamExecutor, sbatch_script
+from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 ARRAY_OPTIONS = ("partition", "account", "qos", "constraint", "mem")

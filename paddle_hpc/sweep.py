@@ -120,8 +120,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     sweep = SweepDir(plan.sweep_dir)
     is_new = not sweep.manifest.exists()
-    manifest = prepare(plan, manifest, args.allow_config_change, console)
     backend = backend_for(manifest.executor)
+    backend.check(manifest)
+    manifest = prepare(plan, manifest, args.allow_config_change, console)
     planned = {r.run_id for r in plan.runs}
     todo = [
         r.run_id

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.config import time_limit_minutes
 from paddle_hpc.files import current_umask, write_atomic
+from paddle_hpc.slurm.parse import time_limit_minutes
 from paddle_hpc.submit import array_parameters
 
 

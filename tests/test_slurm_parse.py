@@ -14,14 +14,18 @@ from paddle_hpc.errors import (
 )
 from paddle_hpc.slurm.parse import (
     JobRef,
+    Partition,
     classify_error,
     expand_nodelist,
+    gres_gpus,
     max_array_size,
+    memory_mb,
     parse_int_ranges,
     parse_job_id,
     parse_sacct,
     parse_sbatch_output,
     parse_scontrol_config,
+    parse_sinfo_partitions,
 )
 
 SACCT = """\
@@ -217,3 +221,35 @@ def test_classify_error(stderr: str, kind: type[SlurmError]) -> None:
 def test_classify_error_without_message() -> None:
     error = classify_error(["scontrol", "ping"], 3, "")
     assert "exit code 3" in str(error)
+
+
+def test_sinfo_partitions_with_nodes_of_two_kinds() -> None:
+    text = (
+        "debug*|2|4|8000|gpu:2|infinite|1-infinite\n"
+        "gpu|3|32|256000|gpu:a100:4(S:0-1),shard:8|2-00:00:00|1-2\n"
+        "gpu|1|64+|512000|gpu:a100:8|2-00:00:00|1-2\n"
+        "cpu|4|16|64000|(null)|30:00|1-infinite\n"
+        "broken line\n"
+        "bad|x|4|1|(null)|infinite|1-2\n"
+    )
+    found = parse_sinfo_partitions(text)
+    assert sorted(found) == ["cpu", "debug", "gpu"]
+    assert found["debug"] == Partition("debug", True, 2, None, 4, 8000, 2, None)
+    assert found["gpu"] == Partition("gpu", False, 4, 2, 64, 512000, 8, 2880)
+    assert found["cpu"].gpus == 0 and found["cpu"].max_minutes == 30
+
+
+@pytest.mark.parametrize(
+    ("text", "gpus"),
+    [("gpu:2", 2), ("gpu:a100:4(S:0-1)", 4), ("gpu:1,gpu:v100:2", 3), ("(null)", 0), ("", 0)],
+)
+def test_gres_gpus(text: str, gpus: int) -> None:
+    assert gres_gpus(text) == gpus
+
+
+@pytest.mark.parametrize(
+    ("text", "mb"),
+    [("16G", 16384), ("500M", 500), ("16000", 16000), ("2T", 2097152), ("1024K", 1), ("x", None)],
+)
+def test_memory_mb(text: str, mb: int | None) -> None:
+    assert memory_mb(text) == mb

@@ -204,6 +204,11 @@ def test_bad_config_fails_before_submission(tmp_path: Path) -> None:
         ("resources.nodez=2", "nodez"),
         ("resources.nodes=abc", "resources.nodes"),
         ("optim.lr=range(1", "optim.lr=range(1"),
+        # what the partition can never give: refused, instead of pending for ever
+        ("resources.nodes=5", "resources.nodes is 5, but it has 2 node(s)"),
+        ("resources.gpus_per_node=3", "resources.gpus_per_node is 3, but its nodes have at most 2"),
+        ("resources.mem=64G", "resources.mem is 64G, but its nodes have at most 8000M"),
+        ("resources.partition=nope", "no partition 'nope'; it has debug, urgent"),
     ]:
         result = sweep(tmp_path, override)
         assert result.returncode == 1 and named in result.stderr, result.stderr

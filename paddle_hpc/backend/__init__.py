@@ -84,6 +84,10 @@ Say = Callable[[str], None]
 class Backend(Protocol):
     name: str
 
+    def check(self, manifest: Manifest) -> None:
+        """Raises ConfigError when a run asks for what the backend can never give."""
+        ...
+
     def submit(
         self,
         sweep: SweepDir,

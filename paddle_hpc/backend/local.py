@@ -49,6 +49,9 @@ def local_env(environ: Mapping[str, str]) -> dict[str, str]:
 class LocalBackend:
     name = "local"
 
+    def check(self, manifest: Manifest) -> None:
+        """Everything runs here, on one node: nothing to refuse."""
+
     def submit(
         self,
         sweep: SweepDir,

@@ -9,8 +9,9 @@ from paddle_hpc import runstate
 from paddle_hpc.backend import NOT_SUBMITTED, RunStatus, Say
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
-from paddle_hpc.schema import SweepConfig
+from paddle_hpc.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SacctRecord, SlurmClient
+from paddle_hpc.slurm.limits import check_fits
 
 
 def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
@@ -57,6 +58,12 @@ class SlurmBackend:
 
     def __init__(self, client: SlurmClient | None = None) -> None:
         self.client = client or SlurmClient()
+
+    def check(self, manifest: Manifest) -> None:
+        """Each resource shape against the partitions it names: one sinfo call."""
+        partitions = self.client.partitions()
+        for shape in manifest.shapes:
+            check_fits(ResourcesConfig(**shape["resources"]), partitions)
 
     def submit(
         self,

@@ -13,12 +13,15 @@ from pathlib import Path
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
+    SINFO_FORMAT,
+    Partition,
     SacctRecord,
     classify_error,
     max_array_size,
     parse_sacct,
     parse_sbatch_output,
     parse_scontrol_config,
+    parse_sinfo_partitions,
 )
 from paddle_hpc.slurm.runner import CommandResult, Runner, SubprocessRunner
 
@@ -108,6 +111,11 @@ class SlurmClient:
 
     def show_config(self) -> dict[str, str]:
         return parse_scontrol_config(self._run(["scontrol", "show", "config"]).stdout)
+
+    def partitions(self) -> dict[str, Partition]:
+        """Every partition, with what it can give one job at the most."""
+        argv = ["sinfo", "--noheader", f"--format={SINFO_FORMAT}"]
+        return parse_sinfo_partitions(self._run(argv).stdout)
 
     def max_array_size(self) -> int:
         return max_array_size(self.show_config())

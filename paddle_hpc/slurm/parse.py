@@ -232,6 +232,112 @@ def _parse_time(text: str) -> datetime | None:
     return datetime.fromisoformat(text)
 
 
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_NO_LIMIT = ("UNLIMITED", "INFINITE", "-1")
+
+
+def time_limit_minutes(text: str) -> int | None:
+    """Slurm's --time formats ('30', '1:30:00', '2-12', '2-12:00:00') -> whole minutes,
+    rounded up as sbatch does; None for no limit ('UNLIMITED', 'INFINITE', '-1', '0')."""
+    text = str(text).strip()
+    if text.upper() in _NO_LIMIT:
+        return None
+    match = _TIME.match(text)
+    if match is None:
+        raise ValueError(text)
+    days, first, second, third = match.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
+        total_s = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+    elif third is not None:  # HH:MM:SS
+        total_s = int(first) * 3600 + int(second) * 60 + int(third)
+    elif second is not None:  # MM:SS
+        total_s = int(first) * 60 + int(second)
+    else:  # MM
+        total_s = int(first) * 60
+    return -(-total_s // 60) or None
+
+
+# What `sinfo` is asked for: one line per partition and node configuration.
+SINFO_FORMAT = "%P|%D|%c|%m|%G|%l|%s"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """What a partition can give one job at the most."""
+
+    name: str
+    default: bool
+    nodes: int  # how many nodes it has
+    max_nodes: int | None  # its MaxNodes per job; None: no limit
+    cpus: int  # CPUs of its largest node
+    memory_mb: int  # memory of its largest node
+    gpus: int  # GPUs of the node with the most
+    max_minutes: int | None  # MaxTime; None: no limit
+
+
+_GPUS = re.compile(r"^gpu(?::[^:(]+)?:(\d+)")
+
+
+def gres_gpus(text: str) -> int:
+    """'gpu:2', 'gpu:a100:4(S:0-1)', 'gpu:2,shard:8', '(null)' -> the GPU count."""
+    return sum(int(m[1]) for item in text.split(",") if (m := _GPUS.match(item.strip())))
+
+
+def parse_sinfo_partitions(text: str) -> dict[str, Partition]:
+    """`sinfo --noheader --format=SINFO_FORMAT` -> the partitions by name. A partition
+    whose nodes differ prints a line per kind of node: their counts add up, and the
+    largest node counts."""
+    found: dict[str, Partition] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 7:
+            continue
+        name, count, cpus, memory, gres, limit, size = fields
+        default = name.endswith("*")
+        name = name.rstrip("*")
+        try:
+            top = size.rpartition("-")[2]
+            part = Partition(
+                name,
+                default,
+                int(count),
+                None if top in ("infinite", "") else int(top),
+                int(cpus.rstrip("+")),
+                int(memory.rstrip("+")),
+                gres_gpus(gres),
+                time_limit_minutes(limit),
+            )
+        except ValueError:
+            continue
+        if name in found:
+            seen = found[name]
+            part = Partition(
+                name,
+                default or seen.default,
+                seen.nodes + part.nodes,
+                part.max_nodes,
+                max(seen.cpus, part.cpus),
+                max(seen.memory_mb, part.memory_mb),
+                max(seen.gpus, part.gpus),
+                part.max_minutes,
+            )
+        found[name] = part
+    return found
+
+
+_MEMORY = re.compile(r"^(\d+)([KMGT]?)B?$", re.IGNORECASE)
+_MB = {"K": 1 / 1024, "M": 1, "": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def memory_mb(text: str) -> int | None:
+    """sbatch --mem ('16G', '500M', '16000': megabytes) -> megabytes; None when unknown."""
+    match = _MEMORY.match(str(text).strip())
+    if match is None:
+        return None
+    return int(int(match[1]) * _MB[match[2].upper()])
+
+
 def parse_scontrol_config(text: str) -> dict[str, str]:
     """`scontrol show config` -> {'MaxArraySize': '1001', ...}.
 
