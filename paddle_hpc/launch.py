@@ -12,15 +12,17 @@ so every case is a unit test with literal inputs. Two Paddle pitfalls shape it:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import RunDir
 from paddle_hpc.schema import RunConfig
+from paddle_hpc.secret_env import resolve_env_refs, split_secrets
 from paddle_hpc.slurm.parse import expand_nodelist
 
 RUN_MODULE_SHIM = Path(__file__).resolve().parent / "run_module.py"
+SECRETS_SHIM = Path(__file__).resolve().parent / "secrets_shim.py"
 PORT_BASE, PORT_SPAN = 10000, 20000
 
 # Variables through which a surrounding launch would steer Paddle's launcher.
@@ -38,6 +40,9 @@ class NodeLaunch:
     nnodes: int
     nproc_per_node: int
     log_dir: Path
+    # secret variables, kept out of env (Paddle's launcher writes its env to the logs):
+    # the node runner writes them to secrets_file, which SECRETS_SHIM reads
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def master_port(job_id: int, configured: int | None) -> int:
@@ -63,12 +68,14 @@ def build_node_launch(
     env: Mapping[str, str],
     cuda: bool,
     resolve: Callable[[str], str],
+    secrets_file: Path | None = None,
 ) -> NodeLaunch:
     """The launch command and environment for this node.
 
     env: the node's environment (Slurm's variables, CUDA_VISIBLE_DEVICES).
     cuda: whether this Paddle build can use CUDA (paddle.is_compiled_with_cuda()).
     resolve: host name -> IP address (socket.gethostbyname).
+    secrets_file: where the node runner puts the secrets, if there are any.
     """
     launch, program = config.launch, config.program
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
@@ -102,6 +109,17 @@ def build_node_launch(
         target = [program.script]
     else:
         target = [str(RUN_MODULE_SHIM), str(program.module)]
+    try:
+        wanted = {str(k): resolve_env_refs(str(v), env) for k, v in launch.env.items()}
+    except KeyError as exc:
+        raise PaddleHpcError(
+            f"run {run_id}: launch.env needs ${{oc.env:{exc.args[0]}}}, and {exc.args[0]} is "
+            "not set on this node; export it before `sweep` (sbatch passes it on)."
+        ) from exc
+    out.update(wanted)
+    out, secrets = split_secrets(out)
+    if secrets:
+        target = [str(SECRETS_SHIM), str(secrets_file or "<private file>"), *target]
     argv = (
         python,
         "-m",
@@ -123,7 +141,6 @@ def build_node_launch(
         *target,
         *(str(a) for a in program.args),
     )
-    out.update({str(k): str(v) for k, v in launch.env.items()})
     out.update(
         {
             "PADDLE_HPC_RUN_ID": run_id,
@@ -131,4 +148,4 @@ def build_node_launch(
             "PADDLE_HPC_SWEEP_DIR": str(run_dir.parent.parent),
         }
     )
-    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir)
+    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)

@@ -21,12 +21,14 @@ Node side: imports neither pandas nor Hydra.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -138,16 +140,35 @@ def run_node(
     client: SlurmClient | None = None,
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
+    with tempfile.TemporaryDirectory(prefix="paddle-hpc-") as private:  # mode 0700
+        secrets_file = Path(private) / "secrets.json"
+        node = build_node_launch(
+            python=python,
+            config=config,
+            run_id=run_id,
+            run_dir=SweepDir(sweep_dir).run(run_id).path,
+            env=env,
+            cuda=cuda,
+            resolve=socket.gethostbyname,
+            secrets_file=secrets_file,
+        )
+        if node.secrets:
+            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(node.secrets, handle)
+        return _launch(sweep_dir, run_id, config, node, env, attempt, client)
+
+
+def _launch(
+    sweep_dir: Path,
+    run_id: str,
+    config: RunConfig,
+    node: NodeLaunch,
+    env: Mapping[str, str],
+    attempt: int,
+    client: SlurmClient | None,
+) -> int:
     run = SweepDir(sweep_dir).run(run_id)
-    node = build_node_launch(
-        python=python,
-        config=config,
-        run_id=run_id,
-        run_dir=run.path,
-        env=env,
-        cuda=cuda,
-        resolve=socket.gethostbyname,
-    )
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
     attempt += restarts
     keep_earlier_attempt(run, node.node_rank, attempt)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -32,6 +33,7 @@ from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
 from paddle_hpc.points import PointResolver, apply_overrides, related, resolved
 from paddle_hpc.schema import RunConfig, SweepConfig
+from paddle_hpc.secret_env import has_env_ref, is_secret
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -137,6 +139,7 @@ def make_plan(
     runs = resolve_runs(axes, compose, cwd, sweep_dir)
     fixed = [a.override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
+    keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})
     executor = runs[0].config["cluster"]["executor"]
     if executor == "auto":
         executor = "slurm" if which("sbatch") else "local"
@@ -185,6 +188,7 @@ def resolve_runs(
 ) -> list[RunSpec]:
     """Every point's config, resolved and checked; the first bad point raises."""
     resolvers: dict[tuple[str, ...], PointResolver] = {}
+    env_bases: dict[tuple[str, ...], dict[str, Any]] = {}
     scripts: dict[tuple[str | None, Path], str | None] = {}
     runs = []
     for point in expand(axes):
@@ -194,11 +198,14 @@ def resolve_runs(
         ]
         try:
             if group_choice not in resolvers:
-                resolvers[group_choice] = PointResolver(compose(group_choice).config)
+                composed = compose(group_choice).config
+                resolvers[group_choice] = PointResolver(composed)
+                env_bases[group_choice] = env_texts(composed, ())
             run_dir = SweepDir(sweep_dir).run(point.run_id).path
             with resolving_run(point.run_id, run_dir):
                 config = resolvers[group_choice].resolve(values)
             check_resolved(config)
+            keep_env_refs(config, {**env_bases[group_choice], **env_texts(None, values)})
             program = config["program"]
             workdir = program_cwd(program["cwd"], cwd, run_dir)
             program["cwd"] = str(workdir) if workdir else None
@@ -214,6 +221,41 @@ def resolve_runs(
         runs.append(RunSpec(point, point.swept(axes), config))
     check_distinct(runs)
     return runs
+
+
+ENV_PREFIX = "launch.env."
+
+
+def env_texts(base: DictConfig | None, overrides: Sequence[Override]) -> dict[str, Any]:
+    """launch.env's values as written, before any interpolation is resolved: the base's,
+    then what the overrides set."""
+    texts: dict[str, Any] = {}
+    if base is not None:
+        found = OmegaConf.to_container(base.launch.env, resolve=False)
+        assert isinstance(found, dict)
+        texts.update({str(k): v for k, v in found.items()})
+    for override in overrides:
+        key = override.key_or_group
+        if key.startswith(ENV_PREFIX):
+            texts[key.removeprefix(ENV_PREFIX)] = override.value()
+    return texts
+
+
+def keep_env_refs(config: dict[str, Any], texts: Mapping[str, Any]) -> None:
+    """A launch.env value given as ${oc.env:NAME} stays that text: the compute node
+    resolves it, and the variable's value (a token, say) is written nowhere. A secret
+    given any other way is refused, for it would be written in plain text."""
+    env = config["launch"]["env"]
+    for name in env:
+        text = texts.get(name)
+        if has_env_ref(text):
+            env[name] = text
+        elif is_secret(name):
+            raise ConfigError(
+                f"launch.env.{name}: a secret's value would be written to the sweep "
+                f"directory in plain text. Give it as ${{oc.env:{name}}} and export {name} "
+                "before the sweep: the compute nodes read it from their environment."
+            )
 
 
 def explain(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, load
 from paddle_hpc.plan import Plan, build_manifest, make_plan, write_plan, write_runs
 from paddle_hpc.schema import RunConfig
+from paddle_hpc.secret_env import redact_override
 from paddle_hpc.submit import dry_run_script, python_for
 from paddle_hpc.view import SHOWN, exit_code, render, watch
 
@@ -113,7 +114,7 @@ def main(argv: Sequence[str]) -> int:
     cwd = Path.cwd()
     config_dir = resolve_config_dir(args.config_dir, cwd)
     plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
-    command = ("python", "-m", "paddle_hpc.sweep", *argv)
+    command = ("python", "-m", "paddle_hpc.sweep", *map(redact_override, argv))
     manifest = build_manifest(plan, command)
     if args.dry_run:
         print_dry_run(plan, manifest, console)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -234,3 +236,43 @@ def test_without_slurm_the_example_runs_here(tmp_path: Path) -> None:
         / "workerlog.0"
     )
     assert "rank 0 of world size 4" in log.read_text()
+
+
+CHECK_TOKEN = """\
+import hashlib, os, sys
+for name in ("MY_TOKEN", "API_KEY", "HF_TOKEN"):
+    if hashlib.sha256(os.environ[name].encode()).hexdigest() != sys.argv[1]:
+        sys.exit(f"{name} did not arrive")
+print("rank", os.environ["PADDLE_TRAINER_ID"], "has its secrets")
+"""
+
+
+@pytest.mark.slurm
+def test_secrets_reach_the_runs_and_no_file_holds_them(tmp_path: Path) -> None:
+    token = "tok-" + os.urandom(8).hex()
+    (tmp_path / "check.py").write_text(CHECK_TOKEN)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "check.py", "args": [digest]},
+                "launch": {"env": {"API_KEY": "${oc.env:MY_TOKEN}"}},
+                "resources": {"nodes": 2},
+                "sweep": {"name": "secret", "grid": {"+x": [1, 2]}},
+            }
+        ),
+    )
+    env = {**os.environ, "MY_TOKEN": token}
+    result = sweep(
+        tmp_path, "--wait", "+launch.env.HF_TOKEN=${oc.env:MY_TOKEN}", env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = tmp_path / "sweeps" / "secret"
+    assert run_module("paddle_hpc.collect", str(sweep_dir)).returncode == 0
+    assert run_module("paddle_hpc.report", str(sweep_dir)).returncode == 0
+    logs = list(sweep_dir.rglob("workerlog.*")) + list(sweep_dir.rglob("envlog.*"))
+    assert len(logs) >= 8 and any("has its secrets" in p.read_text() for p in logs)
+    holding = [p for p in sweep_dir.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert holding == []
+    assert not list(Path(tempfile.gettempdir()).glob("paddle-hpc-*/secrets.json"))
