@@ -137,6 +137,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
         ("resources.gpus_per_node", resources["gpus_per_node"], 0),
         ("sweep.max_parallel", sweep["max_parallel"], 1),
         ("sweep.max_retries", sweep["max_retries"], 0),
+        ("launch.stall_timeout", cfg["launch"]["stall_timeout"] or 1, 1),
     ):
         if value < least:
             raise ConfigError(f"{name} is {value}; it must be {least} or more.")

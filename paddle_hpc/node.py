@@ -30,8 +30,10 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,6 +48,7 @@ from paddle_hpc.slurm.client import SlurmClient
 
 log = logging.getLogger(__name__)
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
+STALLED = "STALLED"  # the reason a stopped stalled run's state begins with
 STOP_GRACE_S = 10.0
 
 
@@ -118,15 +121,58 @@ class _Stop:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signum
         if self._proc is not None and self._proc.poll() is None:
-            signal_group(self._proc.pid, signum)
-            timer = threading.Timer(STOP_GRACE_S, signal_group, (self._proc.pid, signal.SIGKILL))
-            timer.daemon = True
-            timer.start()
+            stop_group(self._proc.pid, signum)
 
 
 def signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
+
+
+def stop_group(pgid: int, signum: int = signal.SIGTERM) -> None:
+    """signum to the group now, SIGKILL after STOP_GRACE_S."""
+    signal_group(pgid, signum)
+    timer = threading.Timer(STOP_GRACE_S, signal_group, (pgid, signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
+
+
+def last_output(run: RunDir, since: float) -> float:
+    """When the run last wrote to a worker log (any node) or to metrics.jsonl; `since`
+    when it has written nothing yet."""
+    newest = since
+    paths = [run.metrics, *run.logs.glob("node*/workerlog.*")]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+class Watchdog(threading.Thread):
+    """Node 0's: stops the run once no rank has written anything for `timeout` seconds
+    (launch.stall_timeout). `on_stall(last)` runs first, with the time of the last output."""
+
+    def __init__(
+        self, run: RunDir, timeout: int, pgid: int, on_stall: Callable[[float], None]
+    ) -> None:
+        super().__init__(daemon=True)
+        self.run_dir, self.timeout, self.pgid, self.on_stall = run, timeout, pgid, on_stall
+        self.started = time.time()
+        self.stalled: float | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        poll = min(5.0, self.timeout / 4)
+        while not self._done.wait(poll):
+            last = last_output(self.run_dir, self.started)
+            if time.time() - last >= self.timeout:
+                self.stalled = last
+                self.on_stall(last)
+                stop_group(self.pgid)
+                return
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 def run_node(
@@ -213,10 +259,47 @@ def _launch(
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))
+        watchdog = None
+        timeout = config.launch.stall_timeout
+        if node.node_rank == 0 and timeout:
+
+            def stalled(last: float) -> None:
+                runstate.write(run.state, stalled_state(base, config, timeout, last))
+
+            watchdog = Watchdog(run, timeout, proc.pid, stalled)
+            watchdog.start()
         returncode = proc.wait()
+        if watchdog is not None:
+            watchdog.stop()
         if left := orphans.end_children(STOP_GRACE_S):
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
+    if watchdog is not None and watchdog.stalled is not None:
+        return _stalled(run, base, returncode, client)
     return _ended(run, node, base, returncode, stop.signal, config, client)
+
+
+def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) -> RunState:
+    """FAILED with reason STALLED and the time of the last output; retrying when
+    sweep.retry_on and sweep.max_retries allow another attempt."""
+    when = datetime.fromtimestamp(last, timezone.utc).isoformat(timespec="seconds")
+    retry = base.job is not None and retry_left(config, base.restarts)
+    return replace(
+        base,
+        state=runstate.FAILED,
+        reason=f"{STALLED}: no output for {timeout} s; the last at {when}",
+        retrying=retry,
+    )
+
+
+def _stalled(run: RunDir, base: RunState, returncode: int, client: SlurmClient | None) -> int:
+    """Node 0 after its watchdog stopped the run: requeue it when the state says so."""
+    state = runstate.read(run.state)
+    if state is not None and state.retrying and base.job is not None:
+        requeue(client or SlurmClient(), base.job)
+    raise PaddleHpcError(
+        f"run {run.path.name}: stopped, {state.reason if state else STALLED} "
+        f"(the launcher exited with code {returncode})"
+    )
 
 
 def _ended(

@@ -62,6 +62,8 @@ class LaunchConfig:
     master_port: int | None = None  # default: derived from the Slurm job id
     extra_args: list[str] = field(default_factory=list)  # more paddle.distributed.launch flags
     env: dict[str, str] = field(default_factory=dict)
+    # seconds without output (worker logs, metrics.jsonl) after which a run is stopped
+    stall_timeout: int | None = None
 
 
 @dataclass

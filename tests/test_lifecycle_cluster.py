@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from paddle_hpc.collect import load as load_tables
@@ -48,6 +50,19 @@ for i in range(int(sys.argv[1])):
 print("last line", flush=True)
 """
 SMALL = "resources: {nodes: 1, cpus_per_task: 1, time: '5'}\n"
+# Hangs after its second epoch on its first attempt (every rank), completes on a later
+# one: `attempts/` holds the earlier attempts' files once a later one starts.
+STALLING = """\
+import os, pathlib, time
+from paddle_hpc import log_metrics
+first = not (pathlib.Path(os.environ["PADDLE_HPC_RUN_DIR"]) / "attempts").exists()
+for epoch in range(3):
+    log_metrics(step=epoch, loss=1.0 / (epoch + 1))
+    print(f"epoch {epoch}", flush=True)
+    if epoch == 1 and first:
+        time.sleep(3600)
+"""
+STALL_TIMEOUT = 15
 
 
 def cli(
@@ -124,7 +139,27 @@ def flaky(tmp_path_factory: pytest.TempPathFactory, index: Path) -> Iterator[Pat
     cancel_all(sweep_dir)
 
 
-def test_list_shows_sweeps_from_another_directory(flaky: Path, index: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stalling(tmp_path_factory: pytest.TempPathFactory, index: Path) -> Iterator[Path]:
+    """A two-node run that hangs once, with launch.stall_timeout."""
+    root = project(
+        tmp_path_factory.mktemp("stalling"),
+        STALLING,
+        PROGRAM
+        + "resources: {nodes: 2, cpus_per_task: 1, time: '5'}\n"
+        + f"launch: {{stall_timeout: {STALL_TIMEOUT}}}\n"
+        + "sweep: {name: stalling}\n",
+    )
+    result = cli(root, index, "sweep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = root / "sweeps" / "stalling"
+    yield sweep_dir
+    cancel_all(sweep_dir)
+
+
+def test_list_shows_sweeps_from_another_directory(
+    flaky: Path, stalling: Path, index: Path, tmp_path: Path
+) -> None:
     gone = project(tmp_path / "gone", "", PROGRAM + SMALL + "sweep: {name: gone}\n")
     assert cli(gone, index, "sweep", "--dry-run").returncode == 0
     result = cli(gone, index, "sweep", "+resources.sbatch.hold=true")
@@ -287,3 +322,33 @@ def test_an_automatic_retry_completes_the_run(flaky: Path, index: Path) -> None:
     runs = load_tables(flaky).runs
     assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.acc"] == 1.0
     assert len(load(flaky).arrays) == 1  # requeued, not resubmitted
+
+
+def test_a_stalled_run_is_stopped_and_completes_on_its_retry(stalling: Path, index: Path) -> None:
+    (run,) = load(stalling).runs
+    run_dir = stalling / "runs" / run.run_id
+    assert wait_for(stalling, lambda s: s[run.run_id] == "FAILED") == {run.run_id: "FAILED"}
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["state"] == "FAILED" and state["retrying"] is False  # no retries asked for
+    assert state["reason"].startswith(f"STALLED: no output for {STALL_TIMEOUT} s; the last at ")
+    last = datetime.fromisoformat(state["reason"].rsplit(" ", 1)[1])
+    stopped = datetime.fromisoformat(state["time"])
+    assert STALL_TIMEOUT <= (stopped - last).total_seconds() <= STALL_TIMEOUT + 30
+    logs = [(run_dir / "logs" / f"node{n}" / "workerlog.0").read_text() for n in (0, 1)]
+    assert all("epoch 1" in log and "epoch 2" not in log for log in logs)
+    train = str(stalling.parent.parent / "train.py")
+    pgrep = subprocess.run(["pgrep", "-f", train], check=False)
+    assert pgrep.returncode == 1, "a training process outlived its stopped run"
+
+    status = cli(stalling.parent.parent, index, "status", str(stalling))
+    assert "STALLED: no output for 15 s" in status.stdout, status.stdout
+    tables = load_tables(stalling)
+    assert tables.errors["kind"].tolist() == ["STALLED"]
+    assert str(tables.runs.loc[run.run_id, "reason"]).startswith("STALLED")
+
+    retried = cli(stalling.parent.parent, index, "retry", str(stalling))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    wait_for(stalling, lambda s: s[run.run_id] == "COMPLETED")
+    runs = load_tables(stalling).runs
+    assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.loss"] == 1 / 3
+    assert pd.isna(runs.loc[run.run_id, "reason"])

@@ -39,6 +39,7 @@ from paddle_hpc.collect.tables import (
     read_log_metrics,
     runs_frame,
     slurm_errors,
+    stall_errors,
     start_jsonl_metrics,
     user_parsers,
     user_patterns,
@@ -236,9 +237,11 @@ def collect(
     background.shutdown(wait=False)
     rows = accounting.by_task(records)
     log_errors_all = concat(error_parts, ERROR_COLUMNS)
-    logged = set(log_errors_all["run_id"].astype(str))
+    stalled = stall_errors(manifest, states)
+    explained = set(log_errors_all["run_id"].astype(str)) | set(stalled["run_id"])
     errors = concat(
-        [log_errors_all, slurm_errors(sweep_dir, manifest, rows, logged)], ERROR_COLUMNS
+        [log_errors_all, stalled, slurm_errors(sweep_dir, manifest, rows, explained)],
+        ERROR_COLUMNS,
     )
     for column in ("node", "rank", "local_rank", "line"):
         errors[column] = errors[column].astype("Int64")

@@ -276,6 +276,32 @@ def slurm_errors(
     return frame
 
 
+STALLED = "STALLED"  # node.STALLED: the collector does not import node code
+
+
+def stall_errors(manifest: Manifest, states: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """A row per run whose node stopped it for want of output (launch.stall_timeout)."""
+    found = []
+    for run in manifest.runs:
+        reason = str(states.get(run.run_id, {}).get("reason") or "")
+        if reason.startswith(STALLED):
+            found.append(
+                {
+                    "run_id": run.run_id,
+                    "node": None,
+                    "rank": None,
+                    "local_rank": None,
+                    "kind": STALLED,
+                    "message": reason,
+                    "log": "",
+                    "line": None,
+                    "traceback": "",
+                }
+            )
+    frame: pd.DataFrame = pd.DataFrame(found, columns=ERROR_COLUMNS)
+    return frame
+
+
 def swept_keys(runs: pd.DataFrame) -> list[str]:
     """The swept keys: the runs table's columns before `state`."""
     return list(runs.columns[: list(runs.columns).index("state")])
@@ -291,7 +317,7 @@ def runs_frame(
     slurm: dict[str, list[Any]] = {
         key: []
         for key in ("state", "slurm_exit_code", "job_id", "array_task", "nodelist", "start", "end")
-    } | {"elapsed_s": [], "restarts": [], "attempts": [], "exit_code": []}
+    } | {"elapsed_s": [], "restarts": [], "attempts": [], "exit_code": [], "reason": []}
     for run in manifest.runs:
         for key in manifest.axes:
             data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
@@ -336,6 +362,7 @@ def runs_frame(
         ):
             slurm[key].append(value)
         slurm["exit_code"].append(own.returncode if own else None)
+        slurm["reason"].append(own.reason if own else None)
         slurm["job_id"].append(run.job_id)
         slurm["array_task"].append(run.array_task)
         slurm["restarts"].append(state.get("restarts", 0 if state else None))
@@ -354,6 +381,7 @@ def runs_frame(
         frame[key] = pd.array(slurm[key], dtype="Int64")
     frame["state"] = slurm["state"]
     frame["nodelist"] = slurm["nodelist"]
+    frame["reason"] = pd.Series(slurm["reason"], index=index, dtype=object)
     frame["start"] = pd.to_datetime(pd.Series(slurm["start"], index=index, dtype=object))
     frame["end"] = pd.to_datetime(pd.Series(slurm["end"], index=index, dtype=object))
     frame = frame[
@@ -370,6 +398,7 @@ def runs_frame(
             "elapsed_s",
             "restarts",
             "attempts",
+            "reason",
         ]
     ]
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
