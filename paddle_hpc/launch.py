@@ -69,6 +69,7 @@ def build_node_launch(
     cuda: bool,
     resolve: Callable[[str], str],
     secrets_file: Path | None = None,
+    resuming: bool = False,
 ) -> NodeLaunch:
     """The launch command and environment for this node.
 
@@ -76,6 +77,7 @@ def build_node_launch(
     cuda: whether this Paddle build can use CUDA (paddle.is_compiled_with_cuda()).
     resolve: host name -> IP address (socket.gethostbyname).
     secrets_file: where the node runner puts the secrets, if there are any.
+    resuming: the run starts again (a requeue or a retry): program.resume_args are added.
     """
     launch, program = config.launch, config.program
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
@@ -140,6 +142,7 @@ def build_node_launch(
         *(str(a) for a in launch.extra_args),
         *target,
         *(str(a) for a in program.args),
+        *(str(a) for a in (program.resume_args if resuming else ())),
     )
     out.update(
         {

@@ -35,6 +35,8 @@ METRICS = "metrics.jsonl"
 LOGS = "logs"
 ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
+CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
+STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
 
 
 def rel_run(run_id: str) -> str:
@@ -67,6 +69,14 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.path / LOGS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def stop_request(self) -> Path:
+        return self.path / STOP_REQUEST
 
     def node_logs(self, node: int) -> Path:
         return self.logs / f"node{node}"

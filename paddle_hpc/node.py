@@ -38,13 +38,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from paddle_hpc import orphans, runstate
+from paddle_hpc import checkpoint, orphans, runstate
 from paddle_hpc.errors import PaddleHpcError, SlurmError
+from paddle_hpc.files import write_json_atomic
 from paddle_hpc.launch import NodeLaunch, build_node_launch
 from paddle_hpc.layout import RunDir, SweepDir
 from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig
 from paddle_hpc.slurm.client import SlurmClient
+from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
@@ -95,13 +97,37 @@ def keep_earlier_attempt(run: RunDir, node: int, attempt: int) -> None:
             for path, kept in ((run.metrics, folder.metrics), (run.state, folder.state)):
                 if path.exists():
                     path.replace(kept)
+            if (latest := checkpoint.latest(run.checkpoints)) is not None:
+                carry_metrics(folder.metrics, run.metrics, latest.step)
+
+
+def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
+    """The rows of an earlier attempt's metrics file up to the checkpoint the new attempt
+    resumes from: the run's metrics then hold each step once, as if it had not stopped."""
+    try:
+        lines = earlier.read_text(encoding="utf-8").splitlines(keepends=True)
+    except OSError:
+        return
+    kept = []
+    for line in lines:
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(step, int) and step <= upto:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    into.write_text("".join(kept), encoding="utf-8")
 
 
 class _Stop:
-    """Passes SIGTERM and SIGINT on to the launcher's process group, then SIGKILL."""
+    """Passes SIGTERM and SIGINT on to the launcher's process group, then SIGKILL.
+    Slurm's USR2 (the time limit is near, or a preemption) is not passed on: it calls
+    `told` (which writes the run's stop request) and the launcher ignores it."""
 
-    def __init__(self) -> None:
+    def __init__(self, told: Callable[[], None] = lambda: None) -> None:
         self.signal: int | None = None
+        self.told_at: float | None = None
+        self._told = told
         self._proc: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, Any] = {}
 
@@ -109,7 +135,13 @@ class _Stop:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._previous[signum] = signal.signal(signum, self._handle)
+            self._previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, self._handle_told)
         return self
+
+    def _handle_told(self, signum: int, frame: FrameType | None) -> None:
+        if self.told_at is None:
+            self.told_at = time.time()
+            self._told()
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
@@ -186,6 +218,8 @@ def run_node(
     client: SlurmClient | None = None,
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
+    restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
+    attempt += restarts
     with tempfile.TemporaryDirectory(prefix="paddle-hpc-") as private:  # mode 0700
         secrets_file = Path(private) / "secrets.json"
         node = build_node_launch(
@@ -197,12 +231,13 @@ def run_node(
             cuda=cuda,
             resolve=socket.gethostbyname,
             secrets_file=secrets_file,
+            resuming=attempt > 1,
         )
         if node.secrets:
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(node.secrets, handle)
-        return _launch(sweep_dir, run_id, config, node, env, attempt, client)
+        return _launch(sweep_dir, run_id, config, node, env, attempt, restarts, client)
 
 
 def _launch(
@@ -212,15 +247,16 @@ def _launch(
     node: NodeLaunch,
     env: Mapping[str, str],
     attempt: int,
+    restarts: int,
     client: SlurmClient | None,
 ) -> int:
     run = SweepDir(sweep_dir).run(run_id)
-    restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
-    attempt += restarts
     keep_earlier_attempt(run, node.node_rank, attempt)
-    if restarts > config.sweep.max_retries > 0:  # Slurm requeued it (node failure, preemption)
+    allowed = config.sweep.max_retries + config.sweep.max_requeues
+    if restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) once too often
         reason = (
-            f"Slurm requeued it {restarts} times; sweep.max_retries is {config.sweep.max_retries}"
+            f"Slurm requeued it {restarts} times; sweep.max_retries + sweep.max_requeues is "
+            f"{allowed}"
         )
         if node.node_rank == 0:
             runstate.write(run.state, RunState("FAILED", attempt=attempt, reason=reason))
@@ -252,9 +288,22 @@ def _launch(
         host=socket.gethostname(),
     )
     orphans.become_subreaper()
-    with _Stop() as stop:
+    started = time.time()
+    if node.node_rank == 0:
+        run.stop_request.unlink(missing_ok=True)  # an earlier attempt's
+
+    def told() -> None:
+        reason = told_reason(started, config, time.time())
+        write_json_atomic(run.stop_request, {"reason": reason, "time": runstate.now()})
+        log.info("run %s: Slurm's signal (%s): the run is asked to stop", run_id, reason)
+
+    with _Stop(told) as stop:
         proc = subprocess.Popen(  # noqa: S603
-            node.argv, env=node.env, cwd=workdir, start_new_session=True
+            node.argv,
+            env=node.env,
+            cwd=workdir,
+            start_new_session=True,
+            preexec_fn=_ignore_usr2,  # inherited by the workers: they ask should_stop()
         )
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
@@ -275,7 +324,98 @@ def _launch(
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     if watchdog is not None and watchdog.stalled is not None:
         return _stalled(run, base, returncode, client)
+    if stop.told_at is not None:
+        return _told_ended(run, node, base, returncode, started, config, client)
     return _ended(run, node, base, returncode, stop.signal, config, client)
+
+
+def _ignore_usr2() -> None:
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def told_reason(started: float, config: RunConfig, now: float) -> str:
+    """TIMEOUT when Slurm's signal came about resources.signal_before seconds before the
+    time limit (give or take a minute: the limit counts from the job's start, a little
+    before this node's), PREEMPTED otherwise."""
+    minutes = time_limit_minutes(config.resources.time)
+    if minutes is None:
+        return "PREEMPTED"
+    limit_at = started + minutes * 60 - config.resources.signal_before
+    return "TIMEOUT" if now >= limit_at - 60 else "PREEMPTED"
+
+
+def saved_since(run: RunDir, since: float) -> int | None:
+    """The step of a checkpoint saved after `since`, if any."""
+    found = checkpoint.latest(run.checkpoints)
+    if found is None:
+        return None
+    try:
+        written = (found.path / "state.json").stat().st_mtime
+    except OSError:
+        return None
+    return found.step if written >= since - 1 else None
+
+
+def _told_ended(
+    run: RunDir,
+    node: NodeLaunch,
+    base: RunState,
+    returncode: int,
+    started: float,
+    config: RunConfig,
+    client: SlurmClient | None,
+) -> int:
+    """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
+    this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
+    one that saved none ends TIMEOUT, or PREEMPTED, which Slurm requeues itself."""
+    reason = _reason_of(run)
+    step = saved_since(run, started)
+    now = runstate.read(run.state)
+    if _settled(now, base.attempt) and node.node_rank != 0:
+        return 0 if now is not None and now.state != runstate.FAILED else 1
+    if returncode == 0 and step is None:  # it ended by itself in the meantime
+        return _ended(run, node, base, returncode, None, config, client)
+    left = base.job is not None and base.restarts < config.sweep.max_retries + (
+        config.sweep.max_requeues
+    )
+    if step is not None and returncode == 0 and left:
+        state = replace(
+            base,
+            state=reason,
+            returncode=returncode,
+            retrying=True,
+            reason=f"{reason}: saved step {step}; requeued to resume from it",
+        )
+        if node.node_rank == 0:
+            runstate.write(run.state, state)
+            assert base.job is not None
+            requeue(client or SlurmClient(), base.job)
+        return 0
+    if step is None:
+        why = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
+    elif returncode != 0:
+        why = f"the program did not exit cleanly after saving step {step}"
+    else:
+        why = "no requeues left (sweep.max_requeues)"
+    slurm_requeues = reason == "PREEMPTED" and left
+    state = replace(
+        base,
+        state=reason,
+        returncode=returncode,
+        retrying=slurm_requeues,
+        reason=f"{reason}: {why}" + ("; Slurm requeues it" if slurm_requeues else ""),
+    )
+    if node.node_rank == 0 or returncode != 0:
+        runstate.write(run.state, state)
+    raise PaddleHpcError(f"run {run.path.name}: {state.reason}")
+
+
+def _reason_of(run: RunDir) -> str:
+    try:
+        found = json.loads(run.stop_request.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "PREEMPTED"
+    return str(found.get("reason") or "PREEMPTED")
 
 
 def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) -> RunState:

@@ -29,6 +29,9 @@ class ProgramConfig:
     # may interpolate: ["--lr", "${optim.lr}", "--output_dir", "${run:dir}/output"]
     args: list[str] = field(default_factory=list)
     cwd: str | None = None  # the folder the program runs in, e.g. the suite's repository
+    # added to args when a run starts again (a requeue or retry): a suite's own resume
+    # option, e.g. ["-o", "Global.checkpoints=${run:dir}/output/latest"]
+    resume_args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ResourcesConfig:
     cpus_per_task: int | None = None
     mem: str | None = None  # Slurm's --mem, e.g. "16G"
     time: str = "01:00:00"  # Slurm's --time
+    signal_before: int = 90  # seconds before the time limit the job is told to stop
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -52,6 +56,7 @@ class SweepConfig:
     grid: dict[str, Any] = field(default_factory=dict)  # key -> list or sweep expression
     max_parallel: int = 8  # the %K of the job array
     max_retries: int = 0  # automatic retries of a run that ends in a retry_on state
+    max_requeues: int = 3  # requeues of a run that saved a checkpoint when told to stop
     retry_on: list[str] = field(default_factory=lambda: ["FAILED", "NODE_FAIL", "PREEMPTED"])
 
 

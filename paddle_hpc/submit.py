@@ -38,8 +38,8 @@ def array_parameters(
     extra = {k: getattr(resources, k) for k in ARRAY_OPTIONS if getattr(resources, k) is not None}
     sbatch_options(resources.sbatch)  # checks the option names
     extra.update({k: v for k, v in resources.sbatch.items() if v is not None and v is not False})
-    if sweep.max_retries and REQUEUED_BY_SLURM & set(sweep.retry_on):
-        extra["requeue"] = True
+    if sweep.max_requeues or (sweep.max_retries and REQUEUED_BY_SLURM & set(sweep.retry_on)):
+        extra["requeue"] = True  # a preempted task comes back
     minutes = time_limit_minutes(resources.time)
     params: dict[str, Any] = {
         "job_name": name,
@@ -51,6 +51,9 @@ def array_parameters(
         # A failing node ends the step on every node instead of leaving peers waiting.
         "srun_args": ["--kill-on-bad-exit=1"],
         "wckey": None,
+        # USR2 this long before the time limit, and on preemption: the node runner turns
+        # it into the run's stop request (paddle_hpc.checkpoint.should_stop)
+        "signal_delay_s": resources.signal_before,
         "additional_parameters": extra,
     }
     if resources.gpus_per_node:

@@ -45,10 +45,14 @@ def test_the_array_carries_unlimited_and_requeue_when_asked() -> None:
 
     shape = {"resources": {"time": "UNLIMITED"}, "setup": [], "python": None}
     params = array_parameters(shape, "s", SweepConfig())
-    assert params["time"] == "UNLIMITED" and "requeue" not in params["additional_parameters"]
-    retrying = SweepConfig(max_retries=2, retry_on=["NODE_FAIL"])
+    # requeues of runs that stop to resume (sweep.max_requeues, 3 by default) need it
+    assert params["time"] == "UNLIMITED" and params["additional_parameters"]["requeue"] is True
+    assert params["signal_delay_s"] == 90
+    never = SweepConfig(max_requeues=0)
+    assert "requeue" not in array_parameters(shape, "s", never)["additional_parameters"]
+    retrying = SweepConfig(max_retries=2, retry_on=["NODE_FAIL"], max_requeues=0)
     assert array_parameters(shape, "s", retrying)["additional_parameters"]["requeue"] is True
-    failed_only = SweepConfig(max_retries=2, retry_on=["FAILED"])
+    failed_only = SweepConfig(max_retries=2, retry_on=["FAILED"], max_requeues=0)
     assert "requeue" not in array_parameters(shape, "s", failed_only)["additional_parameters"]
 
 

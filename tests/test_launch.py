@@ -42,6 +42,7 @@ def build(
     env: dict[str, str] = SLURM,
     cuda: bool = True,
     resolve: Callable[[str], str] = IPS.__getitem__,
+    resuming: bool = False,
 ) -> Any:
     return build_node_launch(
         python="/venv/bin/python",
@@ -51,6 +52,7 @@ def build(
         env=env,
         cuda=cuda,
         resolve=resolve,
+        resuming=resuming,
     )
 
 
@@ -139,3 +141,14 @@ def test_unresolvable_first_node_names_the_run() -> None:
 
     with pytest.raises(PaddleHpcError, match="run rabc: cannot resolve the first node 'gpu07'"):
         build(resolve=fail)
+
+
+def test_resume_args_come_only_when_the_run_starts_again() -> None:
+    config = {
+        **CONFIG,
+        "program": {**CONFIG["program"], "resume_args": ["-o", "Global.checkpoints=/r/latest"]},
+    }
+    first = build(config)
+    assert first.argv[-3:] == ("--lr", "0.1", "a b")
+    again = build(config, resuming=True)
+    assert again.argv[-5:] == ("--lr", "0.1", "a b", "-o", "Global.checkpoints=/r/latest")

@@ -2,7 +2,9 @@
 
 Each rank trains on its shard of the training set; gradients are averaged with
 paddle.distributed.all_reduce, which works with NCCL on GPUs and gloo on CPUs.
-Seeded; logs loss and accuracy per epoch through paddle_hpc.log_metrics.
+Seeded; logs loss and accuracy per epoch through paddle_hpc.log_metrics, and keeps a
+checkpoint per epoch with paddle_hpc.checkpoint: a run that Slurm preempts or stops
+near its time limit saves, is requeued, and resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import paddle
 import paddle.distributed as dist
 from sklearn.datasets import load_digits
 
-from paddle_hpc import log_metrics
+from paddle_hpc import checkpoint, log_metrics
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +53,12 @@ def main() -> None:
     optimizer = paddle.optimizer.Adam(learning_rate=args.lr, parameters=model.parameters())
     loss_fn = paddle.nn.CrossEntropyLoss()
 
-    for epoch in range(args.epochs):
+    start = 0
+    if (found := checkpoint.load(model=model, optimizer=optimizer)) is not None:
+        start = found.step + 1
+        rng.bit_generator.state = found.extra["rng"]
+        print(f"resumed from the checkpoint of epoch {found.step}", flush=True)
+    for epoch in range(start, args.epochs):
         model.train()
         batch = max(1, args.batch_size // world)
         losses = []
@@ -75,6 +82,15 @@ def main() -> None:
         log_metrics(step=epoch, loss=loss_value, acc=acc)
         if rank == 0:
             print(f"epoch {epoch}: loss {loss_value:.4f} acc {acc:.4f}", flush=True)
+        checkpoint.save(
+            epoch, model=model, optimizer=optimizer, extra={"rng": rng.bit_generator.state}
+        )
+        # every rank stops at the same epoch, or the others would wait in all_reduce
+        stop = paddle.to_tensor([int(checkpoint.should_stop())])
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        if stop.item():
+            print(f"stopping after epoch {epoch}: Slurm asked", flush=True)
+            break
 
 
 if __name__ == "__main__":

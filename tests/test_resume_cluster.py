@@ -1,0 +1,242 @@
+"""Runs that Slurm stops come back and resume from their checkpoints, on the test
+cluster: near the time limit, and when an `urgent` job preempts them.
+
+A requeued task waits about two minutes for its BeginTime; `release` starts it at once
+(`scontrol update StartTime=now`), which changes when it starts, not what it does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc.collect import load as load_tables
+from paddle_hpc.manifest import load
+from tests.test_sweep_cluster import sweep, write_conf
+
+pytestmark = pytest.mark.slurm
+
+# Deterministic: every rank draws the same data, so the losses do not depend on the
+# world size or on where the run stopped. It stops when every rank agrees to.
+RESUMABLE = """\
+import os, sys, time
+import numpy as np, paddle, paddle.distributed as dist
+from paddle_hpc import checkpoint, log_metrics
+epochs, pause = int(sys.argv[1]), float(sys.argv[2])
+dist.init_parallel_env()
+paddle.seed(0)
+rng = np.random.default_rng(0)
+model = paddle.nn.Linear(4, 1)
+optimizer = paddle.optimizer.Adam(learning_rate=0.05, parameters=model.parameters())
+start = 0
+if (found := checkpoint.load(model=model, optimizer=optimizer)) is not None:
+    start = found.step + 1
+    rng.bit_generator.state = found.extra["rng"]
+    print(f"resumed after epoch {found.step}", flush=True)
+for epoch in range(start, epochs):
+    x = rng.normal(size=(16, 4)).astype("float32")
+    loss = ((model(paddle.to_tensor(x)) - paddle.to_tensor(x.sum(1, keepdims=True))) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.clear_grad()
+    log_metrics(step=epoch, loss=float(loss))
+    print(f"epoch {epoch} loss {float(loss):.6f}", flush=True)
+    checkpoint.save(epoch, model=model, optimizer=optimizer,
+                    extra={"rng": rng.bit_generator.state})
+    time.sleep(pause)
+    stop = paddle.to_tensor([int(checkpoint.should_stop())])
+    if dist.get_world_size() > 1:
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+    if stop.item():
+        print(f"stopping after epoch {epoch}", flush=True)
+        break
+"""
+
+
+def reference_losses(tmp_path: Path, epochs: int) -> list[float]:
+    """The same training left alone: one process, no Slurm."""
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    env = {**os.environ, "PADDLE_HPC_RUN_DIR": str(folder)}
+    subprocess.run(
+        [sys.executable, str(tmp_path / "resumable.py"), str(epochs), "0"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines]
+
+
+@pytest.fixture
+def release() -> Iterator[None]:
+    """Starts requeued tasks as soon as Slurm lets them (their BeginTime is 2 min out)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(1.0):
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "PD", "-o", "%i %r"], capture_output=True, text=True
+            ).stdout
+            for line in out.splitlines():
+                job, _, reason = line.partition(" ")
+                if reason == "BeginTime":
+                    subprocess.run(
+                        ["scontrol", "update", f"jobid={job}", "StartTime=now"],
+                        capture_output=True,
+                    )
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    done.set()
+    thread.join()
+
+
+def finished(sweep_dir: Path, timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [sys.executable, "-m", "paddle_hpc.status", str(sweep_dir), "--all"],
+            capture_output=True,
+            text=True,
+        )
+        if any(f"{state} 1" in result.stdout for state in ("COMPLETED", "FAILED", "TIMEOUT")):
+            break
+        time.sleep(3)
+    else:
+        result = subprocess.run(
+            [sys.executable, "-m", "paddle_hpc.status", str(sweep_dir), "--all"],
+            capture_output=True,
+            text=True,
+        )
+    (run,) = load(sweep_dir).runs
+    state = json.loads((sweep_dir / "runs" / run.run_id / "state.json").read_text())
+    return {"run": run, "state": state, "status": result.stdout}
+
+
+def project(
+    tmp_path: Path, name: str, epochs: int, pause: float, resources: dict[str, object]
+) -> None:
+    (tmp_path / "resumable.py").write_text(RESUMABLE)
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "resumable.py", "args": [str(epochs), str(pause)]},
+                "resources": resources,
+                "sweep": {"name": name, "max_requeues": 6},
+            }
+        ),
+    )
+
+
+def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, release: None) -> None:
+    # 24 epochs of 2.5 s, a one-minute limit, told 25 s before it: three attempts or so
+    project(tmp_path, "limited", 24, 2.5, {"nodes": 2, "time": "1", "signal_before": 25})
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "limited"
+    found = finished(sweep_dir, timeout=600)
+    state, run = found["state"], found["run"]
+    assert state["state"] == "COMPLETED", found  # type: ignore[index]
+    run_dir = sweep_dir / "runs" / run.run_id  # type: ignore[attr-defined]
+    attempts = sorted(int(p.name) for p in (run_dir / "attempts").iterdir())
+    assert len(attempts) >= 2 and state["attempt"] == len(attempts) + 1  # type: ignore[index]
+    for number in attempts:  # each stopped attempt saved, then was requeued to resume
+        earlier = json.loads((run_dir / "attempts" / str(number) / "state.json").read_text())
+        assert earlier["state"] == "TIMEOUT" and earlier["retrying"] is True, earlier
+        assert earlier["reason"].startswith("TIMEOUT: saved step ")
+    later = (run_dir / "logs" / "node0" / "workerlog.0").read_text()
+    assert "resumed after epoch" in later
+    tables = load_tables(sweep_dir)
+    losses = tables.metrics[tables.metrics["name"] == "loss"]
+    assert losses["step"].tolist() == list(range(24))  # each step once
+    assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 24), rel=1e-6)
+    assert tables.runs["restarts"].tolist() == [len(attempts)]
+
+
+def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: None) -> None:
+    project(tmp_path, "preempted", 12, 2.0, {"nodes": 2, "time": "10"})
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "preempted"
+    (run,) = load(sweep_dir).runs
+    metrics = sweep_dir / "runs" / run.run_id / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.5)
+    urgent = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-p",
+            "urgent",
+            "-N",
+            "2",
+            "--exclusive",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    found = finished(sweep_dir, timeout=420)
+    state = found["state"]
+    assert state["state"] == "COMPLETED", found  # type: ignore[index]
+    run_dir = sweep_dir / "runs" / run.run_id
+    first = json.loads((run_dir / "attempts" / "1" / "state.json").read_text())
+    assert first["state"] == "PREEMPTED" and first["reason"].startswith("PREEMPTED: saved step")
+    tables = load_tables(sweep_dir)
+    losses = tables.metrics[tables.metrics["name"] == "loss"]
+    assert losses["step"].tolist() == list(range(12))
+    assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 12), rel=1e-6)
+    assert tables.runs["restarts"].tolist() == [1]
+    sacct = subprocess.run(
+        ["sacct", "-n", "-X", "-j", urgent, "-o", "State"], capture_output=True, text=True
+    ).stdout
+    assert "COMPLETED" in sacct
+    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "resumable.py")], check=False)
+    assert pgrep.returncode == 1
+
+
+def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Path) -> None:
+    (tmp_path / "sleepy.py").write_text(  # knows nothing of checkpoints
+        "import time\nprint('working', flush=True)\ntime.sleep(600)\n"
+    )
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "sleepy.py"},
+                "resources": {"nodes": 2, "time": "1", "signal_before": 30},
+                "sweep": {"name": "sleepy"},
+            }
+        ),
+    )
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "sleepy"
+    found = finished(sweep_dir, timeout=300)
+    deadline = time.monotonic() + 120
+    while "TIMEOUT 1" not in str(found["status"]) and time.monotonic() < deadline:
+        time.sleep(3)
+        found = finished(sweep_dir, timeout=0)
+    assert "TIMEOUT 1" in str(found["status"]), found
+    state = found["state"]
+    assert state["state"] == "TIMEOUT" and state["retrying"] is False, state  # type: ignore[index]
+    assert "no checkpoint saved" in state["reason"]  # type: ignore[index]
+    run_dir = sweep_dir / "runs" / found["run"].run_id  # type: ignore[attr-defined]
+    assert not (run_dir / "attempts").exists()  # not requeued
+    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "sleepy.py")], check=False)
+    assert pgrep.returncode == 1
