@@ -240,3 +240,51 @@ def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Pa
     assert not (run_dir / "attempts").exists()  # not requeued
     pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "sleepy.py")], check=False)
     assert pgrep.returncode == 1
+
+
+def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> None:
+    project(tmp_path, "nodefail", 12, 2.0, {"nodes": 1, "time": "10"})
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "nodefail"
+    (run,) = load(sweep_dir).runs
+    run_dir = sweep_dir / "runs" / run.run_id
+    deadline = time.monotonic() + 120
+    while not (
+        (run_dir / "metrics.jsonl").exists()
+        and len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 3
+    ):
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.5)
+    node = json.loads((run_dir / "state.json").read_text())["job"]
+    host = subprocess.run(
+        ["squeue", "-h", "-j", node, "-o", "%N"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert host in ("n1", "n2"), host
+    try:
+        subprocess.run(
+            ["scontrol", "update", f"nodename={host}", "state=down", "reason=paddle_hpc test"],
+            check=True,
+        )
+        # The failed node's slurmd needs a moment to clean up before it can take a job
+        # again (started at once, the launch fails and Slurm holds the task); the
+        # requeue's own BeginTime is two minutes: start it after twenty seconds.
+        time.sleep(20)
+        subprocess.run(
+            ["scontrol", "update", f"jobid={node}", "StartTime=now"], capture_output=True
+        )
+        found = finished(sweep_dir, timeout=420)
+    finally:  # ReturnToService=2 brings it back by itself; make sure
+        subprocess.run(
+            ["scontrol", "update", f"nodename={host}", "state=resume"], capture_output=True
+        )
+    assert found["state"]["state"] == "COMPLETED", found  # type: ignore[index]
+    assert found["state"]["restarts"] == 1  # type: ignore[index]
+    second = (run_dir / "logs" / "node0" / "workerlog.0").read_text()
+    assert "resumed after epoch" in second
+    tables = load_tables(sweep_dir)
+    losses = tables.metrics[tables.metrics["name"] == "loss"]
+    assert losses["step"].tolist() == list(range(12))
+    assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 12), rel=1e-6)
+    assert tables.runs["restarts"].tolist() == [1]
+    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "resumable.py")], check=False)
+    assert pgrep.returncode == 1
