@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from paddle_hpc import checkpoint, orphans, runstate
+from paddle_hpc import capture, checkpoint, orphans, runstate
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.files import write_json_atomic
 from paddle_hpc.launch import NodeLaunch, build_node_launch
@@ -263,6 +263,9 @@ def _launch(
         raise PaddleHpcError(f"run {run_id}: {reason}")
     node.log_dir.mkdir(parents=True, exist_ok=True)
     (node.log_dir / ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
+    capture.write_node_environment(
+        node.log_dir, capture.node_environment(node.env, node.mode, capture.paddle_devices())
+    )
     workdir = config.program.cwd
     if workdir is not None and Path(workdir).is_relative_to(run.path):
         Path(workdir).mkdir(parents=True, exist_ok=True)  # plan checked every other cwd

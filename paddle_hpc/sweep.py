@@ -13,11 +13,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from paddle_hpc import extend, index
 from paddle_hpc.backend import backend_for, states
+from paddle_hpc.capture import write_sweep_environment
 from paddle_hpc.command import console as make_console
 from paddle_hpc.command import run
 from paddle_hpc.config import resolve_config_dir
@@ -124,6 +126,8 @@ def main(argv: Sequence[str]) -> int:
     backend = backend_for(manifest.executor)
     backend.check(manifest)
     manifest = prepare(plan, manifest, args.allow_config_change, console)
+    if is_new:
+        write_sweep_environment(sweep.path, code_dir(plan.runs[0].config["program"], cwd))
     planned = {r.run_id for r in plan.runs}
     todo = [
         r.run_id
@@ -147,6 +151,15 @@ def main(argv: Sequence[str]) -> int:
     for part in render(manifest, found, every=len(found) <= SHOWN):
         console.print(part)
     return exit_code(found)
+
+
+def code_dir(program: dict[str, Any], cwd: Path) -> Path:
+    """Where the training code is: program.cwd, the script's folder, or here."""
+    if program.get("cwd"):
+        return Path(program["cwd"])
+    if program.get("script"):
+        return Path(program["script"]).parent
+    return cwd
 
 
 def _was_run(sweep: SweepDir, run_id: str) -> bool:

@@ -273,6 +273,8 @@ def test_secrets_reach_the_runs_and_no_file_holds_them(tmp_path: Path) -> None:
     assert run_module("paddle_hpc.report", str(sweep_dir)).returncode == 0
     logs = list(sweep_dir.rglob("workerlog.*")) + list(sweep_dir.rglob("envlog.*"))
     assert len(logs) >= 8 and any("has its secrets" in p.read_text() for p in logs)
+    assert (sweep_dir / "environment.json").exists()
+    assert len(list(sweep_dir.rglob("logs/node*/environment.json"))) == 4  # 2 runs x 2 nodes
     holding = [p for p in sweep_dir.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
     assert holding == []
     assert not list(Path(tempfile.gettempdir()).glob("paddle-hpc-*/secrets.json"))
