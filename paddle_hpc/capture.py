@@ -9,7 +9,6 @@ they were taken (secret_env.py), with any secret-looking name redacted besides.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 import shutil
 import socket
@@ -109,5 +108,4 @@ def paddle_devices() -> int:
 
 
 def write_node_environment(folder: Path, record: Mapping[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ENVIRONMENT).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_json_atomic(folder / ENVIRONMENT, record)

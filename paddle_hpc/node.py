@@ -50,15 +50,12 @@ from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
-STALLED = "STALLED"  # the reason a stopped stalled run's state begins with
 STOP_GRACE_S = 10.0
 
 
 def paddle_has_cuda() -> bool:
     """Whether the installed Paddle is a CUDA build (paddlepaddle-gpu) with a GPU to use."""
-    import paddle
-
-    return bool(paddle.device.is_compiled_with_cuda()) and paddle.device.cuda.device_count() > 0
+    return capture.paddle_devices() > 0
 
 
 def load_run_config(run: RunDir) -> RunConfig:
@@ -122,11 +119,12 @@ def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
 class _Stop:
     """Passes SIGTERM and SIGINT on to the launcher's process group, then SIGKILL.
     Slurm's USR2 (the time limit is near, or a preemption) is not passed on: it calls
-    `told` (which writes the run's stop request) and the launcher ignores it."""
+    `told`, which writes the run's stop request and returns why (TIMEOUT or PREEMPTED),
+    and the launcher ignores it."""
 
-    def __init__(self, told: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, told: Callable[[], str] = lambda: "PREEMPTED") -> None:
         self.signal: int | None = None
-        self.told_at: float | None = None
+        self.told: str | None = None  # why Slurm's USR2 came, once it came
         self._told = told
         self._proc: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, Any] = {}
@@ -139,9 +137,8 @@ class _Stop:
         return self
 
     def _handle_told(self, signum: int, frame: FrameType | None) -> None:
-        if self.told_at is None:
-            self.told_at = time.time()
-            self._told()
+        if self.told is None:
+            self.told = self._told()
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
@@ -252,7 +249,7 @@ def _launch(
 ) -> int:
     run = SweepDir(sweep_dir).run(run_id)
     keep_earlier_attempt(run, node.node_rank, attempt)
-    allowed = config.sweep.max_retries + config.sweep.max_requeues
+    allowed = requeues_allowed(config)
     if restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) once too often
         reason = (
             f"Slurm requeued it {restarts} times; sweep.max_retries + sweep.max_requeues is "
@@ -295,10 +292,11 @@ def _launch(
     if node.node_rank == 0:
         run.stop_request.unlink(missing_ok=True)  # an earlier attempt's
 
-    def told() -> None:
+    def told() -> str:
         reason = told_reason(started, config, time.time())
         write_json_atomic(run.stop_request, {"reason": reason, "time": runstate.now()})
         log.info("run %s: Slurm's signal (%s): the run is asked to stop", run_id, reason)
+        return reason
 
     with _Stop(told) as stop:
         proc = subprocess.Popen(  # noqa: S603
@@ -327,8 +325,8 @@ def _launch(
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     if watchdog is not None and watchdog.stalled is not None:
         return _stalled(run, base, returncode, client)
-    if stop.told_at is not None:
-        return _told_ended(run, node, base, returncode, started, config, client)
+    if stop.told is not None:
+        return _told_ended(run, node, base, returncode, stop.told, started, config, client)
     return _ended(run, node, base, returncode, stop.signal, config, client)
 
 
@@ -364,6 +362,7 @@ def _told_ended(
     node: NodeLaunch,
     base: RunState,
     returncode: int,
+    reason: str,
     started: float,
     config: RunConfig,
     client: SlurmClient | None,
@@ -371,16 +370,13 @@ def _told_ended(
     """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
     this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
     one that saved none ends TIMEOUT, or PREEMPTED, which Slurm requeues itself."""
-    reason = _reason_of(run)
     step = saved_since(run, started)
     now = runstate.read(run.state)
     if _settled(now, base.attempt) and node.node_rank != 0:
         return 0 if now is not None and now.state != runstate.FAILED else 1
     if returncode == 0 and step is None:  # it ended by itself in the meantime
         return _ended(run, node, base, returncode, None, config, client)
-    left = base.job is not None and base.restarts < config.sweep.max_retries + (
-        config.sweep.max_requeues
-    )
+    left = base.job is not None and base.restarts < requeues_allowed(config)
     if step is not None and returncode == 0 and left:
         state = replace(
             base,
@@ -413,14 +409,6 @@ def _told_ended(
     raise PaddleHpcError(f"run {run.path.name}: {state.reason}")
 
 
-def _reason_of(run: RunDir) -> str:
-    try:
-        found = json.loads(run.stop_request.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "PREEMPTED"
-    return str(found.get("reason") or "PREEMPTED")
-
-
 def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) -> RunState:
     """FAILED with reason STALLED and the time of the last output; retrying when
     sweep.retry_on and sweep.max_retries allow another attempt."""
@@ -429,7 +417,7 @@ def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) 
     return replace(
         base,
         state=runstate.FAILED,
-        reason=f"{STALLED}: no output for {timeout} s; the last at {when}",
+        reason=f"{runstate.STALLED}: no output for {timeout} s; the last at {when}",
         retrying=retry,
     )
 
@@ -440,7 +428,7 @@ def _stalled(run: RunDir, base: RunState, returncode: int, client: SlurmClient |
     if state is not None and state.retrying and base.job is not None:
         requeue(client or SlurmClient(), base.job)
     raise PaddleHpcError(
-        f"run {run.path.name}: stopped, {state.reason if state else STALLED} "
+        f"run {run.path.name}: stopped, {state.reason if state else runstate.STALLED} "
         f"(the launcher exited with code {returncode})"
     )
 
@@ -492,6 +480,12 @@ def _settled(state: RunState | None, attempt: int) -> bool:
 
 # End states a node sees itself (its launcher failed), and so requeues its task for.
 IN_JOB = frozenset({"FAILED", "OUT_OF_MEMORY"})
+
+
+def requeues_allowed(config: RunConfig) -> int:
+    """How often a task may come back: a retry after a failure, or a requeue after Slurm's
+    stop signal, a preemption or a node failure."""
+    return config.sweep.max_retries + config.sweep.max_requeues
 
 
 def retry_left(config: RunConfig, restarts: int) -> bool:

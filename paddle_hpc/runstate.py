@@ -17,6 +17,7 @@ from typing import Any
 from paddle_hpc.files import write_json_atomic
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
+STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def build(
     cuda: bool = True,
     resolve: Callable[[str], str] = IPS.__getitem__,
     resuming: bool = False,
+    secrets_file: Path | None = None,
 ) -> Any:
     return build_node_launch(
         python="/venv/bin/python",
@@ -53,6 +54,7 @@ def build(
         cuda=cuda,
         resolve=resolve,
         resuming=resuming,
+        secrets_file=secrets_file,
     )
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from paddle_hpc.errors import ConfigError, PaddleHpcError
-from paddle_hpc.launch import SECRETS_SHIM, build_node_launch
+from paddle_hpc.launch import SECRETS_SHIM
 from paddle_hpc.plan import make_plan
-from paddle_hpc.schema import RunConfig
 from paddle_hpc.secret_env import (
     REDACTED,
     is_secret,
@@ -23,6 +22,7 @@ from paddle_hpc.secret_env import (
     resolve_env_refs,
     split_secrets,
 )
+from tests.test_launch import build as launch_of
 
 TOKEN = "tok-3f9a$(id)'q\" x"
 
@@ -76,13 +76,11 @@ CONFIG: dict[str, Any] = {
 NODE_ENV = {"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n1", "MY_TOKEN": TOKEN, "PATH": "/bin"}
 
 
-def build(env: dict[str, str]) -> Any:
-    return build_node_launch(
-        python="/venv/bin/python",
-        config=RunConfig.of(CONFIG),
-        run_id="rabc",
-        run_dir=Path("/s/runs/rabc"),
-        env=env,
+def build(env: dict[str, str], config: dict[str, Any] = CONFIG) -> Any:
+    """test_launch's build, on a CPU node with the secrets file given."""
+    return launch_of(
+        config,
+        env,
         cuda=False,
         resolve=lambda host: "10.0.0.1",
         secrets_file=Path("/tmp/private/secrets.json"),
@@ -104,16 +102,7 @@ def test_a_missing_variable_is_named() -> None:
 
 
 def test_no_secrets_no_shim() -> None:
-    config = {**CONFIG, "launch": {"env": {"NCCL_DEBUG": "INFO"}}}
-    node = build_node_launch(
-        python="/p",
-        config=RunConfig.of(config),
-        run_id="r",
-        run_dir=Path("/s/runs/r"),
-        env={"PATH": "/bin"},
-        cuda=False,
-        resolve=lambda host: "10.0.0.1",
-    )
+    node = build({"PATH": "/bin"}, {**CONFIG, "launch": {"env": {"NCCL_DEBUG": "INFO"}}})
     assert node.secrets == {} and str(SECRETS_SHIM) not in node.argv
 
 

@@ -276,22 +276,19 @@ def slurm_errors(
     return frame
 
 
-STALLED = "STALLED"  # node.STALLED: the collector does not import node code
-
-
 def stall_errors(manifest: Manifest, states: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """A row per run whose node stopped it for want of output (launch.stall_timeout)."""
     found = []
     for run in manifest.runs:
         reason = str(states.get(run.run_id, {}).get("reason") or "")
-        if reason.startswith(STALLED):
+        if reason.startswith(runstate.STALLED):
             found.append(
                 {
                     "run_id": run.run_id,
                     "node": None,
                     "rank": None,
                     "local_rank": None,
-                    "kind": STALLED,
+                    "kind": runstate.STALLED,
                     "message": reason,
                     "log": "",
                     "line": None,
