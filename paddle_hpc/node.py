@@ -304,7 +304,7 @@ def _launch(
             env=node.env,
             cwd=workdir,
             start_new_session=True,
-            preexec_fn=_ignore_usr2,  # inherited by the workers: they ask should_stop()
+            preexec_fn=_launcher_setup,
         )
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
@@ -330,8 +330,11 @@ def _launch(
     return _ended(run, node, base, returncode, stop.signal, config, client)
 
 
-def _ignore_usr2() -> None:
+def _launcher_setup() -> None:
+    """In the launcher: SIGUSR2 ignored, which its workers inherit (they ask
+    checkpoint.should_stop() instead); SIGTERM once this node runner is gone."""
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    orphans.die_with_parent()
 
 
 def told_reason(started: float, config: RunConfig, now: float) -> str:

@@ -5,7 +5,9 @@ signal to the launcher's process group reaches them; when the launcher dies befo
 has stopped them (a SIGTERM early in its start, a SIGKILL), they train on, re-parented
 to init. A child subreaper (Linux's `prctl(PR_SET_CHILD_SUBREAPER)`) gets them
 instead: once the launcher has exited, whatever it left is a child of this process,
-which ends it. Elsewhere (not Linux) this does nothing.
+which ends it. The launcher itself gets SIGTERM when this process dies
+(`PR_SET_PDEATHSIG`), so a node runner killed outright leaves no launcher either.
+Elsewhere (not Linux) this does nothing.
 """
 
 from __future__ import annotations
@@ -15,37 +17,81 @@ import ctypes
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def become_subreaper() -> bool:
-    """Makes orphaned descendants of this process its children; False where unsupported."""
+def _prctl(option: int, value: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
 
-def parent_of(stat: str) -> int:
-    """The parent pid in a /proc/<pid>/stat line (the name in parentheses may hold
-    spaces and parentheses itself)."""
-    return int(stat.rsplit(")", 1)[1].split()[1])
+def become_subreaper() -> bool:
+    """Makes orphaned descendants of this process its children; False where unsupported."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def die_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Has this process sent `signum` once its parent is gone (for a child, in
+    `preexec_fn`): a launcher whose node runner was killed stops its workers."""
+    return _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def stat_fields(stat: str) -> list[str]:
+    """The fields after the name in a /proc/<pid>/stat line (state, ppid, pgrp, ...);
+    the name in parentheses may hold spaces and parentheses itself."""
+    return stat.rsplit(")", 1)[1].split()
+
+
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process here, as its pid and `stat_fields`."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if parent_of((entry / "stat").read_text(errors="replace")) == pid:
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
+            fields = stat_fields((entry / "stat").read_text(errors="replace"))
+        except (OSError, IndexError):
             continue
-    return found
+        if len(fields) > 2:
+            yield int(entry.name), fields
+
+
+def children(pid: int) -> list[int]:
+    return [child for child, fields in processes() if fields[1] == str(pid)]
+
+
+def end_groups(pgids: list[int], grace_s: float) -> None:
+    """SIGTERM to each process group, SIGKILL to those with a process left after
+    grace_s; returns once no group has a running process left."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signum)
+        deadline = time.monotonic() + grace_s
+        while (pgids := [g for g in pgids if group_running(g)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not pgids:
+            return
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of the group is still running; zombies, which a dead parent
+    leaves until init reaps them, do not count (where /proc tells)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not Path("/proc/self/stat").exists():
+        return True
+    return any(f[2] == str(pgid) and f[0] != "Z" for _, f in processes())
 
 
 def _reap(pids: list[int]) -> list[int]:

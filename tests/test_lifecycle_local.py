@@ -63,34 +63,83 @@ def test_retry_by_hand_and_nothing_more(tmp_path: Path) -> None:
     assert "fixed, done" in cli(root, "logs", str(sweep_dir), run.run_id).stdout
 
 
-def test_cancel_stops_a_running_local_run_and_skips_the_next(tmp_path: Path) -> None:
-    root = project(
-        tmp_path, "import time\ntime.sleep(600)\n", PROGRAM + LOCAL + "sweep: {name: long}\n"
-    )
+STUBBORN = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('working', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def started(root: Path, name: str, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
+    """A local sweep in the background, once its first run is RUNNING."""
     env = {**os.environ, "PADDLE_HPC_INDEX": str(root / "index.jsonl")}
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "paddle_hpc.sweep", "+x=1,2"],
+        [sys.executable, "-m", "paddle_hpc.sweep", *overrides],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    sweep_dir = root / "sweeps" / name
+    deadline = time.monotonic() + 90
+    while "RUNNING 1" not in cli(root, "status", str(sweep_dir), "--all").stdout:
+        assert time.monotonic() < deadline and sweep.poll() is None, "the run never started"
+        time.sleep(0.5)
+    return sweep, sweep_dir
+
+
+def gone(script: Path, within: float) -> bool:
+    """Whether no process of the script (launcher or worker) is left within `within` s."""
+    deadline = time.monotonic() + within
+    while subprocess.run(["pgrep", "-f", str(script)], check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def test_cancel_stops_a_running_local_run_and_skips_the_next(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, "import time\ntime.sleep(600)\n", PROGRAM + LOCAL + "sweep: {name: long}\n"
+    )
+    sweep, sweep_dir = started(root, "long", "+x=1,2")
     try:
-        sweep_dir = root / "sweeps" / "long"
-        deadline = time.monotonic() + 60
-        while "RUNNING 1" not in cli(root, "status", str(sweep_dir), "--all").stdout:
-            assert time.monotonic() < deadline and sweep.poll() is None
-            time.sleep(0.5)
         runs = load(sweep_dir).runs
         assert cli(root, "cancel", str(sweep_dir), "--state", "PENDING").returncode == 0
         cancelled = cli(root, "cancel", str(sweep_dir), runs[0].run_id)
         assert cancelled.returncode == 0, cancelled.stderr
-        out, _ = sweep.communicate(timeout=60)
+        out, _ = sweep.communicate(timeout=90)
         assert "cancelled before it started" in out
         status = cli(root, "status", str(sweep_dir))
         assert "CANCELLED 2" in status.stdout, status.stdout
-        pgrep = subprocess.run(["pgrep", "-f", str(root / "train.py")], check=False)
-        assert pgrep.returncode == 1, "a training process outlived its cancelled run"
+        assert gone(root / "train.py", 0), "a training process outlived its cancelled run"
     finally:
         sweep.kill()
+
+
+def test_cancel_ends_a_run_that_ignores_sigterm(tmp_path: Path) -> None:
+    root = project(tmp_path, STUBBORN, PROGRAM + LOCAL + "sweep: {name: stubborn}\n")
+    sweep, sweep_dir = started(root, "stubborn", "+x=1")
+    try:
+        (run,) = load(sweep_dir).runs
+        assert cli(root, "cancel", str(sweep_dir), run.run_id).returncode == 0
+        sweep.communicate(timeout=90)
+        assert gone(root / "train.py", 30), "a process of the cancelled run is left"
+        state = json.loads((sweep_dir / "runs" / run.run_id / "state.json").read_text())
+        assert state["state"] == "CANCELLED", state
+    finally:
+        sweep.kill()
+
+
+def test_a_killed_sweep_leaves_no_training_process(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, "import time\ntime.sleep(600)\n", PROGRAM + LOCAL + "sweep: {name: killed}\n"
+    )
+    sweep, sweep_dir = started(root, "killed", "+x=1")
+    sweep.kill()
+    sweep.communicate(timeout=30)
+    assert gone(root / "train.py", 45), "the launcher outlived its killed node runner"
+    status = cli(root, "status", str(sweep_dir))
+    assert "FAILED 1" in status.stdout and "its process is gone" in status.stdout, status.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from paddle_hpc.orphans import parent_of
+from paddle_hpc.orphans import stat_fields
 
 SCRIPT = """\
 import os, signal, subprocess, sys, time
@@ -39,6 +39,7 @@ def test_a_worker_the_launcher_left_is_ended() -> None:
     assert result.stdout.split() == ["1", "True", "[]"]
 
 
-def test_the_parent_in_a_stat_line_with_an_ugly_name() -> None:
-    assert parent_of("4242 (a) b (c) S 17 4242 4242 0 -1 4194560") == 17
-    assert parent_of("1 (python3) R 0 1 1") == 0
+def test_the_fields_of_a_stat_line_with_an_ugly_name() -> None:
+    assert stat_fields("4242 (a) b (c) S 17 4242 4242 0 -1 4194560")[:3] == ["S", "17", "4242"]
+    assert stat_fields("1 (python3) R 0 1 1") == ["R", "0", "1", "1"]
+    assert stat_fields("7 ()) Z 1 7 7")[:3] == ["Z", "1", "7"]

@@ -7,13 +7,12 @@ output. `retry` and extending a sweep are `submit` of the runs that need it.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from paddle_hpc import runstate
+from paddle_hpc import orphans, runstate
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
 from paddle_hpc.runstate import RunState
@@ -56,13 +55,7 @@ def alive(state: RunState) -> bool:
     """Whether a RUNNING state's process group still runs (when it runs on this host)."""
     if state.pgid is None or state.host != socket.gethostname():
         return True
-    try:
-        os.killpg(state.pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return orphans.group_running(state.pgid)
 
 
 def local_status(run: RunEntry, state: RunState | None) -> RunStatus:

@@ -8,19 +8,24 @@ started, which is then skipped). Automatic retries run again at once, here.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import runstate
+from paddle_hpc import orphans, runstate
 from paddle_hpc.backend import RunStatus, Say, local_status
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
-from paddle_hpc.node import load_run_config, paddle_has_cuda, retry_left, run_node, signal_group
+from paddle_hpc.node import (
+    STOP_GRACE_S,
+    load_run_config,
+    paddle_has_cuda,
+    retry_left,
+    run_node,
+)
 from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig, SweepConfig
 
@@ -102,8 +107,10 @@ class LocalBackend:
         ]
 
     def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
-        """Marks each run CANCELLED, then stops its process group if it runs."""
+        """Marks each run CANCELLED, then stops its launcher's process group if it runs
+        (SIGTERM, SIGKILL after STOP_GRACE_S); the run's node runner ends its workers."""
         wanted = set(run_ids)
+        groups = []
         for run in manifest.runs:
             if run.run_id not in wanted:
                 continue
@@ -114,7 +121,8 @@ class LocalBackend:
                 continue
             runstate.write(path, replace(state, state=runstate.CANCELLED, time="", retrying=False))
             if state.pgid is not None and state.host == socket.gethostname():
-                signal_group(state.pgid, signal.SIGTERM)
+                groups.append(state.pgid)
+        orphans.end_groups(groups, STOP_GRACE_S)
 
     def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:
         return None
