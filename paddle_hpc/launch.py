@@ -69,7 +69,7 @@ def build_node_launch(
     cuda: bool,
     resolve: Callable[[str], str],
     secrets_file: Path | None = None,
-    resuming: bool = False,
+    attempt: int = 1,
 ) -> NodeLaunch:
     """The launch command and environment for this node.
 
@@ -77,7 +77,8 @@ def build_node_launch(
     cuda: whether this Paddle build can use CUDA (paddle.is_compiled_with_cuda()).
     resolve: host name -> IP address (socket.gethostbyname).
     secrets_file: where the node runner puts the secrets, if there are any.
-    resuming: the run starts again (a requeue or a retry): program.resume_args are added.
+    attempt: the run's attempt; from the second (a requeue or a retry) on,
+    program.resume_args are added. Its workers see it as PADDLE_HPC_ATTEMPT.
     """
     launch, program = config.launch, config.program
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
@@ -142,13 +143,14 @@ def build_node_launch(
         *(str(a) for a in launch.extra_args),
         *target,
         *(str(a) for a in program.args),
-        *(str(a) for a in (program.resume_args if resuming else ())),
+        *(str(a) for a in (program.resume_args if attempt > 1 else ())),
     )
     out.update(
         {
             "PADDLE_HPC_RUN_ID": run_id,
             "PADDLE_HPC_RUN_DIR": str(run_dir),
             "PADDLE_HPC_SWEEP_DIR": str(run_dir.parent.parent),
+            "PADDLE_HPC_ATTEMPT": str(attempt),
         }
     )
     return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)

@@ -37,6 +37,7 @@ ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
 CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
 STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
+ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
 
 
 def rel_run(run_id: str) -> str:

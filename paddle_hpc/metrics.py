@@ -2,7 +2,9 @@
 
 Only global rank 0 writes (Paddle's launcher sets PADDLE_TRAINER_ID); other ranks do
 nothing. In a sweep the file is `$PADDLE_HPC_RUN_DIR/metrics.jsonl`; outside one it
-is `metrics.jsonl` in the current directory.
+is `metrics.jsonl` in the current directory. Each line also says which attempt of the
+run wrote it (`$PADDLE_HPC_ATTEMPT`, set by the node runner), so a run that resumes
+after a requeue keeps its attempts apart.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from paddle_hpc.layout import METRICS
 
 METRICS_FILE = METRICS
+RESERVED = frozenset({"time", "attempt"})  # besides step: keys the collector reads itself
 
 
 def _number(name: str, value: Any) -> float | int:
@@ -59,10 +62,18 @@ def metrics_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def log_metrics(step: int | None = None, **values: Any) -> None:
-    """Appends {"step", "time", **values} to the run's metrics file (rank 0 only)."""
+    """Appends {"step", "time", "attempt", **values} to the run's metrics file (rank 0
+    only); outside a sweep there is no "attempt"."""
+    if reserved := RESERVED & values.keys():
+        raise TypeError(
+            f"log_metrics: {sorted(reserved)[0]} is the collector's own column; log it under "
+            "another name"
+        )
     if int(os.environ.get("PADDLE_TRAINER_ID", "0")) != 0:
         return
-    record = {"step": _step(step), "time": round(time.time(), 3)}
+    record: dict[str, Any] = {"step": _step(step), "time": round(time.time(), 3)}
+    if attempt := os.environ.get("PADDLE_HPC_ATTEMPT"):
+        record["attempt"] = int(attempt)
     record.update({name: _number(name, value) for name, value in values.items()})
     path = metrics_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from paddle_hpc import capture, checkpoint, orphans, runstate
+from paddle_hpc import capture, checkpoint, layout, orphans, runstate
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.files import write_json_atomic
 from paddle_hpc.launch import NodeLaunch, build_node_launch
@@ -49,7 +49,6 @@ from paddle_hpc.slurm.client import SlurmClient
 from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
-ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
 STOP_GRACE_S = 10.0
 
 
@@ -72,13 +71,20 @@ def slurm_job(env: Mapping[str, str]) -> str | None:
     return env.get("SLURM_JOB_ID")
 
 
-def keep_earlier_attempt(run: RunDir, node: int, attempt: int) -> None:
+def keep_earlier_attempt(
+    run: RunDir,
+    node: int,
+    attempt: int,
+    job: str | None,
+    ended_before: Callable[[str], str | None],
+) -> tuple[str, ...]:
     """Moves what an earlier attempt left on this node to `attempts/<K>/` (node 0: its
-    state and metrics files too), so that attempt `attempt` starts clean."""
+    state and metrics files too), so that attempt `attempt` (of Slurm task `job`)
+    starts clean. Node 0 returns the run's history: how each earlier attempt ended."""
     logs = run.node_logs(node)
     if logs.is_dir():
         try:
-            earlier = int((logs / ATTEMPT_MARK).read_text(encoding="ascii"))
+            earlier = int((logs / layout.ATTEMPT_MARK).read_text(encoding="ascii"))
         except (OSError, ValueError):
             earlier = max(1, attempt - 1)
         if earlier != attempt:
@@ -86,16 +92,36 @@ def keep_earlier_attempt(run: RunDir, node: int, attempt: int) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(target, ignore_errors=True)
             logs.rename(target)
-    if node == 0:
-        state = runstate.read(run.state)
-        if state is not None and state.attempt != attempt:
-            folder = run.attempt(state.attempt)
-            folder.path.mkdir(parents=True, exist_ok=True)
-            for path, kept in ((run.metrics, folder.metrics), (run.state, folder.state)):
-                if path.exists():
-                    path.replace(kept)
-            if (latest := checkpoint.latest(run.checkpoints)) is not None:
-                carry_metrics(folder.metrics, run.metrics, latest.step)
+    if node != 0:
+        return ()
+    state = runstate.read(run.state)
+    if state is None or state.attempt == attempt:
+        return state.history if state is not None else ()
+    folder = run.attempt(state.attempt)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    for path, kept in ((run.metrics, folder.metrics), (run.state, folder.state)):
+        if path.exists():
+            path.replace(kept)
+    if (latest := checkpoint.latest(run.checkpoints)) is not None:
+        carry_metrics(folder.metrics, run.metrics, latest.step)
+    return (*state.history, ended_as(state, job, ended_before))
+
+
+def ended_as(state: RunState, job: str | None, ended_before: Callable[[str], str | None]) -> str:
+    """How an earlier attempt ended: its own state's word (STALLED for a stalled one).
+    Slurm's instead for one that never said (killed outright), and for one that took
+    Slurm's SIGTERM for a cancel yet came back in the same task `job`: Slurm ended it
+    (a node failure), not scancel."""
+    requeued = state.state == runstate.CANCELLED and state.job is not None and state.job == job
+    if state.state != runstate.RUNNING and not requeued:
+        stalled = state.reason is not None and state.reason.startswith(runstate.STALLED)
+        return runstate.STALLED if stalled else state.state
+    if state.job is not None:
+        try:
+            return ended_before(state.job) or "UNKNOWN"
+        except SlurmError as exc:
+            log.warning("how attempt %d ended: %s", state.attempt, exc.slurm_message)
+    return "UNKNOWN"
 
 
 def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
@@ -117,15 +143,19 @@ def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
 
 
 class _Stop:
-    """Passes SIGTERM and SIGINT on to the launcher's process group, then SIGKILL.
-    Slurm's USR2 (the time limit is near, or a preemption) is not passed on: it calls
-    `told`, which writes the run's stop request and returns why (TIMEOUT or PREEMPTED),
-    and the launcher ignores it."""
+    """Passes SIGTERM and SIGINT on to the launcher's process group (SIGKILL after
+    STOP_GRACE_S), then calls `stopped(signum)`. Slurm's USR2 (the time limit is near,
+    or a preemption) is not passed on: it calls `told`, which writes the run's stop
+    request and returns why (TIMEOUT or PREEMPTED), and the launcher ignores it."""
 
-    def __init__(self, told: Callable[[], str] = lambda: "PREEMPTED") -> None:
+    def __init__(
+        self,
+        told: Callable[[], str] = lambda: "PREEMPTED",
+        stopped: Callable[[int], None] = lambda signum: None,
+    ) -> None:
         self.signal: int | None = None
         self.told: str | None = None  # why Slurm's USR2 came, once it came
-        self._told = told
+        self._told, self._stopped = told, stopped
         self._proc: subprocess.Popen[bytes] | None = None
         self._previous: dict[int, Any] = {}
 
@@ -148,9 +178,12 @@ class _Stop:
         self._proc = proc
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.signal is None
         self.signal = signum
         if self._proc is not None and self._proc.poll() is None:
             stop_group(self._proc.pid, signum)
+        if first:
+            self._stopped(signum)
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -228,7 +261,7 @@ def run_node(
             cuda=cuda,
             resolve=socket.gethostbyname,
             secrets_file=secrets_file,
-            resuming=attempt > 1,
+            attempt=attempt,
         )
         if node.secrets:
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -248,7 +281,9 @@ def _launch(
     client: SlurmClient | None,
 ) -> int:
     run = SweepDir(sweep_dir).run(run_id)
-    keep_earlier_attempt(run, node.node_rank, attempt)
+    slurm = client or SlurmClient()
+    job = slurm_job(env)
+    history = keep_earlier_attempt(run, node.node_rank, attempt, job, slurm.ended_before)
     allowed = requeues_allowed(config)
     if restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) once too often
         reason = (
@@ -256,10 +291,11 @@ def _launch(
             f"{allowed}"
         )
         if node.node_rank == 0:
-            runstate.write(run.state, RunState("FAILED", attempt=attempt, reason=reason))
+            failed = RunState("FAILED", attempt=attempt, reason=reason, history=history)
+            runstate.write(run.state, failed)
         raise PaddleHpcError(f"run {run_id}: {reason}")
     node.log_dir.mkdir(parents=True, exist_ok=True)
-    (node.log_dir / ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
+    (node.log_dir / layout.ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
     capture.write_node_environment(
         node.log_dir, capture.node_environment(node.env, node.mode, capture.paddle_devices())
     )
@@ -280,12 +316,13 @@ def _launch(
     base = RunState(
         "RUNNING",
         attempt=attempt,
-        job=slurm_job(env),
+        job=job,
         restarts=restarts,
         node=node.node_rank,
         mode=node.mode,
         master=node.master,
         host=socket.gethostname(),
+        history=history,
     )
     orphans.become_subreaper()
     started = time.time()
@@ -298,7 +335,12 @@ def _launch(
         log.info("run %s: Slurm's signal (%s): the run is asked to stop", run_id, reason)
         return reason
 
-    with _Stop(told) as stop:
+    def stopped(signum: int) -> None:
+        # Slurm's KillWait may end this process before the launcher has: say it now
+        if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
+            runstate.write(run.state, stopped_state(base, signum, stop.told, config))
+
+    with _Stop(told, stopped) as stop:
         proc = subprocess.Popen(  # noqa: S603
             node.argv,
             env=node.env,
@@ -324,10 +366,10 @@ def _launch(
         if left := orphans.end_children(STOP_GRACE_S):
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     if watchdog is not None and watchdog.stalled is not None:
-        return _stalled(run, base, returncode, client)
+        return _stalled(run, base, returncode, slurm)
     if stop.told is not None:
-        return _told_ended(run, node, base, returncode, stop.told, started, config, client)
-    return _ended(run, node, base, returncode, stop.signal, config, client)
+        return _told_ended(run, node, base, returncode, stop.told, started, config, slurm)
+    return _ended(run, node, base, returncode, stop.signal, config, slurm)
 
 
 def _launcher_setup() -> None:
@@ -368,7 +410,7 @@ def _told_ended(
     reason: str,
     started: float,
     config: RunConfig,
-    client: SlurmClient | None,
+    client: SlurmClient,
 ) -> int:
     """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
     this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
@@ -379,7 +421,7 @@ def _told_ended(
         return 0 if now is not None and now.state != runstate.FAILED else 1
     if returncode == 0 and step is None:  # it ended by itself in the meantime
         return _ended(run, node, base, returncode, None, config, client)
-    left = base.job is not None and base.restarts < requeues_allowed(config)
+    left = requeue_left(base, config)
     if step is not None and returncode == 0 and left:
         state = replace(
             base,
@@ -391,7 +433,7 @@ def _told_ended(
         if node.node_rank == 0:
             runstate.write(run.state, state)
             assert base.job is not None
-            requeue(client or SlurmClient(), base.job)
+            requeue(client, base.job)
         return 0
     if step is None:
         why = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
@@ -412,6 +454,23 @@ def _told_ended(
     raise PaddleHpcError(f"run {run.path.name}: {state.reason}")
 
 
+def stopped_state(base: RunState, signum: int, told: str | None, config: RunConfig) -> RunState:
+    """How an attempt ends that is stopped by `signum`: CANCELLED (scancel, `paddle-hpc
+    cancel`), or after Slurm's stop signal (`told`) as PREEMPTED or TIMEOUT; Slurm
+    requeues a preempted run while requeues are left. Node 0 may say more later."""
+    name = signal.Signals(signum).name
+    if told is None:
+        return replace(base, state=runstate.CANCELLED, reason=f"stopped by {name}")
+    requeued = told == "PREEMPTED" and requeue_left(base, config)
+    why = f"{told}: stopped by {name} before it exited"
+    return replace(
+        base,
+        state=told,
+        retrying=requeued,
+        reason=why + ("; Slurm requeues it" if requeued else ""),
+    )
+
+
 def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) -> RunState:
     """FAILED with reason STALLED and the time of the last output; retrying when
     sweep.retry_on and sweep.max_retries allow another attempt."""
@@ -425,11 +484,11 @@ def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) 
     )
 
 
-def _stalled(run: RunDir, base: RunState, returncode: int, client: SlurmClient | None) -> int:
+def _stalled(run: RunDir, base: RunState, returncode: int, client: SlurmClient) -> int:
     """Node 0 after its watchdog stopped the run: requeue it when the state says so."""
     state = runstate.read(run.state)
     if state is not None and state.retrying and base.job is not None:
-        requeue(client or SlurmClient(), base.job)
+        requeue(client, base.job)
     raise PaddleHpcError(
         f"run {run.path.name}: stopped, {state.reason if state else runstate.STALLED} "
         f"(the launcher exited with code {returncode})"
@@ -443,7 +502,7 @@ def _ended(
     returncode: int,
     stopped_by: int | None,
     config: RunConfig,
-    client: SlurmClient | None,
+    client: SlurmClient,
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
@@ -452,9 +511,8 @@ def _ended(
     if now is not None and _settled(now, base.attempt):  # `is not None` for mypy
         returncode = returncode or (0 if now.state == runstate.COMPLETED else 1)
     elif stopped_by is not None:
-        reason = f"stopped by {signal.Signals(stopped_by).name}"
-        state = replace(base, state=runstate.CANCELLED, returncode=returncode, reason=reason)
-        runstate.write(run.state, state)
+        state = stopped_state(base, stopped_by, None, config)
+        runstate.write(run.state, replace(state, returncode=returncode))
         returncode = returncode or 1
     elif returncode != 0 or node.node_rank == 0:
         # Node 0 records success; the node that failed records the failure, since srun
@@ -467,7 +525,7 @@ def _ended(
         runstate.write(run.state, state)
         if retry:
             assert base.job is not None
-            requeue(client or SlurmClient(), base.job)
+            requeue(client, base.job)
     if returncode != 0:
         raise PaddleHpcError(
             f"run {run.path.name}: paddle.distributed.launch exited with code {returncode} "
@@ -489,6 +547,11 @@ def requeues_allowed(config: RunConfig) -> int:
     """How often a task may come back: a retry after a failure, or a requeue after Slurm's
     stop signal, a preemption or a node failure."""
     return config.sweep.max_retries + config.sweep.max_requeues
+
+
+def requeue_left(base: RunState, config: RunConfig) -> bool:
+    """Whether this attempt, a Slurm task, may come back once more."""
+    return base.job is not None and base.restarts < requeues_allowed(config)
 
 
 def retry_left(config: RunConfig, restarts: int) -> bool:

@@ -35,6 +35,7 @@ class RunState:
     pgid: int | None = None  # its process group there
     retrying: bool = False  # FAILED, and requeued for another attempt
     reason: str | None = None
+    history: tuple[str, ...] = ()  # how each earlier attempt ended, oldest first
 
 
 _FIELDS = frozenset(f.name for f in fields(RunState))
@@ -51,6 +52,8 @@ def from_dict(data: Any) -> RunState | None:
     known = {k: v for k, v in data.items() if k in _FIELDS}
     if "job" not in known and data.get("job_id") is not None:  # written before 'job'
         known["job"] = str(data["job_id"])
+    history = known.pop("history", ())
+    known["history"] = tuple(str(h) for h in history) if isinstance(history, list) else ()
     try:
         return RunState(**known)
     except TypeError:

@@ -39,6 +39,13 @@ def _elapsed(seconds: int | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+def attempt_text(status: RunStatus) -> str:
+    """'3 after PREEMPTED, TIMEOUT': the attempt, and how the ones before it ended."""
+    if not status.history:
+        return str(status.attempt)
+    return f"{status.attempt} after {', '.join(status.history)}"
+
+
 def rows_table(manifest: Manifest, statuses: Sequence[RunStatus], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("run", "job", *manifest.axes, "state", "attempt", "elapsed", "nodes", "reason"):
@@ -49,7 +56,7 @@ def rows_table(manifest: Manifest, statuses: Sequence[RunStatus], title: str) ->
             s.job,
             *(s.swept.get(axis, "") for axis in manifest.axes),
             Text(s.state, style=_COLOURS.get(s.state, "red")),
-            str(s.attempt),
+            attempt_text(s),
             _elapsed(s.elapsed_s) if s.state != "PENDING" else "",
             ",".join(s.nodes),
             s.reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_hpc import checkpoint
+from paddle_hpc import checkpoint, runstate
 from paddle_hpc.layout import RunDir
-from paddle_hpc.node import carry_metrics, saved_since, told_reason
+from paddle_hpc.node import carry_metrics, ended_as, saved_since, stopped_state, told_reason
+from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig
 
 
@@ -82,6 +84,27 @@ def test_told_reason() -> None:
     assert told_reason(started, unlimited, started + 10**6) == "PREEMPTED"
 
 
+def test_the_state_of_a_stopped_attempt() -> None:
+    config = RunConfig.of({"sweep": {"max_retries": 0, "max_requeues": 2}})
+    base = RunState("RUNNING", attempt=1, job="7_0", restarts=1)
+    cancelled = stopped_state(base, signal.SIGTERM, None, config)
+    assert (cancelled.state, cancelled.reason, cancelled.retrying) == (
+        "CANCELLED",
+        "stopped by SIGTERM",
+        False,
+    )
+    preempted = stopped_state(base, signal.SIGTERM, "PREEMPTED", config)
+    assert preempted.state == "PREEMPTED" and preempted.retrying
+    assert preempted.reason == "PREEMPTED: stopped by SIGTERM before it exited; Slurm requeues it"
+    spent = RunState("RUNNING", job="7_0", restarts=2)
+    last = stopped_state(spent, signal.SIGTERM, "PREEMPTED", config)
+    assert not last.retrying and last.reason == "PREEMPTED: stopped by SIGTERM before it exited"
+    timeout = stopped_state(base, signal.SIGTERM, "TIMEOUT", config)
+    assert timeout.state == "TIMEOUT" and not timeout.retrying
+    local = stopped_state(RunState("RUNNING"), signal.SIGINT, "PREEMPTED", config)
+    assert not local.retrying and local.reason.startswith("PREEMPTED: stopped by SIGINT")
+
+
 def test_a_checkpoint_saved_since(run_dir: Path) -> None:
     run = RunDir(run_dir)
     checkpoint.save(4)
@@ -103,3 +126,32 @@ def test_metrics_are_carried_over_up_to_the_checkpoint(tmp_path: Path) -> None:
     assert [json.loads(line) for line in into.read_text().splitlines()] == rows[:3]
     carry_metrics(tmp_path / "missing.jsonl", tmp_path / "other.jsonl", 2)
     assert not (tmp_path / "other.jsonl").exists()
+
+
+def test_how_an_earlier_attempt_ended() -> None:
+    asked: list[str] = []
+
+    def slurm(job: str) -> str | None:
+        asked.append(job)
+        return {"7_0": "NODE_FAIL"}.get(job)
+
+    assert ended_as(RunState("PREEMPTED", job="7_0"), "7_0", slurm) == "PREEMPTED"
+    stalled = RunState("FAILED", job="7_0", reason="STALLED: no output for 60 s; the last at x")
+    assert ended_as(stalled, "7_0", slurm) == "STALLED"
+    retried = RunState("FAILED", reason="requeued for another attempt")
+    assert ended_as(retried, None, slurm) == "FAILED"
+    cancelled = RunState("CANCELLED", job="7_0", reason="stopped by SIGTERM")
+    assert ended_as(cancelled, "9_0", slurm) == "CANCELLED"  # then `retry`: a new task
+    assert asked == []  # a state that says how it ended is not second-guessed
+    assert ended_as(cancelled, "7_0", slurm) == "NODE_FAIL"  # yet its task came back
+    assert ended_as(RunState("RUNNING", job="7_0"), "7_0", slurm) == "NODE_FAIL"  # never said
+    assert ended_as(RunState("RUNNING", job="8_0"), "8_0", slurm) == "UNKNOWN"
+    assert ended_as(RunState("RUNNING"), None, slurm) == "UNKNOWN"  # local: no Slurm to ask
+    assert asked == ["7_0", "7_0", "8_0"]
+
+
+def test_a_state_file_with_a_history() -> None:
+    state = runstate.parse('{"state": "RUNNING", "attempt": 3, "history": ["PREEMPTED", 7]}')
+    assert state is not None and state.history == ("PREEMPTED", "7")
+    ugly = runstate.parse('{"state": "RUNNING", "history": "PREEMPTED"}')
+    assert ugly is not None and ugly.history == ()

@@ -102,6 +102,41 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
     assert cols.time[0] == 1_500_000_000 and cols.time[1] == jsonl.NAT  # ns; no time
 
 
+@pytest.mark.parametrize("chunk", [1, 1 << 20])
+def test_the_attempt_of_each_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    same = tmp_path / "same.jsonl"  # the same keys on every line: the fast path
+    same.write_text(
+        '{"step": 0, "time": 1.0, "attempt": 1, "loss": 2.0}\n'
+        '{"step": 1, "time": 2.0, "attempt": 2, "loss": 1.0}\n'
+    )
+    mixed = tmp_path / "mixed.jsonl"  # older lines without it, and ugly ones
+    mixed.write_text(
+        '{"step": 0, "loss": 3.0}\n'
+        '{"step": 1, "attempt": 0, "loss": 3.0}\n'
+        '{"step": 2, "attempt": 1.5, "loss": 3.0}\n'
+        '{"step": 3, "attempt": -2, "loss": 3.0}\n'
+        '{"step": 4, "attempt": "x", "loss": 3.0}\n'
+        '{"step": 5, "attempt": 3, "loss": 3.0, "acc": 1.0}\n'
+    )
+    monkeypatch.setattr(jsonl, "CHUNK", chunk)
+    cols = read_metrics([same, mixed])
+    assert cols.names == ["loss", "acc"]  # attempt, like step and time, is no metric
+    rows = list(zip(cols.file.tolist(), cols.step.tolist(), cols.attempt.tolist(), strict=True))
+    assert rows == [
+        (0, 0, 1),
+        (0, 1, 2),
+        (1, 0, 0),
+        (1, 1, 0),
+        (1, 2, 0),
+        (1, 3, 0),
+        (1, 5, 3),
+        (1, 5, 3),
+    ]
+    assert cols.skipped == {1: (1, 5)}  # "x" is not a number: the line is skipped
+
+
 @pytest.mark.parametrize("chunk", [1, 150, 1 << 20])
 def test_metrics_files_read_in_chunks_give_every_row_in_file_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
@@ -208,9 +243,10 @@ def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> N
     write_run(
         root,
         "ra",
-        '{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1.0, "acc": 0.5}\n',
+        '{"step": 0, "loss": 2.0}\n{"step": 1, "attempt": 2, "loss": 1.0, "acc": 0.5}\n',
         "epoch: [1/2], global_step: 1, loss: 9.0, lr: 0.1\ncustom 3 f1=0.7\n",
     )
+    (root / "runs" / "ra" / "logs" / "node0" / ".attempt").write_text("2")
     write_run(root, "rb", '{"step": 0, "loss": 3.0}\n{"ste', TRACEBACK, state="FAILED")
 
     first = collect(root)
@@ -232,6 +268,11 @@ def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> N
         "runs/ra/logs/node0/workerlog.0",
         "runs/rb/metrics.jsonl",
     }
+    assert metrics["attempt"].dtype == "Int64"
+    said = metrics.groupby("source", observed=True)["attempt"].apply(list).to_dict()
+    assert said["runs/ra/metrics.jsonl"] == [pd.NA, 2, 2]  # a line without it: not known
+    assert said["runs/ra/logs/node0/workerlog.0"] == [2] * 4  # its folder's mark
+    assert said["runs/rb/metrics.jsonl"] == [pd.NA]
     (error,) = first.tables.errors.itertuples()
     assert (error.run_id, error.kind, error.node, error.rank, error.line) == (
         "rb",
@@ -255,6 +296,7 @@ def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> N
     )
     assert len(again.metrics) == len(metrics) + 1 and len(again.errors) == 1
     assert again.runs.loc["ra", "final.f1"] == 0.7  # kept from the first collect's rows
+    assert again.metrics["attempt"].dtype == "Int64" and again.metrics["attempt"].max() == 2
 
 
 def test_csv_output_elsewhere(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def build(
     env: dict[str, str] = SLURM,
     cuda: bool = True,
     resolve: Callable[[str], str] = IPS.__getitem__,
-    resuming: bool = False,
+    attempt: int = 1,
     secrets_file: Path | None = None,
 ) -> Any:
     return build_node_launch(
@@ -53,7 +53,7 @@ def build(
         env=env,
         cuda=cuda,
         resolve=resolve,
-        resuming=resuming,
+        attempt=attempt,
         secrets_file=secrets_file,
     )
 
@@ -105,6 +105,7 @@ def test_outside_paddle_launch_variables_are_cleaned() -> None:
     assert "FLAGS_selected_gpus" not in env
     assert env["PADDLE_HPC_KEEP"] == "yes" and env["PATH"] == "/usr/bin"
     assert env["PADDLE_HPC_RUN_ID"] == "rabc" and env["PADDLE_HPC_RUN_DIR"] == "/s/runs/rabc"
+    assert env["PADDLE_HPC_ATTEMPT"] == "1" and build(attempt=3).env["PADDLE_HPC_ATTEMPT"] == "3"
     assert env["NCCL_DEBUG"] == "INFO"
     assert clean_env({"PADDLE_NNODES": "3", "PADDLE_HPC_X": "1"}) == {"PADDLE_HPC_X": "1"}
 
@@ -152,5 +153,5 @@ def test_resume_args_come_only_when_the_run_starts_again() -> None:
     }
     first = build(config)
     assert first.argv[-3:] == ("--lr", "0.1", "a b")
-    again = build(config, resuming=True)
+    again = build(config, attempt=2)
     assert again.argv[-5:] == ("--lr", "0.1", "a b", "-o", "Global.checkpoints=/r/latest")

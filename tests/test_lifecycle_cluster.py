@@ -209,8 +209,9 @@ def test_cancel_two_runs_leaves_the_others_running(index: Path, tmp_path: Path) 
     assert cli(root, index, "sweep", "+x=1,2,3,4").returncode == 0
     sweep_dir = root / "sweeps" / "long"
     try:
-        wait_for(sweep_dir, lambda s: set(s.values()) == {"RUNNING"}, timeout=120)
         runs = load(sweep_dir).runs
+        training = [sweep_dir / "runs" / r.run_id / "logs/node0/workerlog.0" for r in runs]
+        wait_for(sweep_dir, lambda s: all(log.exists() for log in training), timeout=120)
         result = cli(root, index, "cancel", str(sweep_dir), runs[0].run_id, runs[2].job)
         assert result.returncode == 0, result.stderr
         assert "cancelled 2 run(s)" in result.stdout
@@ -230,6 +231,9 @@ def test_cancel_two_runs_leaves_the_others_running(index: Path, tmp_path: Path) 
         while subprocess.run(["pgrep", "-f", str(root / "train.py")], check=False).returncode == 0:
             assert time.monotonic() < deadline, "training processes outlived scancel"
             time.sleep(1)
+        for run in runs:  # and each run's own state is final
+            state = json.loads((sweep_dir / "runs" / run.run_id / "state.json").read_text())
+            assert state["state"] == "CANCELLED" and state["reason"] == "stopped by SIGTERM"
     finally:
         cancel_all(sweep_dir)
 
@@ -321,6 +325,7 @@ def test_an_automatic_retry_completes_the_run(flaky: Path, index: Path) -> None:
     assert (state["state"], state["attempt"], state["restarts"]) == ("COMPLETED", 2, 1)
     runs = load_tables(flaky).runs
     assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.acc"] == 1.0
+    assert runs.loc[run.run_id, "history"] == "FAILED" and state["history"] == ["FAILED"]
     assert len(load(flaky).arrays) == 1  # requeued, not resubmitted
 
 
@@ -352,3 +357,4 @@ def test_a_stalled_run_is_stopped_and_completes_on_its_retry(stalling: Path, ind
     runs = load_tables(stalling).runs
     assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.loss"] == 1 / 3
     assert pd.isna(runs.loc[run.run_id, "reason"])
+    assert runs.loc[run.run_id, "history"] == "STALLED"

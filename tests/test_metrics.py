@@ -55,3 +55,15 @@ def test_a_step_must_be_a_whole_number(tmp_path: Path, monkeypatch: pytest.Monke
     log_metrics(step=np.int64(3), loss=1.0)
     log_metrics(step=4.0, loss=1.0)
     assert [g["step"] for g in lines(tmp_path / "metrics.jsonl")] == [3, 4]
+
+
+def test_each_line_says_its_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PADDLE_HPC_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("PADDLE_TRAINER_ID", "0")
+    monkeypatch.setenv("PADDLE_HPC_ATTEMPT", "2")
+    log_metrics(step=5, loss=1.0)
+    assert lines(tmp_path / "metrics.jsonl")[0]["attempt"] == 2
+    for name in ("attempt", "time"):
+        with pytest.raises(TypeError, match=f"{name} is the collector's own column"):
+            log_metrics(step=6, **{name: 1.0})
+    assert len(lines(tmp_path / "metrics.jsonl")) == 1

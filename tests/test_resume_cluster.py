@@ -124,6 +124,34 @@ def finished(sweep_dir: Path, timeout: float) -> dict[str, object]:
     return {"run": run, "state": state, "status": result.stdout}
 
 
+def squeued(job: str) -> list[str]:
+    """The job's state and reason in squeue."""
+    out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def preempt() -> str:
+    """An `urgent` job that takes both nodes for 5 s: it preempts whatever runs in debug."""
+    return subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-p",
+            "urgent",
+            "-N",
+            "2",
+            "--exclusive",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def project(
     tmp_path: Path, name: str, epochs: int, pause: float, resources: dict[str, object]
 ) -> None:
@@ -162,6 +190,10 @@ def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, rel
     assert losses["step"].tolist() == list(range(24))  # each step once
     assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 24), rel=1e-6)
     assert tables.runs["restarts"].tolist() == [len(attempts)]
+    assert state["history"] == ["TIMEOUT"] * len(attempts)  # type: ignore[index]
+    assert tables.runs["history"].tolist() == [", ".join(["TIMEOUT"] * len(attempts))]
+    said = losses["attempt"].tolist()  # which attempt logged each step: 1, 1, ..., 2, ...
+    assert said == sorted(said) and said[0] == 1 and said[-1] == state["attempt"]  # type: ignore[index]
 
 
 def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: None) -> None:
@@ -174,24 +206,7 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.5)
-    urgent = subprocess.run(
-        [
-            "sbatch",
-            "--parsable",
-            "-p",
-            "urgent",
-            "-N",
-            "2",
-            "--exclusive",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 5",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    urgent = preempt()
     found = finished(sweep_dir, timeout=420)
     state = found["state"]
     assert state["state"] == "COMPLETED", found  # type: ignore[index]
@@ -202,7 +217,10 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
     losses = tables.metrics[tables.metrics["name"] == "loss"]
     assert losses["step"].tolist() == list(range(12))
     assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 12), rel=1e-6)
+    said = losses["attempt"].tolist()
+    assert said == sorted(said) and said[0] == 1 and said[-1] == 2, said
     assert tables.runs["restarts"].tolist() == [1]
+    assert state["history"] == ["PREEMPTED"] and tables.runs["history"].tolist() == ["PREEMPTED"]
     sacct = subprocess.run(
         ["sacct", "-n", "-X", "-j", urgent, "-o", "State"], capture_output=True, text=True
     ).stdout
@@ -279,6 +297,7 @@ def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> Non
         )
     assert found["state"]["state"] == "COMPLETED", found  # type: ignore[index]
     assert found["state"]["restarts"] == 1  # type: ignore[index]
+    assert found["state"]["history"] == ["NODE_FAIL"]  # type: ignore[index]
     second = (run_dir / "logs" / "node0" / "workerlog.0").read_text()
     assert "resumed after epoch" in second
     tables = load_tables(sweep_dir)
@@ -288,3 +307,52 @@ def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> Non
     assert tables.runs["restarts"].tolist() == [1]
     pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "resumable.py")], check=False)
     assert pgrep.returncode == 1
+
+
+def test_a_preempted_run_that_ignores_every_signal_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "stubborn.py").write_text(  # no checkpoints; deaf to SIGTERM and USR2
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('working', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "stubborn.py"},
+                "resources": {"nodes": 2, "time": "10"},
+                "sweep": {"name": "stubborn"},
+            }
+        ),
+    )
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "stubborn"
+    (run,) = load(sweep_dir).runs
+    run_dir = sweep_dir / "runs" / run.run_id
+    try:
+        deadline = time.monotonic() + 120
+        while "working" not in "".join(
+            p.read_text() for p in run_dir.glob("logs/node*/workerlog.*")
+        ):
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.5)
+        preempt()
+        # GraceTime 20 s, then SIGTERM; SIGKILL 10 s later; the requeued task then
+        # waits two minutes for its BeginTime: nothing of the run may be left meanwhile.
+        deadline = time.monotonic() + 60
+        while json.loads((run_dir / "state.json").read_text())["state"] == "RUNNING":
+            assert time.monotonic() < deadline, "the run's state stayed RUNNING"
+            time.sleep(1)
+        while subprocess.run(["pgrep", "-f", str(tmp_path / "stubborn.py")]).returncode == 0:
+            assert time.monotonic() < deadline, "a process of the preempted run is left"
+            time.sleep(1)
+        state = json.loads((run_dir / "state.json").read_text())
+        assert state["state"] == "PREEMPTED" and state["retrying"] is True, state
+        assert state["reason"].startswith("PREEMPTED: stopped by SIGTERM"), state
+        deadline = time.monotonic() + 30
+        while (queued := squeued(state["job"])) != ["PENDING", "BeginTime"]:
+            assert time.monotonic() < deadline, f"not requeued by Slurm: {queued}"
+            time.sleep(1)
+    finally:
+        subprocess.run(["scancel", *(str(a.job_id) for a in load(sweep_dir).arrays)])

@@ -96,3 +96,20 @@ def test_missing_tools_are_a_typed_error(tmp_path: Path) -> None:
     client = SlurmClient(SubprocessRunner(env={"PATH": str(tmp_path)}))
     with pytest.raises(SlurmUnavailableError, match="`scontrol` is not on the PATH"):
         client.show_config()
+
+
+# `sacct --duplicates` of an array task Slurm requeued after a preemption (the test
+# cluster's own output; the second run was then cancelled while pending)
+REQUEUED = """\
+JobID|JobIDRaw|State|ExitCode|NodeList|Start|End|ElapsedRaw|Partition|JobName
+46_0|46|PREEMPTED|0:0|n[1-2]|2026-11-23T22:51:11|2026-11-23T22:51:38|27|debug|stubborn
+46_0|46|CANCELLED by 0|0:0|None assigned|None|2026-11-23T22:52:16|0|debug|stubborn
+"""
+
+
+def test_how_the_run_before_a_requeue_ended() -> None:
+    runner = RecordingRunner((0, REQUEUED, ""), (0, REQUEUED.splitlines()[0] + "\n", ""))
+    client = SlurmClient(runner)
+    assert client.ended_before("46_0") == "PREEMPTED"
+    assert client.ended_before("47_1") is None  # never requeued: nothing before
+    assert "--duplicates" in runner.calls[0] and runner.calls[0][-1] == "--jobs=46_0"

@@ -12,7 +12,7 @@ from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, load, save
 from paddle_hpc.runstate import RunState
 from paddle_hpc.slurm.parse import parse_sacct
-from paddle_hpc.view import exit_code, is_done, render
+from paddle_hpc.view import attempt_text, exit_code, is_done, render
 
 RUNS = tuple(RunEntry(f"r{i}", i, (f"a={i}",), {"a": str(i)}, 0) for i in range(5))
 MANIFEST = Manifest("s", "2026-11-23T10:00:00+00:00", ("python",), "slurm", ("a",), ({},), RUNS)
@@ -63,6 +63,18 @@ def test_a_requeued_run_shows_its_attempt_and_why() -> None:
     retried = SUBMITTED.for_retry({"r0": ("FAILED", 1)})
     assert retried.run("r0").attempt == 2 and retried.run("r0").job_id is None
     assert statuses(retried, SACCT, older)[0].state == "NOT_SUBMITTED"
+
+
+def test_a_run_back_after_a_preemption_and_a_time_limit_says_so() -> None:
+    back = RunState("RUNNING", attempt=3, restarts=2, history=("PREEMPTED", "TIMEOUT"))
+    found = statuses(SUBMITTED, SACCT.replace("40_1|42|FAILED", "40_1|42|RUNNING"), {"r1": back})
+    assert found[1].history == ("PREEMPTED", "TIMEOUT")
+    assert attempt_text(found[1]) == "3 after PREEMPTED, TIMEOUT"
+    assert attempt_text(found[0]) == "1"
+    table = render(SUBMITTED, found, every=True)[1]
+    assert isinstance(table, Table)
+    attempts = next(c for c in table.columns if c.header == "attempt")
+    assert list(attempts.cells)[1] == "3 after PREEMPTED, TIMEOUT"
 
 
 def test_the_view_counts_states_and_lists_what_needs_attention() -> None:

@@ -41,6 +41,7 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
     job: str  # '12_3', or '' when not submitted to Slurm
     attempt: int  # the latest attempt's number (1 for the first)
     reason: str = ""
+    history: tuple[str, ...] = ()  # how each earlier attempt ended
 
     @property
     def ended(self) -> bool:
@@ -68,7 +69,9 @@ def local_status(run: RunEntry, state: RunState | None) -> RunStatus:
         shown = "PENDING"
     elif state.state == runstate.RUNNING and not alive(state):
         shown, reason = "FAILED", "its process is gone"
-    return RunStatus(run.run_id, run.swept, shown, None, ("localhost",), "", state.attempt, reason)
+    return RunStatus(
+        run.run_id, run.swept, shown, None, ("localhost",), "", state.attempt, reason, state.history
+    )
 
 
 Say = Callable[[str], None]

@@ -35,12 +35,15 @@ def run_status(
     """
     attempt = run.attempt
     reason = ""
+    history: tuple[str, ...] = ()
     if state is not None and state.attempt >= run.attempt:
-        attempt, reason = state.attempt, state.reason or ""
+        attempt, reason, history = state.attempt, state.reason or "", state.history
     if run.job_id is None:
         return RunStatus(run.run_id, run.swept, NOT_SUBMITTED, None, (), "", run.attempt)
     if record is None:
-        return RunStatus(run.run_id, run.swept, "PENDING", None, (), run.job, attempt, reason)
+        return RunStatus(
+            run.run_id, run.swept, "PENDING", None, (), run.job, attempt, reason, history
+        )
     return RunStatus(
         run.run_id,
         run.swept,
@@ -50,6 +53,7 @@ def run_status(
         run.job,
         attempt,
         reason,
+        history,
     )
 
 

@@ -29,11 +29,13 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
 from paddle_hpc.collect.sources import fingerprint
+from paddle_hpc.metrics import RESERVED
 
 _Skipped = dict[int, tuple[int, int]]  # file index -> (lines skipped, the first one)
 NAT = np.iinfo(np.int64).min  # numpy's and pandas' "not a time" as int64
 BLOCK_SIZE = 4 << 20  # bytes per parsing block
 CHUNK = 8 << 20  # bytes read and translated while the chunk before is parsed
+OWN_KEYS = frozenset({"step", *RESERVED})  # what log_metrics writes besides the metrics
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Columns:
     step: np.ndarray  # int64, 0 where the line had none
     no_step: np.ndarray  # bool: the line had no step
     time: np.ndarray  # int64 nanoseconds since the epoch, NAT where unknown
+    attempt: np.ndarray  # int64, 0 where the line did not say
     name: np.ndarray  # int32 codes into `names`
     value: np.ndarray  # float64
     names: list[str]
@@ -337,6 +340,7 @@ class _Wide:
     step: np.ndarray  # int64, per line
     no_step: np.ndarray  # bool, per line
     time: np.ndarray  # int64 nanoseconds, per line
+    attempt: np.ndarray  # int64, per line; 0: not said
     values: np.ndarray  # float64, lines x metrics
     metrics: list[str]
     present: np.ndarray | None  # bool, lines x metrics, when a line lacks a metric
@@ -345,7 +349,7 @@ class _Wide:
 def _wide(table: pa.Table, files: np.ndarray, skipped: _Skipped) -> list[_Wide]:
     """A parsed table as a _Wide (none when it has no metric). The table's rows are its
     files' lines, in order (from `_parse_lines`: only the good ones, steps checked)."""
-    metrics = [n for n in table.column_names if n not in ("step", "time")]
+    metrics = [n for n in table.column_names if n not in OWN_KEYS]
     if not metrics or table.num_rows == 0:
         return []
     table, files, step = _skip_bad_steps(table, files, skipped)
@@ -359,7 +363,16 @@ def _wide(table: pa.Table, files: np.ndarray, skipped: _Skipped) -> list[_Wide]:
             present[:, index] = table[name].is_valid().to_numpy(zero_copy_only=False)
     no_step = np.isnan(step)
     steps = np.where(no_step, 0, step).astype(np.int64)
-    return [_Wide(files, steps, no_step, _nanos(_column(table, "time")), values, metrics, present)]
+    time = _nanos(_column(table, "time"))
+    return [_Wide(files, steps, no_step, time, _attempts(table), values, metrics, present)]
+
+
+def _attempts(table: pa.Table) -> np.ndarray:
+    """Each line's attempt; 0 where it is missing or not a whole number from 1 up."""
+    attempt = _column(table, "attempt")
+    with np.errstate(invalid="ignore"):
+        good = (attempt >= 1) & (attempt < 2.0**31) & (np.floor(attempt) == attempt)
+    return np.where(good, attempt, 0).astype(np.int64)
 
 
 def _long(parts: Sequence[_Wide], skipped: _Skipped) -> Columns:
@@ -374,6 +387,7 @@ def _long(parts: Sequence[_Wide], skipped: _Skipped) -> Columns:
         step=np.empty(total, np.int64),
         no_step=np.empty(total, bool),
         time=np.empty(total, np.int64),
+        attempt=np.empty(total, np.int64),
         name=np.empty(total, np.int32),
         value=np.empty(total, float),
         names=names,
@@ -387,6 +401,7 @@ def _long(parts: Sequence[_Wide], skipped: _Skipped) -> Columns:
             (out.step, part.step),
             (out.no_step, part.no_step),
             (out.time, part.time),
+            (out.attempt, part.attempt),
         ]
         name_codes = np.array([codes[name] for name in part.metrics], dtype=np.int32)
         end = start + size

@@ -31,7 +31,7 @@ from paddle_hpc.slurm import SacctRecord
 log = logging.getLogger(__name__)
 RESULTS = layout.RESULTS
 STATE_FILE = "collect.json"
-VERSION = 3
+VERSION = 4
 NAMES = ("runs", "metrics", "errors")
 SLURM_FAILURES = {
     "TIMEOUT": "TIMEOUT",
@@ -41,7 +41,7 @@ SLURM_FAILURES = {
     "DEADLINE": "DEADLINE",
     "PREEMPTED": "PREEMPTED",
 }
-METRIC_COLUMNS = ["run_id", "step", "name", "value", "time", "source"]
+METRIC_COLUMNS = ["run_id", "step", "name", "value", "time", "attempt", "source"]
 # rank: the global rank (Paddle's PADDLE_TRAINER_ID); local_rank: N of workerlog.N
 ERROR_COLUMNS = [
     "run_id",
@@ -121,6 +121,7 @@ def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Colum
             "name": pd.Categorical.from_codes(cols.name, categories=pd.Index(cols.names)),
             "value": cols.value,
             "time": pd.Series(cols.time.view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "attempt": pd.arrays.IntegerArray(cols.attempt, cols.attempt == 0),
             "source": pd.Categorical.from_codes(codes, categories=pd.Index(rels)),
         }
     )
@@ -198,15 +199,33 @@ def read_log_metrics(
                 continue
             found = [(row.step, row.name, row.value) for row in logs.log_metrics(lines, patterns)]
             found += user_metrics(parsers, lines, rel)
+            attempt = attempt_of(sweep_dir / rel)
             metric_rows.extend(
-                {"run_id": run.run_id, "step": step, "name": name, "value": value, "source": rel}
+                {
+                    "run_id": run.run_id,
+                    "step": step,
+                    "name": name,
+                    "value": value,
+                    "attempt": attempt,
+                    "source": rel,
+                }
                 for step, name, value in found
             )
-    metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "name", "value", "source"])
-    metrics["step"] = metrics["step"].astype("Int64")
+    columns = ["run_id", "step", "name", "value", "attempt", "source"]
+    metrics = pd.DataFrame(metric_rows, columns=columns)
+    for column in ("step", "attempt"):
+        metrics[column] = metrics[column].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
     metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def attempt_of(log: Path) -> int | None:
+    """The attempt that wrote a worker log: its folder's mark, which the node writes."""
+    try:
+        return int((log.parent / layout.ATTEMPT_MARK).read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
 
 
 def global_ranks(worker_logs: Sequence[tuple[str, int, int]]) -> dict[tuple[int, int], int]:
@@ -314,7 +333,7 @@ def runs_frame(
     slurm: dict[str, list[Any]] = {
         key: []
         for key in ("state", "slurm_exit_code", "job_id", "array_task", "nodelist", "start", "end")
-    } | {"elapsed_s": [], "restarts": [], "attempts": [], "exit_code": [], "reason": []}
+    } | {key: [] for key in ("elapsed_s", "restarts", "attempts", "exit_code", "reason", "history")}
     for run in manifest.runs:
         for key in manifest.axes:
             data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
@@ -360,6 +379,7 @@ def runs_frame(
             slurm[key].append(value)
         slurm["exit_code"].append(own.returncode if own else None)
         slurm["reason"].append(own.reason if own else None)
+        slurm["history"].append(", ".join(own.history) if own and own.history else None)
         slurm["job_id"].append(run.job_id)
         slurm["array_task"].append(run.array_task)
         slurm["restarts"].append(state.get("restarts", 0 if state else None))
@@ -378,7 +398,8 @@ def runs_frame(
         frame[key] = pd.array(slurm[key], dtype="Int64")
     frame["state"] = slurm["state"]
     frame["nodelist"] = slurm["nodelist"]
-    frame["reason"] = pd.Series(slurm["reason"], index=index, dtype=object)
+    for key in ("reason", "history"):
+        frame[key] = pd.Series(slurm[key], index=index, dtype=object)
     frame["start"] = pd.to_datetime(pd.Series(slurm["start"], index=index, dtype=object))
     frame["end"] = pd.to_datetime(pd.Series(slurm["end"], index=index, dtype=object))
     frame = frame[
@@ -395,6 +416,7 @@ def runs_frame(
             "elapsed_s",
             "restarts",
             "attempts",
+            "history",
             "reason",
         ]
     ]

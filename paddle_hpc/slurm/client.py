@@ -62,10 +62,14 @@ def sbatch_argv(script: Path, options: Mapping[str, OptionValue]) -> list[str]:
     return ["sbatch", "--parsable", *sbatch_options(options), str(script)]
 
 
-def sacct_argv(job_ids: Iterable[int | str], *, allocations_only: bool = True) -> list[str]:
+def sacct_argv(
+    job_ids: Iterable[int | str], *, allocations_only: bool = True, duplicates: bool = False
+) -> list[str]:
     argv = ["sacct", "--parsable2", f"--format={','.join(SACCT_FIELDS)}"]
     if allocations_only:
         argv.append("--allocations")
+    if duplicates:  # each earlier run of a requeued job too, oldest first
+        argv.append("--duplicates")
     argv.append("--jobs=" + ",".join(str(job) for job in job_ids))
     return argv
 
@@ -101,6 +105,13 @@ class SlurmClient:
     ) -> list[SacctRecord]:
         """One sacct call for all the given jobs. A job Slurm has not yet recorded is absent."""
         return parse_sacct(self.sacct_text(job_ids, allocations_only=allocations_only))
+
+    def ended_before(self, job: str) -> str | None:
+        """How the last run of a requeued job (or array task, '12_3') before the current
+        one ended, by Slurm's accounting: NODE_FAIL, PREEMPTED, REQUEUED, ..."""
+        records = parse_sacct(self._run(sacct_argv([job], duplicates=True)).stdout)
+        earlier = [r.state for r in records if r.ref.step is None][:-1]
+        return earlier[-1] if earlier else None
 
     def sacct_text(self, job_ids: Iterable[int | str], *, allocations_only: bool = True) -> str:
         """sacct's own output for the jobs (what `parse_sacct` reads), '' for none."""
