@@ -31,7 +31,7 @@ from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
-from paddle_hpc.points import PointResolver, apply_overrides, related, resolved
+from paddle_hpc.points import PointResolver, apply_overrides, parses_kept, related, resolved
 from paddle_hpc.schema import RunConfig, SweepConfig
 from paddle_hpc.secret_env import has_env_ref, is_secret
 
@@ -136,7 +136,8 @@ def make_plan(
             return first
         return compose_base(config_dir, config_name, group_choice)
 
-    runs = resolve_runs(axes, compose, cwd, sweep_dir)
+    with parses_kept():
+        runs = resolve_runs(axes, compose, cwd, sweep_dir)
     fixed = [a.override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
     keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})

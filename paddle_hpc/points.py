@@ -8,25 +8,35 @@ The usual grid only sets plain values (`optim.lr=0.1`), and every point sets the
 keys, so the points are applied one after the other to a single working copy: each
 point overwrites what the one before it set. Per point, the base's plain form is
 copied, the swept keys are read back, and each interpolation is resolved again only
-when a swept key it refers to has a value not seen before. An interpolation that is
-not a plain reference (`${oc.env:X}`, `${${k}}`, anything with a backslash) is
-resolved at every point.
+when a swept key it refers to has a value not seen before. Plain references count,
+and so do `${oc.env:X}`, `${oc.decode:...}` and Hydra's `${now:...}` with literal
+arguments, which read nothing of the config (the environment does not change while a
+sweep is planned; Hydra caches `now` itself). Any other interpolation (another
+resolver, `${run:dir}`, `${${k}}`, anything with a backslash) is resolved at every
+point.
 
-Overrides that add or delete keys (`+key`, `~key`) or whose value is a list or a
-mapping (which Hydra merges into what is there) would leave traces in a shared copy;
-a grid with any of them applies each point to its own copy of the base instead.
-Either way the overrides go through Hydra's own `_apply_overrides_to_config`, so the
-schema checks and error messages are Hydra's and OmegaConf's.
+Keys added with `+key` or `++key` are added once, as the first point adds them, to a
+copy of the base that every point of that shape then changes in place. Overrides that
+delete keys (`~key`) or whose value is a list or a mapping (which Hydra merges into
+what is there) would leave traces in a shared copy; a point with any of them is
+applied to its own copy of the base instead. Either way the overrides go through
+Hydra's own `_apply_overrides_to_config`, so the schema checks and error messages are
+Hydra's and OmegaConf's; and while points are resolved, OmegaConf's parse of each
+interpolation's text is kept (`parses_kept`) rather than redone at every point.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import enum
+import functools
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import omegaconf.base
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import Container, DictConfig, ListConfig, Node, OmegaConf
@@ -63,16 +73,21 @@ def interpolations(cfg: DictConfig | ListConfig, prefix: str = "") -> dict[str, 
 
 
 _REFERENCE = re.compile(r"\$\{(\.*)([\w-]+(?:\.[\w-]+)*)\}")
+# resolvers that read nothing of the config, called with literal arguments
+_CONSTANT = re.compile(r"\$\{(?:oc\.env|oc\.decode|now):[^${}\\]*\}")
 
 
 def references(path: str, text: str) -> frozenset[str] | None:
     """Absolute keys that the interpolation `text` at `path` refers to.
 
     None unless every `${...}` in it is a plain reference to a key ('${optim.lr}',
-    relative '${.x}' and '${..x}'): resolvers and nested interpolations may depend on
-    anything.
+    relative '${.x}' and '${..x}') or a resolver that reads nothing of the config
+    (`_CONSTANT`): other resolvers and nested interpolations may depend on anything.
     """
-    if "\\" in text or "${" in _REFERENCE.sub("", text):
+    if "\\" in text:
+        return None
+    text = _CONSTANT.sub("", text)
+    if "${" in _REFERENCE.sub("", text):
         return None
     parent = path.split(".")[:-1]
     keys = set()
@@ -126,8 +141,26 @@ def dependencies(
 
 
 def is_in_place(override: Override) -> bool:
-    """True when applying the override to a shared copy leaves nothing of the previous point."""
-    return override.type == OverrideType.CHANGE and not isinstance(override.value(), list | dict)
+    """True when applying the override to a shared copy leaves nothing of the previous
+    point, once the key it adds (if any) is there."""
+    return override.type != OverrideType.DEL and not isinstance(override.value(), list | dict)
+
+
+def adds(override: Override) -> bool:
+    return override.type in (OverrideType.ADD, OverrideType.FORCE_ADD)
+
+
+@contextlib.contextmanager
+def parses_kept() -> Iterator[None]:
+    """OmegaConf parses an interpolation's text each time it resolves it (about half a
+    millisecond); meanwhile the parse of each text is kept and reused. The parse trees
+    are only read when they are resolved."""
+    parse = vars(omegaconf.base)["parse"]
+    vars(omegaconf.base)["parse"] = functools.lru_cache(maxsize=4096)(parse)
+    try:
+        yield
+    finally:
+        vars(omegaconf.base)["parse"] = parse
 
 
 def plain_copy(value: Any) -> Any:
@@ -164,7 +197,44 @@ class PointResolver:
 
     def __init__(self, base: DictConfig) -> None:
         self._base = base
-        self._work: DictConfig | None = None
+        # per set of added keys: the base with them added, shared by those points
+        self._shared: dict[tuple[str, ...], _SharedCopy | None] = {}
+
+    def resolve(self, overrides: Sequence[Override]) -> dict[str, Any]:
+        """The point's config, resolved. Raises Hydra's or OmegaConf's error."""
+        added = tuple(o.key_or_group for o in overrides if adds(o))
+        if added not in self._shared:
+            self._shared[added] = self._share(overrides)
+        shared = self._shared[added]
+        if shared is None or not all(is_in_place(o) for o in overrides):
+            return resolved(apply_overrides(self._base, overrides))
+        changes = [
+            dataclasses.replace(o, type=OverrideType.CHANGE) if adds(o) else o for o in overrides
+        ]
+        return shared.resolve(changes)
+
+    def _share(self, overrides: Sequence[Override]) -> _SharedCopy | None:
+        """A copy to share for points that add the keys these overrides add: the base
+        with them added, as Hydra adds them; None when one is there already (`+key`
+        then fails, which the point's own copy reports as Hydra does)."""
+        to_add = [o for o in overrides if adds(o)]
+        if not to_add:
+            return _SharedCopy(self._base)
+        if any(
+            o.type == OverrideType.ADD and OmegaConf.select(self._base, o.key_or_group) is not None
+            for o in to_add
+        ):
+            return None
+        if not all(is_in_place(o) for o in to_add):
+            return None
+        return _SharedCopy(apply_overrides(self._base, to_add))
+
+
+class _SharedCopy:
+    """One working copy that points changing the same keys are applied to in turn."""
+
+    def __init__(self, base: DictConfig) -> None:
+        self._work = copy.deepcopy(base)
         plain = OmegaConf.to_container(base, resolve=False, enum_to_str=True)
         assert isinstance(plain, dict)
         self._plain: dict[str, Any] = {str(k): v for k, v in plain.items()}
@@ -173,11 +243,6 @@ class PointResolver:
         self._seen: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def resolve(self, overrides: Sequence[Override]) -> dict[str, Any]:
-        """The point's config, resolved. Raises Hydra's or OmegaConf's error."""
-        if not all(is_in_place(o) for o in overrides):
-            return resolved(apply_overrides(self._base, overrides))
-        if self._work is None:
-            self._work = copy.deepcopy(self._base)
         ConfigLoaderImpl._apply_overrides_to_config(list(overrides), self._work)
         config: dict[str, Any] = plain_copy(self._plain)
         values = {o.key_or_group: o.input_line or "" for o in overrides}

@@ -55,6 +55,10 @@ def hydra_way(cfg: DictConfig, texts: Sequence[str]) -> dict[str, Any]:
         [["optim={lr:1}", "optim={wd:3}"], ["+extra=1", "+extra=2"]],
         [["program.args=[a]", "program.args=[b,'${optim.lr}']"]],
         [["~model.copy"], ["optim.lr=3", "optim.lr=4"]],
+        # keys added once to a shared copy, nested ones too; ++ adds or changes
+        [["+extra=1", "+extra='${optim.lr}'"], ["++optim.lr=3", "++optim.lr=4"]],
+        [["+model.depth.n=1", "+model.depth.n=x"], ["optim.lr=1", "optim.lr=2"]],
+        [["++new=1", "++new=2"], ["alias=a", "alias='${new}'"]],
     ],
 )
 def test_every_point_matches_a_fresh_copy(axes: list[list[str]]) -> None:
@@ -65,14 +69,21 @@ def test_every_point_matches_a_fresh_copy(axes: list[list[str]]) -> None:
         assert got == hydra_way(base(), texts), texts
 
 
-def test_a_changed_environment_reaches_the_next_point() -> None:
-    # Resolvers are resolved at every point, never reused.
+def test_other_resolvers_are_resolved_at_every_point() -> None:
+    calls = iter(range(100))
+    OmegaConf.register_new_resolver("paddle_hpc_test_next", lambda: next(calls), replace=True)
+    cfg = validate(OmegaConf.create({"n": "${paddle_hpc_test_next:}", "home": "${oc.env:HOME}"}))
+    resolver = PointResolver(cfg)
+    got = [resolver.resolve([parse_override(f"+x={i}")]) for i in range(3)]
+    assert [g["n"] for g in got] == [0, 1, 2]
+    assert {g["home"] for g in got} == {os.environ["HOME"]}
+
+
+def test_an_added_key_already_there_is_hydras_error() -> None:
     resolver = PointResolver(base())
-    points = [[parse_override("optim.lr=1")], [parse_override("optim.lr=2")]]
-    os.environ["PADDLE_HPC_T"] = "one"
-    assert resolver.resolve(points[0])["program"]["args"][-1] == "one"
-    os.environ["PADDLE_HPC_T"] = "two"
-    assert resolver.resolve(points[1])["program"]["args"][-1] == "two"
+    with pytest.raises(HydraException, match="Could not append to config"):
+        resolver.resolve([parse_override("+optim.lr=1")])
+    assert resolver.resolve([parse_override("++optim.lr=1")])["optim"]["lr"] == 1
 
 
 def test_results_do_not_share_mutable_parts() -> None:
@@ -119,7 +130,12 @@ def test_interpolations_are_found_in_lists_and_nested_mappings() -> None:
         ("x.y.n", "${..b}", {"x.b"}),
         ("l.1", "${.0}", {"l.0"}),
         ("a", "no reference", set()),
-        ("a", "${oc.env:HOME}", None),
+        ("a", "${oc.env:HOME}", set()),
+        ("a", "${oc.env:HOME,/tmp}/${b}", {"b"}),
+        ("a", "${now:%Y-%m-%d_%H-%M}", set()),
+        ("a", "${oc.env:${b}}", None),
+        ("a", "${run:dir}/out", None),
+        ("a", "${my_resolver:1}", None),
         ("a", "${${k}}", None),
         ("a", "\\${a}", None),
         ("a", "${a", None),
@@ -139,6 +155,8 @@ def test_dependencies_follow_chains_and_containers() -> None:
         "inside": "${opt.x}",
         "opt": "${optim}",
         "env": "${oc.env:X}",
+        "custom": "${my_resolver:${optim.lr}}",
+        "uses_custom": "${custom}",
         "uses_env": "${env}",
         "c1": "${c2}",
         "c2": "${c1}",
@@ -149,6 +167,7 @@ def test_dependencies_follow_chains_and_containers() -> None:
     assert deps["p"] == deps["q"] == deps["whole"] == frozenset({"optim.lr"})
     assert deps["inside"] == frozenset({"optim.lr"})
     assert deps["fixed"] == frozenset()
-    assert deps["env"] is None and deps["uses_env"] is None
+    assert deps["env"] == deps["uses_env"] == frozenset()
+    assert deps["custom"] is None and deps["uses_custom"] is None
     assert deps["c1"] is None and deps["c2"] is None
     assert deps["alias"] is None  # swept itself
