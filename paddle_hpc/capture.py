@@ -8,8 +8,11 @@ they were taken (secret_env.py), with any secret-looking name redacted besides.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import importlib.util
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -86,25 +89,46 @@ def write_sweep_environment(sweep_dir: Path, code_dir: Path) -> None:
         (sweep_dir / DIFF).write_text(diff, encoding="utf-8")
 
 
-def node_environment(env: Mapping[str, str], mode: str, devices: int | None) -> dict[str, Any]:
-    """Where a node of a run ran: host, the GPUs it was given, Paddle's device count,
-    and the launcher's environment (secret-looking values redacted)."""
+def node_environment(env: Mapping[str, str], mode: str, cuda: str | None) -> dict[str, Any]:
+    """Where a node of a run ran: host, the GPUs it was given, the CUDA version Paddle
+    was built with (None: the CPU build), and the launcher's environment (secret-looking
+    values redacted)."""
     return {
         "host": socket.gethostname(),
         "mode": mode,
         "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
-        "paddle_device_count": devices,
+        "paddle_cuda_version": cuda,
         "environment": {k: REDACTED if is_secret(k) else v for k, v in sorted(env.items())},
     }
 
 
-def paddle_devices() -> int:
-    """The GPUs Paddle sees here (0 with the CPU build)."""
-    import paddle
+_CUDA_VERSION = re.compile(r"^cuda_version\s*=\s*['\"]([^'\"]*)['\"]", re.MULTILINE)
 
-    if not paddle.device.is_compiled_with_cuda():
-        return 0
-    return int(paddle.device.cuda.device_count())
+
+def cuda_version_in(text: str) -> str | None:
+    """The `cuda_version` of a paddle/version/__init__.py; LookupError when it has none."""
+    found = _CUDA_VERSION.search(text)
+    if found is None:
+        raise LookupError("no cuda_version")
+    return None if found.group(1) in ("False", "") else found.group(1)
+
+
+@functools.cache
+def paddle_cuda_version() -> str | None:
+    """The CUDA version the installed Paddle was built with; None for the CPU build.
+    Read from paddle/version/__init__.py, which Paddle's build writes: importing paddle
+    would cost the node runner about 1.5 s before its launcher (which imports it
+    again) could start."""
+    spec = importlib.util.find_spec("paddle")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = (Path(folder) / "version" / "__init__.py").read_text(encoding="utf-8")
+            return cuda_version_in(text)
+        except (OSError, LookupError):
+            continue
+    import paddle  # a build that does not say: ask it
+
+    return "unknown" if paddle.device.is_compiled_with_cuda() else None
 
 
 def write_node_environment(folder: Path, record: Mapping[str, Any]) -> None:

@@ -22,6 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from paddle_hpc import packing
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.schema import GROUPS, RETRYABLE
 from paddle_hpc.slurm.parse import time_limit_minutes
@@ -154,6 +155,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
                 f"resources value {key}={value!r} has a line break or a backslash, which "
                 "an #SBATCH line cannot carry; remove it."
             )
+    packing.check(resources, sweep["trials_per_task"])
     for state in sweep["retry_on"]:
         if state == "TIMEOUT":
             raise ConfigError(

@@ -43,6 +43,7 @@ class RunEntry:
     array_task: int | None = None
     attempt: int = 1  # the attempt number the current submission starts as
     submissions: tuple[Submission, ...] = ()
+    packed: bool = False  # its current task runs several trials (sweep.trials_per_task)
 
     @property
     def job(self) -> str:
@@ -54,7 +55,12 @@ class RunEntry:
 class ArrayEntry:
     job_id: int
     shape: int
-    run_ids: tuple[str, ...]  # task i runs run_ids[i]
+    run_ids: tuple[str, ...]  # task i runs run_ids[i * k : (i + 1) * k]
+    trials_per_task: int = 1  # k
+
+    def task_of(self, position: int) -> int:
+        """The task that runs run_ids[position]."""
+        return position // self.trials_per_task
 
 
 @dataclass(frozen=True)
@@ -74,14 +80,18 @@ class Manifest:
 
     def with_arrays(self, arrays: tuple[ArrayEntry, ...], state: str) -> Manifest:
         """The runs in `arrays` get their job ids; the arrays are added to the ones before."""
-        where = {rid: (a.job_id, task) for a in arrays for task, rid in enumerate(a.run_ids)}
-        runs = tuple(
-            replace(r, job_id=where[r.run_id][0], array_task=where[r.run_id][1])
-            if r.run_id in where
-            else r
-            for r in self.runs
-        )
-        return replace(self, arrays=self.arrays + arrays, runs=runs, state=state, error=None)
+        where = {
+            rid: (a.job_id, a.task_of(i), a.trials_per_task > 1)
+            for a in arrays
+            for i, rid in enumerate(a.run_ids)
+        }
+        runs = []
+        for run in self.runs:
+            if run.run_id in where:
+                job, task, packed = where[run.run_id]
+                run = replace(run, job_id=job, array_task=task, packed=packed)
+            runs.append(run)
+        return replace(self, arrays=self.arrays + arrays, runs=tuple(runs), state=state, error=None)
 
     def for_retry(self, ended: Mapping[str, tuple[str, int]]) -> Manifest:
         """run id -> (the state its submission ended in, its last attempt): that

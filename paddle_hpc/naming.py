@@ -1,7 +1,8 @@
 """Naming runs and states on the command line. Pure.
 
 A run is named by its id (`r8fe5cf36b6`), a unique prefix of it (`r8fe5`), or its
-Slurm array task (`1234_5`, any submission of the run). States are Slurm's names,
+Slurm array task (`1234_5`, any submission of the run; for a packed task, each of its
+trials where several runs may be named). States are Slurm's names,
 comma-separated, in any case.
 """
 
@@ -18,19 +19,35 @@ _TASK = re.compile(r"^(\d+)_(\d+)$")
 STATES = frozenset({*TERMINAL_STATES, "PENDING", "RUNNING", "NOT_SUBMITTED", "REQUEUED"})
 
 
-def pick_run(manifest: Manifest, name: str) -> RunEntry:
-    if match := _TASK.match(name):
-        job, task = int(match[1]), int(match[2])
-        for run in manifest.runs:
-            tasks = {(run.job_id, run.array_task)} | {
-                (s.job_id, s.array_task) for s in run.submissions
-            }
-            if (job, task) in tasks:
-                return run
+def runs_of_task(manifest: Manifest, name: str) -> list[RunEntry]:
+    """The runs that ran as array task `name` (JOB_TASK) in any submission: one, or a
+    packed task's trials."""
+    match = _TASK.match(name)
+    assert match is not None
+    job, task = int(match[1]), int(match[2])
+    found = [
+        run
+        for run in manifest.runs
+        if (job, task)
+        in {(run.job_id, run.array_task)} | {(s.job_id, s.array_task) for s in run.submissions}
+    ]
+    if not found:
         raise PaddleHpcError(
             f"no run of sweep {manifest.name!r} ran as array task {name}; "
             "`paddle-hpc status SWEEP_DIR --all` lists each run's task."
         )
+    return found
+
+
+def pick_run(manifest: Manifest, name: str) -> RunEntry:
+    if _TASK.match(name):
+        found = runs_of_task(manifest, name)
+        if len(found) > 1:
+            raise PaddleHpcError(
+                f"array task {name} runs {len(found)} packed trials ({described(found)}); "
+                "name one by its run id."
+            )
+        return found[0]
     found = [r for r in manifest.runs if r.run_id.startswith(name)] if name else []
     exact = [r for r in found if r.run_id == name]
     if exact:
@@ -49,8 +66,15 @@ def pick_run(manifest: Manifest, name: str) -> RunEntry:
 
 
 def pick_runs(manifest: Manifest, names: Iterable[str]) -> list[RunEntry]:
-    """The named runs, each once, in the order given."""
-    picked = {run.run_id: run for run in (pick_run(manifest, n) for n in names)}
+    """The named runs, each once, in the order given; JOB_TASK names every trial of a
+    packed task."""
+    picked = {
+        run.run_id: run
+        for name in names
+        for run in (
+            runs_of_task(manifest, name) if _TASK.match(name) else [pick_run(manifest, name)]
+        )
+    }
     return list(picked.values())
 
 

@@ -52,9 +52,16 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def paddle_has_cuda() -> bool:
-    """Whether the installed Paddle is a CUDA build (paddlepaddle-gpu) with a GPU to use."""
-    return capture.paddle_devices() > 0
+    """Whether the installed Paddle is a CUDA build (paddlepaddle-gpu); the GPUs it uses
+    are the ones Slurm gives (CUDA_VISIBLE_DEVICES)."""
+    return capture.paddle_cuda_version() is not None
 
 
 def load_run_config(run: RunDir) -> RunConfig:
@@ -142,6 +149,48 @@ def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
     into.write_text("".join(kept), encoding="utf-8")
 
 
+class _Signals:
+    """This process's SIGTERM, SIGINT and SIGUSR2, passed to every listener registered:
+    the one run a node runner runs, or each trial a packed task runs at the moment.
+    Handlers live in the main thread; the first registration made there installs them."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[int], None]] = []
+        self._lock = threading.RLock()  # the handler runs in a thread that may hold it
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> bool:
+        """Installs the handlers (main thread only); False when that is not possible or
+        they already are."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return False
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return True
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def add(self, listener: Callable[[int], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove(self, listener: Callable[[int], None]) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(signum)
+
+
+SIGNALS = _Signals()
+
+
 class _Stop:
     """Passes SIGTERM and SIGINT on to the launcher's process group (SIGKILL after
     STOP_GRACE_S), then calls `stopped(signum)`. Slurm's USR2 (the time limit is near,
@@ -157,27 +206,26 @@ class _Stop:
         self.told: str | None = None  # why Slurm's USR2 came, once it came
         self._told, self._stopped = told, stopped
         self._proc: subprocess.Popen[bytes] | None = None
-        self._previous: dict[int, Any] = {}
+        self._installed = False
 
     def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-            self._previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, self._handle_told)
+        self._installed = SIGNALS.install()
+        SIGNALS.add(self.on_signal)
         return self
 
-    def _handle_told(self, signum: int, frame: FrameType | None) -> None:
-        if self.told is None:
-            self.told = self._told()
-
     def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        SIGNALS.remove(self.on_signal)
+        if self._installed:
+            SIGNALS.uninstall()
 
     def watch(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def on_signal(self, signum: int) -> None:
+        if signum == signal.SIGUSR2:
+            if self.told is None:
+                self.told = self._told()
+            return
         first = self.signal is None
         self.signal = signum
         if self._proc is not None and self._proc.poll() is None:
@@ -212,20 +260,37 @@ def last_output(run: RunDir, since: float) -> float:
 
 class Watchdog(threading.Thread):
     """Node 0's: stops the run once no rank has written anything for `timeout` seconds
-    (launch.stall_timeout). `on_stall(last)` runs first, with the time of the last output."""
+    (launch.stall_timeout), and, for a packed trial (`cancelled_in`: its attempt), once
+    its state file says CANCELLED (`paddle-hpc cancel` of one trial of a task).
+    `on_stall(last)` runs first, with the time of the last output."""
 
     def __init__(
-        self, run: RunDir, timeout: int, pgid: int, on_stall: Callable[[float], None]
+        self,
+        run: RunDir,
+        timeout: int | None,
+        pgid: int,
+        on_stall: Callable[[float], None],
+        cancelled_in: int | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.run_dir, self.timeout, self.pgid, self.on_stall = run, timeout, pgid, on_stall
+        self.cancelled_in = cancelled_in
         self.started = time.time()
         self.stalled: float | None = None
         self._done = threading.Event()
 
     def run(self) -> None:
-        poll = min(5.0, self.timeout / 4)
+        poll = min(5.0, self.timeout / 4) if self.timeout else 5.0
+        if self.cancelled_in is not None:
+            poll = min(poll, 1.0)
         while not self._done.wait(poll):
+            if self.cancelled_in is not None:
+                now = runstate.read(self.run_dir.state)
+                if now and now.state == runstate.CANCELLED and now.attempt == self.cancelled_in:
+                    stop_group(self.pgid)
+                    return
+            if self.timeout is None:
+                continue
             last = last_output(self.run_dir, self.started)
             if time.time() - last >= self.timeout:
                 self.stalled = last
@@ -235,6 +300,17 @@ class Watchdog(threading.Thread):
 
     def stop(self) -> None:
         self._done.set()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a run on this node, and what its task lets it do."""
+
+    number: int
+    restarts: int  # earlier attempts in this submission: Slurm's requeues, in-task reruns
+    again: Callable[[str], None]  # asks for Slurm task `job` to run again
+    devices: str | None = None  # a packed trial's GPUs
+    cancellable: bool = False  # a packed trial: stops once its state file says CANCELLED
 
 
 def run_node(
@@ -249,7 +325,23 @@ def run_node(
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
-    attempt += restarts
+    slurm = client or SlurmClient()
+    this = Attempt(attempt + restarts, restarts, lambda job: requeue(slurm, job))
+    return run_attempt(sweep_dir, run_id, config, python, env, cuda, this, slurm)
+
+
+def run_attempt(
+    sweep_dir: Path,
+    run_id: str,
+    config: RunConfig,
+    python: str,
+    env: Mapping[str, str],
+    cuda: bool,
+    attempt: Attempt,
+    slurm: SlurmClient,
+) -> int:
+    """Runs one attempt of the run's launcher on this node; raises PaddleHpcError if it
+    fails."""
     with tempfile.TemporaryDirectory(prefix="paddle-hpc-") as private:  # mode 0700
         secrets_file = Path(private) / "secrets.json"
         node = build_node_launch(
@@ -261,13 +353,18 @@ def run_node(
             cuda=cuda,
             resolve=socket.gethostbyname,
             secrets_file=secrets_file,
-            attempt=attempt,
+            attempt=attempt.number,
         )
         if node.secrets:
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(node.secrets, handle)
-        return _launch(sweep_dir, run_id, config, node, env, attempt, restarts, client)
+        return _launch(sweep_dir, run_id, config, node, env, attempt, slurm)
+
+
+# the launchers this process runs (a packed task runs several): no trial's end may end
+# another's launcher
+_LAUNCHERS: set[int] = set()
 
 
 def _launch(
@@ -276,12 +373,11 @@ def _launch(
     config: RunConfig,
     node: NodeLaunch,
     env: Mapping[str, str],
-    attempt: int,
-    restarts: int,
-    client: SlurmClient | None,
+    this: Attempt,
+    slurm: SlurmClient,
 ) -> int:
     run = SweepDir(sweep_dir).run(run_id)
-    slurm = client or SlurmClient()
+    attempt, restarts = this.number, this.restarts
     job = slurm_job(env)
     history = keep_earlier_attempt(run, node.node_rank, attempt, job, slurm.ended_before)
     allowed = requeues_allowed(config)
@@ -297,7 +393,7 @@ def _launch(
     node.log_dir.mkdir(parents=True, exist_ok=True)
     (node.log_dir / layout.ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
     capture.write_node_environment(
-        node.log_dir, capture.node_environment(node.env, node.mode, capture.paddle_devices())
+        node.log_dir, capture.node_environment(node.env, node.mode, capture.paddle_cuda_version())
     )
     workdir = config.program.cwd
     if workdir is not None and Path(workdir).is_relative_to(run.path):
@@ -323,6 +419,8 @@ def _launch(
         master=node.master,
         host=socket.gethostname(),
         history=history,
+        started=runstate.now(),
+        devices=this.devices,
     )
     orphans.become_subreaper()
     started = time.time()
@@ -348,28 +446,32 @@ def _launch(
             start_new_session=True,
             preexec_fn=_launcher_setup,
         )
+        _LAUNCHERS.add(proc.pid)
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))
         watchdog = None
         timeout = config.launch.stall_timeout
-        if node.node_rank == 0 and timeout:
+        if node.node_rank == 0 and (timeout or this.cancellable):
 
             def stalled(last: float) -> None:
+                assert timeout is not None
                 runstate.write(run.state, stalled_state(base, config, timeout, last))
 
-            watchdog = Watchdog(run, timeout, proc.pid, stalled)
+            cancelled_in = attempt if this.cancellable else None
+            watchdog = Watchdog(run, timeout, proc.pid, stalled, cancelled_in)
             watchdog.start()
         returncode = proc.wait()
+        _LAUNCHERS.discard(proc.pid)
         if watchdog is not None:
             watchdog.stop()
-        if left := orphans.end_children(STOP_GRACE_S):
+        if left := orphans.end_children(STOP_GRACE_S, spare=_LAUNCHERS):
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     if watchdog is not None and watchdog.stalled is not None:
-        return _stalled(run, base, returncode, slurm)
+        return _stalled(run, base, returncode, this.again)
     if stop.told is not None:
-        return _told_ended(run, node, base, returncode, stop.told, started, config, slurm)
-    return _ended(run, node, base, returncode, stop.signal, config, slurm)
+        return _told_ended(run, node, base, returncode, stop.told, started, config, this.again)
+    return _ended(run, node, base, returncode, stop.signal, config, this.again)
 
 
 def _launcher_setup() -> None:
@@ -410,7 +512,7 @@ def _told_ended(
     reason: str,
     started: float,
     config: RunConfig,
-    client: SlurmClient,
+    again: Callable[[str], None],
 ) -> int:
     """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
     this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
@@ -420,7 +522,7 @@ def _told_ended(
     if _settled(now, base.attempt) and node.node_rank != 0:
         return 0 if now is not None and now.state != runstate.FAILED else 1
     if returncode == 0 and step is None:  # it ended by itself in the meantime
-        return _ended(run, node, base, returncode, None, config, client)
+        return _ended(run, node, base, returncode, None, config, again)
     left = requeue_left(base, config)
     if step is not None and returncode == 0 and left:
         state = replace(
@@ -433,7 +535,7 @@ def _told_ended(
         if node.node_rank == 0:
             runstate.write(run.state, state)
             assert base.job is not None
-            requeue(client, base.job)
+            again(base.job)
         return 0
     if step is None:
         why = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
@@ -484,11 +586,11 @@ def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) 
     )
 
 
-def _stalled(run: RunDir, base: RunState, returncode: int, client: SlurmClient) -> int:
+def _stalled(run: RunDir, base: RunState, returncode: int, again: Callable[[str], None]) -> int:
     """Node 0 after its watchdog stopped the run: requeue it when the state says so."""
     state = runstate.read(run.state)
     if state is not None and state.retrying and base.job is not None:
-        requeue(client, base.job)
+        again(base.job)
     raise PaddleHpcError(
         f"run {run.path.name}: stopped, {state.reason if state else runstate.STALLED} "
         f"(the launcher exited with code {returncode})"
@@ -502,7 +604,7 @@ def _ended(
     returncode: int,
     stopped_by: int | None,
     config: RunConfig,
-    client: SlurmClient,
+    again: Callable[[str], None],
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
@@ -525,7 +627,7 @@ def _ended(
         runstate.write(run.state, state)
         if retry:
             assert base.job is not None
-            requeue(client, base.job)
+            again(base.job)
     if returncode != 0:
         raise PaddleHpcError(
             f"run {run.path.name}: paddle.distributed.launch exited with code {returncode} "

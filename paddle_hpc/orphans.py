@@ -17,18 +17,29 @@ import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# loaded once, here: a launcher's preexec_fn runs between fork and exec, and a packed
+# task forks from several threads, where loading a library could deadlock
+_LIBC = _libc()
+
+
 def _prctl(option: int, value: int) -> bool:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
+        return _LIBC is not None and bool(_LIBC.prctl(option, value, 0, 0, 0) == 0)
+    except AttributeError:
         return False
 
 
@@ -107,12 +118,13 @@ def _reap(pids: list[int]) -> list[int]:
     return left
 
 
-def end_children(grace_s: float) -> int:
-    """SIGTERM to every child of this process, SIGKILL to those still there after
-    grace_s; again while ending them leaves orphans of their own. Returns how many."""
+def end_children(grace_s: float, spare: Collection[int] = ()) -> int:
+    """SIGTERM to every child of this process but `spare` (launchers still running),
+    SIGKILL to those still there after grace_s; again while ending them leaves orphans
+    of their own. Returns how many."""
     ended = 0
     for _ in range(10):
-        pids = children(os.getpid())
+        pids = [pid for pid in children(os.getpid()) if pid not in spare]
         if not pids:
             break
         ended += len(pids)

@@ -36,6 +36,8 @@ class RunState:
     retrying: bool = False  # FAILED, and requeued for another attempt
     reason: str | None = None
     history: tuple[str, ...] = ()  # how each earlier attempt ended, oldest first
+    started: str = ""  # when this attempt's launcher started, ISO 8601 UTC
+    devices: str | None = None  # a packed trial's GPUs, as Slurm names them ('0', '2,3')
 
 
 _FIELDS = frozenset(f.name for f in fields(RunState))

@@ -38,6 +38,10 @@ class ProgramConfig:
 class ResourcesConfig:
     nodes: int = 1
     gpus_per_node: int = 0
+    # a packed trial's share: 0.5 runs two trials per GPU, 2 gives each trial two GPUs
+    # (sweep.trials_per_task > 1); default: each trial in turn gets the whole allocation
+    gpus_per_trial: float | None = None
+    mps: bool = False  # start CUDA MPS for the task, so that packed trials share GPUs well
     cpus_per_task: int | None = None
     mem: str | None = None  # Slurm's --mem, e.g. "16G"
     time: str = "01:00:00"  # Slurm's --time
@@ -58,6 +62,7 @@ class SweepConfig:
     max_retries: int = 0  # automatic retries of a run that ends in a retry_on state
     max_requeues: int = 3  # requeues of a run that saved a checkpoint when told to stop
     retry_on: list[str] = field(default_factory=lambda: ["FAILED", "NODE_FAIL", "PREEMPTED"])
+    trials_per_task: int = 1  # runs packed into one array task (one node), see packing.py
 
 
 @dataclass

@@ -15,14 +15,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from paddle_hpc import packing
 from paddle_hpc.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import ArrayEntry, Manifest, save
+from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, save
 from paddle_hpc.node import NodeTask
 from paddle_hpc.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
 from paddle_hpc.slurm.executor import SeamExecutor, sbatch_script
 from paddle_hpc.slurm.parse import time_limit_minutes
+from paddle_hpc.trials import TrialsTask
 
 log = logging.getLogger(__name__)
 ARRAY_OPTIONS = ("partition", "account", "qos", "constraint", "mem")
@@ -70,8 +72,22 @@ def python_for(shape: Mapping[str, Any]) -> str:
 def dry_run_script(sweep_dir: Path, manifest: Manifest, shape: int, sweep: SweepConfig) -> str:
     params = array_parameters(manifest.shapes[shape], manifest.name, sweep)
     count = sum(1 for r in manifest.runs if r.shape == shape)
-    params["map_count"] = count
+    params["map_count"] = len(packing.pack(range(count), sweep.trials_per_task))
     return sbatch_script(SweepDir(sweep_dir).slurm, python_for(manifest.shapes[shape]), params)
+
+
+def tasks_of(
+    sweep_dir: Path, runs: Sequence[RunEntry], python: str, trials_per_task: int
+) -> list[NodeTask | TrialsTask]:
+    """The callable of each array task: one run each, or `trials_per_task` trials."""
+    if trials_per_task == 1:
+        return [NodeTask(str(sweep_dir), r.run_id, python, r.attempt) for r in runs]
+    return [
+        TrialsTask(
+            str(sweep_dir), tuple(r.run_id for r in group), python, tuple(r.attempt for r in group)
+        )
+        for group in packing.pack(runs, trials_per_task)
+    ]
 
 
 def submit(
@@ -89,16 +105,17 @@ def submit(
     arrays: list[ArrayEntry] = []
     try:
         limit = client.max_array_size()
+        k = sweep.trials_per_task
         for shape_index, shape in enumerate(manifest.shapes):
             runs = [r for r in todo if r.shape == shape_index]
             python = python_for(shape)
-            for chunk in [runs[i : i + limit] for i in range(0, len(runs), limit)]:
+            for chunk in [runs[i : i + limit * k] for i in range(0, len(runs), limit * k)]:
                 executor = SeamExecutor(folder, client, python)
                 executor.update_parameters(**array_parameters(shape, manifest.name, sweep))
-                tasks = [NodeTask(str(sweep_dir), r.run_id, python, r.attempt) for r in chunk]
-                job_id = executor.submit_array_job(tasks)
+                job_id = executor.submit_array_job(tasks_of(sweep_dir, chunk, python, k))
                 log.debug("submitted array %s: %d runs", job_id, len(chunk))
-                arrays.append(ArrayEntry(job_id, shape_index, tuple(r.run_id for r in chunk)))
+                run_ids = tuple(r.run_id for r in chunk)
+                arrays.append(ArrayEntry(job_id, shape_index, run_ids, k))
     except (PaddleHpcError, OSError, ValueError) as exc:
         cancelled = [a.job_id for a in arrays]
         if cancelled:

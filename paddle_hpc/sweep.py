@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from paddle_hpc import extend, index
+from paddle_hpc import extend, index, packing
 from paddle_hpc.backend import backend_for, states
 from paddle_hpc.capture import write_sweep_environment
 from paddle_hpc.command import console as make_console
@@ -64,10 +64,24 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
     for shape in range(len(manifest.shapes)):
         console.print(f"\n# sbatch script of shape {shape}:")
         console.print(dry_run_script(plan.sweep_dir, manifest, shape, plan.sweep))
+        if plan.sweep.trials_per_task > 1:
+            resources = manifest.shapes[shape]["resources"]
+            run_ids = [r.run_id for r in manifest.runs if r.shape == shape]
+            packed = packing.describe(
+                run_ids,
+                plan.sweep.trials_per_task,
+                resources["gpus_per_node"],
+                resources["gpus_per_trial"],
+            )
+            console.print("\n".join(f"# {line}" for line in packed), markup=False)
     first = plan.runs[0]
     config = RunConfig.of(first.config)
     nodes, gpus = config.resources.nodes, config.resources.gpus_per_node
+    devices = [str(i) for i in range(gpus)]
     where = f", in {shlex.quote(config.program.cwd)}" if config.program.cwd else ""
+    if plan.sweep.trials_per_task > 1:
+        devices = list(packing.slots(devices, config.resources.gpus_per_trial)[0].devices)
+        where += ", in slot 0 of its task (its master port is a free one at run time)"
     console.print(
         f"# launch command of run {first.run_id} ({first.label}) "
         f"on each node{where}, for a GPU build, as job 12345 on node[1-{nodes}]:"
@@ -78,7 +92,7 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
             "SLURM_JOB_NODELIST": f"node[1-{nodes}]",
             "SLURM_JOB_NUM_NODES": str(nodes),
             "SLURM_NODEID": str(rank),
-            "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(gpus)),
+            "CUDA_VISIBLE_DEVICES": ",".join(devices),
         }
         node = build_node_launch(
             python=python_for(manifest.shapes[0]),

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from paddle_hpc.capture import (
+    cuda_version_in,
     git_state,
     node_environment,
     packages,
+    paddle_cuda_version,
     sweep_environment,
     write_sweep_environment,
 )
@@ -54,10 +59,30 @@ def test_packages_and_paddle() -> None:
 
 def test_a_nodes_record_redacts_secret_names() -> None:
     env = {"CUDA_VISIBLE_DEVICES": "0,1", "HF_TOKEN": "abc123", "PATH": "/bin"}
-    record = node_environment(env, "gpu", 2)
-    assert record["cuda_visible_devices"] == "0,1" and record["paddle_device_count"] == 2
+    record = node_environment(env, "gpu", "12.6")
+    assert record["cuda_visible_devices"] == "0,1" and record["paddle_cuda_version"] == "12.6"
     assert record["environment"] == {
         "CUDA_VISIBLE_DEVICES": "0,1",
         "HF_TOKEN": "<redacted>",
         "PATH": "/bin",
     }
+
+
+def test_the_cuda_build_is_read_without_importing_paddle() -> None:
+    import paddle  # the oracle: what the installed build says of itself
+
+    assert (paddle_cuda_version() is not None) == paddle.device.is_compiled_with_cuda()
+    gpu = "full_version    = '3.0.0'\ncuda_version     = '12.6'\ncudnn_version    = '9.5.1'\n"
+    assert cuda_version_in(gpu) == "12.6"
+    assert cuda_version_in("cuda_version = 'False'\nwith_mkl = 'ON'\n") is None
+    with pytest.raises(LookupError):
+        cuda_version_in("full_version = '3.0.0'\n")
+
+
+def test_the_node_runner_does_not_import_paddle() -> None:
+    code = (
+        "import sys; from paddle_hpc.node import paddle_has_cuda; paddle_has_cuda(); "
+        "print('paddle' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

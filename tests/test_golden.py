@@ -32,6 +32,13 @@ UGLY = [
     "train.seed='$(id)'",
     "sweep.name='my sweep'",
 ]
+# 2 GPUs per task, 4 trials at once, 3 trials to a task
+PACKED = [
+    "resources.nodes=1",
+    "resources.gpus_per_node=2",
+    "resources.gpus_per_trial=0.5",
+    "sweep.trials_per_task=3",
+]
 
 
 def dry_run(overrides: list[str]) -> str:
@@ -44,7 +51,11 @@ def dry_run(overrides: list[str]) -> str:
 
 @pytest.mark.parametrize(
     ("name", "overrides"),
-    [("dry_run_example.txt", [PYTHON]), ("dry_run_quoting.txt", [PYTHON, *UGLY])],
+    [
+        ("dry_run_example.txt", [PYTHON]),
+        ("dry_run_quoting.txt", [PYTHON, *UGLY]),
+        ("dry_run_packed.txt", [PYTHON, *PACKED]),
+    ],
 )
 def test_dry_run_matches_golden_file(name: str, overrides: list[str]) -> None:
     text = dry_run(overrides)

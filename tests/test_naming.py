@@ -30,6 +30,20 @@ def test_ids_prefixes_and_array_tasks() -> None:
     ]
 
 
+PACKED = Manifest("s", "t", (), "slurm", ("a",), ({},), RUNS).with_arrays(
+    (ArrayEntry(13, 0, ("r8fe5cf36b6", "r8fe5d00000", "rc45ca66a0f"), trials_per_task=2),),
+    "submitted",
+)
+
+
+def test_a_packed_task_names_each_of_its_trials() -> None:
+    assert [(r.array_task, r.packed) for r in PACKED.runs] == [(0, True), (0, True), (1, True)]
+    assert [r.run_id for r in pick_runs(PACKED, ["13_0"])] == ["r8fe5cf36b6", "r8fe5d00000"]
+    assert pick_run(PACKED, "13_1").run_id == "rc45ca66a0f"  # a task of one trial
+    with pytest.raises(PaddleHpcError, match=r"13_0 runs 2 packed trials .*name one by its run id"):
+        pick_run(PACKED, "13_0")
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

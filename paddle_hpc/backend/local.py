@@ -21,6 +21,7 @@ from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
 from paddle_hpc.node import (
     STOP_GRACE_S,
+    free_port,
     load_run_config,
     paddle_has_cuda,
     retry_left,
@@ -28,12 +29,6 @@ from paddle_hpc.node import (
 )
 from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig, SweepConfig
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def on_one_node(config: RunConfig) -> RunConfig:

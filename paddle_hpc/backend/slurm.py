@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import runstate
+from paddle_hpc import packing, runstate
 from paddle_hpc.backend import NOT_SUBMITTED, RunStatus, Say
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry
@@ -40,6 +41,17 @@ def run_status(
         attempt, reason, history = state.attempt, state.reason or "", state.history
     if run.job_id is None:
         return RunStatus(run.run_id, run.swept, NOT_SUBMITTED, None, (), "", run.attempt)
+    if run.packed:
+        shown, reason = packing.trial_state(record.state if record else None, state, run.attempt)
+        nodes = record.nodes if record is not None and shown != "PENDING" else ()
+        elapsed = (
+            packing.trial_elapsed(state)
+            if state is not None and state.attempt >= run.attempt
+            else None
+        )
+        return RunStatus(
+            run.run_id, run.swept, shown, elapsed, nodes, run.job, attempt, reason, history
+        )
     if record is None:
         return RunStatus(
             run.run_id, run.swept, "PENDING", None, (), run.job, attempt, reason, history
@@ -54,6 +66,28 @@ def run_status(
         attempt,
         reason,
         history,
+    )
+
+
+def mark_cancelled(path: Path, run: RunEntry) -> None:
+    """Says CANCELLED in a packed trial's state file, for the attempt it is at."""
+    state = runstate.read(path)
+    if state is None or state.attempt < run.attempt:
+        runstate.write(
+            path, runstate.RunState(runstate.CANCELLED, attempt=run.attempt, job=run.job)
+        )
+    elif state.state == runstate.RUNNING or state.retrying:
+        runstate.write(path, replace(state, state=runstate.CANCELLED, time="", retrying=False))
+
+
+def trial_ended(path: Path, run: RunEntry) -> bool:
+    """Whether a packed trial has ended in its current submission."""
+    state = runstate.read(path)
+    return (
+        state is not None
+        and state.attempt >= run.attempt
+        and state.state != runstate.RUNNING
+        and not state.retrying
     )
 
 
@@ -106,8 +140,20 @@ class SlurmBackend:
         return found
 
     def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
+        """scancel of the runs' tasks. A packed trial's state file says CANCELLED first,
+        and its task is cancelled only when no trial of it is left to run: the task skips
+        a trial not started, and the trial's watchdog stops a running one."""
         wanted = set(run_ids)
-        self.client.cancel(r.job for r in manifest.runs if r.run_id in wanted and r.job_id)
+        runs = [r for r in manifest.runs if r.job_id is not None]
+        for run in runs:
+            if run.run_id in wanted and run.packed:
+                mark_cancelled(sweep.run(run.run_id).state, run)
+        busy = {
+            r.job
+            for r in runs
+            if r.packed and r.run_id not in wanted and not trial_ended(sweep.run(r.run_id).state, r)
+        }
+        self.client.cancel(r.job for r in runs if r.run_id in wanted and r.job not in busy)
 
     def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:
         if run.job_id is None:

@@ -240,7 +240,7 @@ def collect(
     stalled = stall_errors(manifest, states)
     explained = set(log_errors_all["run_id"].astype(str)) | set(stalled["run_id"])
     errors = concat(
-        [log_errors_all, stalled, slurm_errors(sweep_dir, manifest, rows, explained)],
+        [log_errors_all, stalled, slurm_errors(sweep_dir, manifest, rows, explained, states)],
         ERROR_COLUMNS,
     )
     for column in ("node", "rank", "local_rank", "line"):

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from paddle_hpc import layout, runstate
-from paddle_hpc.backend import local_status
+from paddle_hpc import layout, packing, runstate
+from paddle_hpc.backend import TERMINAL_STATES, local_status
 from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import parse_override
@@ -261,9 +261,11 @@ def slurm_errors(
     manifest: Manifest,
     rows: Mapping[tuple[int, int], SacctRecord],
     logged: set[str],
+    states: Mapping[str, Mapping[str, Any]],
 ) -> pd.DataFrame:
     """A row per run that Slurm ended for a reason of its own (TIMEOUT, OOM, ...), and per
-    FAILED run whose worker logs name no error."""
+    FAILED run whose worker logs name no error. A packed trial's own state stands for
+    its task's: one failing trial does not make its siblings' rows."""
     found = []
     for run in manifest.runs:
         record = (
@@ -273,8 +275,12 @@ def slurm_errors(
         )
         if record is None:
             continue
-        kind = SLURM_FAILURES.get(record.state)
-        if kind is None and not (record.state == "FAILED" and run.run_id not in logged):
+        state = record.state
+        if run.packed:
+            own = runstate.from_dict(states.get(run.run_id))
+            state, _ = packing.trial_state(record.state, own, run.attempt)
+        kind = SLURM_FAILURES.get(state)
+        if kind is None and not (state == "FAILED" and run.run_id not in logged):
             continue
         err = f"slurm/{run.job_id}_{run.array_task}_0_log.err"
         found.append(
@@ -344,7 +350,18 @@ def runs_frame(
             if run.job_id is not None and run.array_task is not None
             else None
         )
-        if record is not None:
+        if record is not None and run.packed:
+            trial, _ = packing.trial_state(record.state, own, run.attempt)
+            mine = own if own is not None and own.attempt >= run.attempt else None
+            values = [
+                trial,
+                record.exit_code,
+                ",".join(record.nodes),
+                packing.local_time(mine.started) if mine else None,
+                packing.local_time(mine.time) if mine and trial in TERMINAL_STATES else None,
+                packing.trial_elapsed(mine) if mine else None,
+            ]
+        elif record is not None:
             values = [
                 record.state,
                 record.exit_code,
