@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -84,6 +86,20 @@ def makespan(work: Path, name: str, overrides: Sequence[str]) -> float:
             time.sleep(0.5)
 
 
+def launch_cpu_seconds(work: Path) -> float:
+    """CPU time (user + system) of one bare paddle.distributed.launch of the trial."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, "-m", "paddle.distributed.launch", "--log_dir", str(work / "bare"),
+         str(work / "train.py")],
+        check=True,
+        capture_output=True,
+        env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"},
+    )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=1)
@@ -93,6 +109,7 @@ def main(argv: Sequence[str]) -> int:
     (work / "conf" / "config.yaml").write_text(CONFIG)
     (work / "train.py").write_text(TRIAL)
     times: dict[str, list[float]] = {name: [] for name in SHAPES}
+    cpu = launch_cpu_seconds(work)
     try:
         for i in range(args.repeat):
             for label, overrides in SHAPES.items():
@@ -107,6 +124,11 @@ def main(argv: Sequence[str]) -> int:
     print(f"  one trial per task (a GPU each): {one:7.1f} s")
     print(f"  packed, 16 per task, 4 per GPU:  {packed:7.1f} s")
     print(f"  ratio {ratio:.2f}  target <= 0.25: {'met' if ratio <= 0.25 else 'MISSED'}")
+    cores = os.cpu_count() or 1
+    print(
+        f"  one bare launch of the trial costs {cpu:.2f} CPU-s (Paddle's launcher imports "
+        f"paddle): {TRIALS} trials need >= {TRIALS * cpu / cores:.0f} s on {cores} core(s)"
+    )
     return 0
 
 
