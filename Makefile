@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench cluster cluster-down venv
+.PHONY: demo test bench cluster cluster-down image venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ cluster:
 cluster-down:
 	slurm/down
 
+# the Paddle image of the container tests (Charliecloud), cached in the cluster's folder
+image: venv
+	slurm/image $(VENV)/bin/python >/dev/null
+
 # The bundled example sweep (conf/config.yaml): on the test cluster when it comes up,
 # otherwise here without Slurm. Waits, then shows the final status table.
 demo: venv
@@ -31,7 +35,7 @@ demo: venv
 	$(VENV)/bin/python -m paddle_hpc.collect sweeps/digits --sort final.acc
 	$(VENV)/bin/python -m paddle_hpc.report sweeps/digits
 
-test: venv cluster
+test: venv cluster image
 	$(VENV)/bin/pytest
 
 # benchmarks/: each measures against its baseline in the same run and prints the ratio.

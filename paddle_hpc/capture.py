@@ -126,9 +126,21 @@ def paddle_cuda_version() -> str | None:
             return cuda_version_in(text)
         except (OSError, LookupError):
             continue
-    import paddle  # a build that does not say: ask it
-
+    try:
+        import paddle  # a build that does not say: ask it
+    except ImportError:  # no Paddle here (it may be in the container image)
+        return None
     return "unknown" if paddle.device.is_compiled_with_cuda() else None
+
+
+def paddle_version() -> str | None:
+    """The installed Paddle's version (either build), without importing it."""
+    for name in ("paddlepaddle-gpu", "paddlepaddle"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def write_node_environment(folder: Path, record: Mapping[str, Any]) -> None:

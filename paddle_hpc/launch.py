@@ -15,14 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paddle_hpc import container
+from paddle_hpc.container import PACKAGE, Guest
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import RunDir
 from paddle_hpc.schema import RunConfig
 from paddle_hpc.secret_env import resolve_env_refs, split_secrets
 from paddle_hpc.slurm.parse import expand_nodelist
 
-RUN_MODULE_SHIM = Path(__file__).resolve().parent / "run_module.py"
-SECRETS_SHIM = Path(__file__).resolve().parent / "secrets_shim.py"
+RUN_MODULE, SECRETS = "run_module.py", "secrets_shim.py"
+RUN_MODULE_SHIM = PACKAGE / RUN_MODULE
+SECRETS_SHIM = PACKAGE / SECRETS
 PORT_BASE, PORT_SPAN = 10000, 20000
 
 # Variables through which a surrounding launch would steer Paddle's launcher.
@@ -70,6 +73,7 @@ def build_node_launch(
     resolve: Callable[[str], str],
     secrets_file: Path | None = None,
     attempt: int = 1,
+    guest: Guest | None = None,
 ) -> NodeLaunch:
     """The launch command and environment for this node.
 
@@ -79,6 +83,8 @@ def build_node_launch(
     secrets_file: where the node runner puts the secrets, if there are any.
     attempt: the run's attempt; from the second (a requeue or a retry) on,
     program.resume_args are added. Its workers see it as PADDLE_HPC_ATTEMPT.
+    guest: the image to run the launcher in (cluster.container); `python` is then
+    the image's, and the shims are the copy of paddle_hpc the image sees.
     """
     launch, program = config.launch, config.program
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
@@ -96,6 +102,11 @@ def build_node_launch(
 
     visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     out = clean_env(env)
+    if guest is not None:
+        python, package = guest.python, Path(guest.pythonpath) / PACKAGE.name
+        out = container.guest_env(out)
+    else:
+        package = PACKAGE
     device_args: list[str] = []
     if cuda and visible:
         mode = "gpu"
@@ -111,7 +122,7 @@ def build_node_launch(
     if program.script is not None:
         target = [program.script]
     else:
-        target = [str(RUN_MODULE_SHIM), str(program.module)]
+        target = [str(package / RUN_MODULE), str(program.module)]
     try:
         wanted = {str(k): resolve_env_refs(str(v), env) for k, v in launch.env.items()}
     except KeyError as exc:
@@ -122,7 +133,7 @@ def build_node_launch(
     out.update(wanted)
     out, secrets = split_secrets(out)
     if secrets:
-        target = [str(SECRETS_SHIM), str(secrets_file or "<private file>"), *target]
+        target = [str(package / SECRETS), str(secrets_file or "<private file>"), *target]
     argv = (
         python,
         "-m",
@@ -153,4 +164,7 @@ def build_node_launch(
             "PADDLE_HPC_ATTEMPT": str(attempt),
         }
     )
+    if guest is not None:
+        container.with_pythonpath(out, guest.pythonpath, wanted)
+        argv = tuple(container.command(guest, argv, out, gpu=mode == "gpu"))
     return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)

@@ -57,6 +57,7 @@ class ArrayEntry:
     shape: int
     run_ids: tuple[str, ...]  # task i runs run_ids[i * k : (i + 1) * k]
     trials_per_task: int = 1  # k
+    image: dict[str, str] | None = None  # the container image at submission: its digest
 
     def task_of(self, position: int) -> int:
         """The task that runs run_ids[position]."""

@@ -36,9 +36,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-from paddle_hpc import capture, checkpoint, layout, orphans, runstate
+from paddle_hpc import capture, checkpoint, container, layout, orphans, runstate
+from paddle_hpc.container import Guest, ImageError, ImageId
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.files import write_json_atomic
 from paddle_hpc.launch import NodeLaunch, build_node_launch
@@ -311,6 +312,7 @@ class Attempt:
     again: Callable[[str], None]  # asks for Slurm task `job` to run again
     devices: str | None = None  # a packed trial's GPUs
     cancellable: bool = False  # a packed trial: stops once its state file says CANCELLED
+    image: ImageId | None = None  # the container image as submitted
 
 
 def run_node(
@@ -322,11 +324,12 @@ def run_node(
     cuda: bool,
     attempt: int = 1,
     client: SlurmClient | None = None,
+    image: ImageId | None = None,
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
     slurm = client or SlurmClient()
-    this = Attempt(attempt + restarts, restarts, lambda job: requeue(slurm, job))
+    this = Attempt(attempt + restarts, restarts, lambda job: requeue(slurm, job), image=image)
     return run_attempt(sweep_dir, run_id, config, python, env, cuda, this, slurm)
 
 
@@ -342,24 +345,129 @@ def run_attempt(
 ) -> int:
     """Runs one attempt of the run's launcher on this node; raises PaddleHpcError if it
     fails."""
-    with tempfile.TemporaryDirectory(prefix="paddle-hpc-") as private:  # mode 0700
+    run = SweepDir(sweep_dir).run(run_id)
+    node_rank = int(env.get("SLURM_NODEID", "0"))
+    job = slurm_job(env)
+    history = keep_earlier_attempt(run, node_rank, attempt.number, job, slurm.ended_before)
+    allowed = requeues_allowed(config)
+    if attempt.restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) too often
+        _fail(
+            run,
+            node_rank,
+            RunState("FAILED", attempt=attempt.number, job=job, history=history),
+            f"Slurm requeued it {attempt.restarts} times; sweep.max_retries + "
+            f"sweep.max_requeues is {allowed}",
+        )
+    image = config.cluster.container.image
+    # a container sees the private folder (the secrets, the copy of paddle_hpc) in /dev/shm
+    shm = "/dev/shm" if image is not None and Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="paddle-hpc-", dir=shm) as private:  # mode 0700
+        guest: Guest | None = None
+        inside: dict[str, Any] = {"cuda": None if image else capture.paddle_cuda_version()}
+        if image is not None:
+            try:
+                guest, inside = enter_image(config, run, env, Path(private), attempt)
+            except ImageError as exc:
+                state = RunState("FAILED", attempt=attempt.number, job=job, history=history)
+                _fail(
+                    run,
+                    node_rank,
+                    replace(state, node=node_rank, host=socket.gethostname()),
+                    str(exc),
+                )
+            cuda = inside["cuda"] is not None
         secrets_file = Path(private) / "secrets.json"
         node = build_node_launch(
             python=python,
             config=config,
             run_id=run_id,
-            run_dir=SweepDir(sweep_dir).run(run_id).path,
+            run_dir=run.path,
             env=env,
             cuda=cuda,
             resolve=socket.gethostbyname,
             secrets_file=secrets_file,
             attempt=attempt.number,
+            guest=guest,
         )
         if node.secrets:
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(node.secrets, handle)
-        return _launch(sweep_dir, run_id, config, node, env, attempt, slurm)
+        return _launch(run, config, node, job, history, attempt, slurm, guest, inside)
+
+
+def _fail(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn:
+    """An attempt that cannot start: FAILED, and no retry (it would fail the same way).
+    The first node to say so is heard; the others only raise."""
+    if node_rank == 0 or not _settled(runstate.read(run.state), state.attempt):
+        runstate.write(run.state, replace(state, reason=reason))
+    raise PaddleHpcError(f"run {run.path.name}: {reason}")
+
+
+PROBE = """\
+import json, sys
+try:
+    from paddle_hpc.capture import paddle_cuda_version, paddle_version
+    found = {"python": sys.executable, "paddle": paddle_version(), "cuda": paddle_cuda_version()}
+except ImportError as exc:
+    found = {"python": sys.executable, "error": str(exc)}
+print(json.dumps(found))
+"""
+
+
+def enter_image(
+    config: RunConfig, run: RunDir, env: Mapping[str, str], private: Path, attempt: Attempt
+) -> tuple[Guest, dict[str, Any]]:
+    """How this node runs its launcher in cluster.container's image, after checking that
+    the image is the one submitted; and what the image holds: its Python, its Paddle
+    and the CUDA version that Paddle was built with (None: the CPU build)."""
+    spec = config.cluster.container
+    assert spec.image is not None
+    host = socket.gethostname()
+    try:
+        kind = container.image_kind(spec.image)
+    except PaddleHpcError as exc:
+        raise ImageError(f"on {host}: {exc}") from exc
+    runtime = container.pick_runtime(spec.runtime.value, kind, shutil.which)
+    if attempt.image is not None:
+        container.verify(attempt.image, host)
+    workdir = Path(config.program.cwd) if config.program.cwd else Path.cwd()
+    node = int(env.get("SLURM_NODEID", "0"))
+    name = container.container_name(run.path.name, node, attempt.number)
+    sweep_dir = run.path.parent.parent
+    script = config.program.script
+    guest = container.guest_for(spec, runtime, sweep_dir, workdir, script, private, name)
+    container.copy_package(guest)
+    found = probe(guest, env, host)
+    digest = attempt.image.digest if attempt.image is not None else None
+    return guest, {"runtime": runtime, "image": spec.image, "digest": digest, **found}
+
+
+def probe(guest: Guest, env: Mapping[str, str], host: str) -> dict[str, Any]:
+    """The image's Python and Paddle, asked inside the image (PROBE)."""
+    probe_env = container.guest_env(env)
+    container.with_pythonpath(probe_env, guest.pythonpath, {})
+    argv = [guest.python, "-c", PROBE]
+    command = container.command(replace(guest, name=guest.name + "-probe"), argv, probe_env, False)
+    done: subprocess.CompletedProcess[str] | None = None
+    try:
+        done = subprocess.run(  # noqa: S603
+            command, env=probe_env, cwd=guest.workdir, capture_output=True, text=True, timeout=600
+        )
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        said = done.stderr.strip()[-800:] if done is not None else str(exc)
+        raise ImageError(
+            f"on {host}, {guest.runtime} could not run {guest.python} in {guest.image}: {said} "
+            "(cluster.container.python names the image's interpreter)"
+        ) from exc
+    if "error" in found or found.get("paddle") is None:
+        raise ImageError(
+            f"the image {guest.image} has no Paddle for {found.get('python')} "
+            f"({found.get('error', 'paddlepaddle is not installed')}); use a Paddle image, or "
+            "name its interpreter in cluster.container.python."
+        )
+    return dict(found)
 
 
 # the launchers this process runs (a packed task runs several): no trial's end may end
@@ -368,33 +476,22 @@ _LAUNCHERS: set[int] = set()
 
 
 def _launch(
-    sweep_dir: Path,
-    run_id: str,
+    run: RunDir,
     config: RunConfig,
     node: NodeLaunch,
-    env: Mapping[str, str],
+    job: str | None,
+    history: tuple[str, ...],
     this: Attempt,
     slurm: SlurmClient,
+    guest: Guest | None,
+    where: Mapping[str, Any],
 ) -> int:
-    run = SweepDir(sweep_dir).run(run_id)
+    run_id = run.path.name
     attempt, restarts = this.number, this.restarts
-    job = slurm_job(env)
-    history = keep_earlier_attempt(run, node.node_rank, attempt, job, slurm.ended_before)
-    allowed = requeues_allowed(config)
-    if restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) once too often
-        reason = (
-            f"Slurm requeued it {restarts} times; sweep.max_retries + sweep.max_requeues is "
-            f"{allowed}"
-        )
-        if node.node_rank == 0:
-            failed = RunState("FAILED", attempt=attempt, reason=reason, history=history)
-            runstate.write(run.state, failed)
-        raise PaddleHpcError(f"run {run_id}: {reason}")
     node.log_dir.mkdir(parents=True, exist_ok=True)
     (node.log_dir / layout.ATTEMPT_MARK).write_text(str(attempt), encoding="ascii")
-    capture.write_node_environment(
-        node.log_dir, capture.node_environment(node.env, node.mode, capture.paddle_cuda_version())
-    )
+    record = capture.node_environment(node.env, node.mode, where["cuda"])
+    capture.write_node_environment(node.log_dir, record | ({"container": where} if guest else {}))
     workdir = config.program.cwd
     if workdir is not None and Path(workdir).is_relative_to(run.path):
         Path(workdir).mkdir(parents=True, exist_ok=True)  # plan checked every other cwd
@@ -463,6 +560,8 @@ def _launch(
             watchdog.start()
         returncode = proc.wait()
         _LAUNCHERS.discard(proc.pid)
+        if guest is not None and (argv := container.cleanup(guest)):
+            subprocess.run(argv, capture_output=True, timeout=60, check=False)  # noqa: S603
         if watchdog is not None:
             watchdog.stop()
         if left := orphans.end_children(STOP_GRACE_S, spare=_LAUNCHERS):
@@ -676,12 +775,14 @@ class NodeTask:
     run_id: str
     python: str
     attempt: int = 1  # the attempt this submission starts as
+    image: ImageId | None = None  # the container image as submitted
 
     def __call__(self) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         sweep_dir = Path(self.sweep_dir)
         config = load_run_config(SweepDir(sweep_dir).run(self.run_id))
         env = dict(os.environ)
+        cuda = config.cluster.container.image is None and paddle_has_cuda()
         return run_node(
-            sweep_dir, self.run_id, config, self.python, env, paddle_has_cuda(), self.attempt
+            sweep_dir, self.run_id, config, self.python, env, cuda, self.attempt, image=self.image
         )

@@ -20,6 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from paddle_hpc import container
 from paddle_hpc.config import (
     ComposedBase,
     check_resolved,
@@ -63,6 +64,7 @@ class Plan:
     runs: tuple[RunSpec, ...]
     executor: str  # "slurm" or "local"
     composed: dict[str, Any]  # the base as composed, before any override, unresolved
+    cwd: Path = Path()  # where the sweep starts: the runs' working folder by default
 
     @property
     def sweep(self) -> SweepConfig:
@@ -76,6 +78,7 @@ def shape_of(config: Mapping[str, Any]) -> dict[str, Any]:
         "resources": config["resources"],
         "setup": cluster["setup"],
         "python": cluster["python"],
+        "container": cluster["container"],
     }
 
 
@@ -146,9 +149,8 @@ def make_plan(
         executor = "slurm" if which("sbatch") else "local"
     composed = OmegaConf.to_container(first.config, resolve=False, enum_to_str=True)
     assert isinstance(composed, dict)
-    return Plan(
-        sweep_dir, base, axes, tuple(runs), executor, {str(k): v for k, v in composed.items()}
-    )
+    composed_base = {str(k): v for k, v in composed.items()}
+    return Plan(sweep_dir, base, axes, tuple(runs), executor, composed_base, cwd)
 
 
 def sweep_settings(first: ComposedBase, overrides: Sequence[str]) -> DictConfig:
@@ -191,6 +193,7 @@ def resolve_runs(
     resolvers: dict[tuple[str, ...], PointResolver] = {}
     env_bases: dict[tuple[str, ...], dict[str, Any]] = {}
     scripts: dict[tuple[str | None, Path], str | None] = {}
+    images: dict[str, str] = {}
     runs = []
     for point in expand(axes):
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
@@ -214,6 +217,13 @@ def resolve_runs(
             if key not in scripts:
                 scripts[key] = script_path(*key)
             program["script"] = scripts[key]
+            image, script = config["cluster"]["container"], scripts[key]
+            if image["image"] is not None:
+                shared = [sweep_dir, workdir or cwd, *([Path(script).parent] if script else [])]
+                checked = repr((image, shared))
+                if checked not in images:
+                    images[checked] = container.check(image, cwd, shared)
+                image["image"] = images[checked]
         except (HydraException, OmegaConfBaseException, ConfigError) as exc:
             raise ConfigError(
                 f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): "

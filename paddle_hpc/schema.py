@@ -76,11 +76,31 @@ class LaunchConfig:
     stall_timeout: int | None = None
 
 
+class Runtime(enum.Enum):
+    auto = "auto"  # the first on the node that can run the image (container.py)
+    apptainer = "apptainer"
+    singularity = "singularity"
+    charliecloud = "charliecloud"
+    podman = "podman"
+
+
+@dataclass
+class ContainerConfig:
+    # an Apptainer .sif, a Charliecloud image folder or SquashFS file, a Podman image name
+    image: str | None = None
+    runtime: Runtime = Runtime.auto
+    python: str = "python3"  # the interpreter inside the image
+    binds: list[str] = field(default_factory=list)  # more "SRC" or "SRC:DST" mounts
+    flags: list[str] = field(default_factory=list)  # more flags of the runtime's run command
+
+
 @dataclass
 class ClusterConfig:
     executor: Executor = Executor.auto  # auto: Slurm when sbatch is on the PATH
     setup: list[str] = field(default_factory=list)  # shell lines run first on compute nodes
     python: str | None = None  # the interpreter on compute nodes; default: this one
+    # the image each node's launcher runs in (container.py); default: none, the host's
+    container: ContainerConfig = field(default_factory=ContainerConfig)
 
 
 @dataclass
@@ -123,6 +143,10 @@ class RunConfig:
         cluster = dict(config.get("cluster") or {})
         if "executor" in cluster:
             cluster["executor"] = Executor(str(cluster["executor"]))
+        container = dict(cluster.get("container") or {})
+        if "runtime" in container:
+            container["runtime"] = Runtime(str(container["runtime"]))
+        cluster["container"] = _group(ContainerConfig, container)
         return cls(
             program=_group(ProgramConfig, config.get("program")),
             resources=_group(ResourcesConfig, config.get("resources")),

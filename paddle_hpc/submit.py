@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc import packing
+from paddle_hpc import container, packing
+from paddle_hpc.container import ImageId
 from paddle_hpc.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, save
@@ -77,14 +78,22 @@ def dry_run_script(sweep_dir: Path, manifest: Manifest, shape: int, sweep: Sweep
 
 
 def tasks_of(
-    sweep_dir: Path, runs: Sequence[RunEntry], python: str, trials_per_task: int
+    sweep_dir: Path,
+    runs: Sequence[RunEntry],
+    python: str,
+    trials_per_task: int,
+    image: ImageId | None = None,
 ) -> list[NodeTask | TrialsTask]:
     """The callable of each array task: one run each, or `trials_per_task` trials."""
     if trials_per_task == 1:
-        return [NodeTask(str(sweep_dir), r.run_id, python, r.attempt) for r in runs]
+        return [NodeTask(str(sweep_dir), r.run_id, python, r.attempt, image) for r in runs]
     return [
         TrialsTask(
-            str(sweep_dir), tuple(r.run_id for r in group), python, tuple(r.attempt for r in group)
+            str(sweep_dir),
+            tuple(r.run_id for r in group),
+            python,
+            tuple(r.attempt for r in group),
+            image,
         )
         for group in packing.pack(runs, trials_per_task)
     ]
@@ -106,16 +115,21 @@ def submit(
     try:
         limit = client.max_array_size()
         k = sweep.trials_per_task
+        wanted_shapes = sorted({r.shape for r in todo})
+        images = {i: container.of_shape(manifest.shapes[i]) for i in wanted_shapes}
         for shape_index, shape in enumerate(manifest.shapes):
             runs = [r for r in todo if r.shape == shape_index]
+            image = images.get(shape_index)
             python = python_for(shape)
             for chunk in [runs[i : i + limit * k] for i in range(0, len(runs), limit * k)]:
                 executor = SeamExecutor(folder, client, python)
                 executor.update_parameters(**array_parameters(shape, manifest.name, sweep))
-                job_id = executor.submit_array_job(tasks_of(sweep_dir, chunk, python, k))
+                tasks = tasks_of(sweep_dir, chunk, python, k, image)
+                job_id = executor.submit_array_job(tasks)
                 log.debug("submitted array %s: %d runs", job_id, len(chunk))
                 run_ids = tuple(r.run_id for r in chunk)
-                arrays.append(ArrayEntry(job_id, shape_index, run_ids, k))
+                record = asdict(image) if image is not None else None
+                arrays.append(ArrayEntry(job_id, shape_index, run_ids, k, record))
     except (PaddleHpcError, OSError, ValueError) as exc:
         cancelled = [a.job_id for a in arrays]
         if cancelled:

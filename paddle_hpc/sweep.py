@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from paddle_hpc import extend, index, packing
+from paddle_hpc import container, extend, index, packing
 from paddle_hpc.backend import backend_for, states
 from paddle_hpc.capture import write_sweep_environment
 from paddle_hpc.command import console as make_console
@@ -82,6 +82,9 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
     if plan.sweep.trials_per_task > 1:
         devices = list(packing.slots(devices, config.resources.gpus_per_trial)[0].devices)
         where += ", in slot 0 of its task (its master port is a free one at run time)"
+    guest = dry_run_guest(plan, config)
+    if guest is not None:
+        where += f", in {guest.runtime}'s container of {guest.image}"
     console.print(
         f"# launch command of run {first.run_id} ({first.label}) "
         f"on each node{where}, for a GPU build, as job 12345 on node[1-{nodes}]:"
@@ -102,8 +105,24 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
             env=env,
             cuda=True,
             resolve=lambda host: f"<IP of {host}>",
+            guest=guest,
         )
         console.print(f"node {rank}: {shlex.join(node.argv)}")
+
+
+def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:
+    """The container a run's launcher would run in; with runtime auto, the first that
+    can run the image (a node uses the first it has)."""
+    spec = config.cluster.container
+    if spec.image is None:
+        return None
+    runtime = container.compatible(spec.runtime.value, container.image_kind(spec.image))[0]
+    workdir = Path(config.program.cwd or plan.cwd)
+    private = Path("/dev/shm/paddle-hpc-XXXXXXXX")
+    script = config.program.script
+    return container.guest_for(
+        spec, runtime, plan.sweep_dir, workdir, script, private, "paddle-hpc-<run>-n<node>"
+    )
 
 
 def prepare(plan: Plan, manifest: Manifest, allow_change: bool, console: Console) -> Manifest:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from paddle_hpc import mps, packing, runstate
+from paddle_hpc.container import ImageId
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.node import (
@@ -82,6 +83,7 @@ class _Task:
         env: Mapping[str, str],
         cuda: bool,
         slurm: SlurmClient,
+        image: ImageId | None = None,
     ) -> None:
         self.sweep_dir, self.python, self.env, self.cuda, self.slurm = (
             sweep_dir,
@@ -90,6 +92,7 @@ class _Task:
             cuda,
             slurm,
         )
+        self.image = image
         self.queue = collections.deque(trials)
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # a signal came: no trial starts any more
@@ -126,6 +129,7 @@ class _Task:
                 again=lambda job: None,  # decided below, from the trial's state
                 devices=",".join(slot.devices) or None,
                 cancellable=True,
+                image=self.image,
             )
             log.info("trial %s, attempt %d, slot %d %s", run_id, attempt, slot.index, slot.devices)
             env = slot_env(self.env, slot)
@@ -154,13 +158,14 @@ def run_trials(
     env: Mapping[str, str],
     cuda: bool,
     client: SlurmClient | None = None,
+    image: ImageId | None = None,
 ) -> int:
     """Runs a task's trials (run id, the attempt its submission starts as); raises
     PaddleHpcError naming the trials that did not complete."""
     slurm = client or SlurmClient()
     first = load_run_config(SweepDir(sweep_dir).run(trials[0][0]))
     slots = packing.slots(task_devices(env, first), first.resources.gpus_per_trial)
-    task = _Task(sweep_dir, trials, python, env, cuda, slurm)
+    task = _Task(sweep_dir, trials, python, env, cuda, slurm, image)
     log.info(
         "task %s: %d trials, %d at once: %s",
         slurm_job(env),
@@ -211,10 +216,13 @@ class TrialsTask:
     run_ids: tuple[str, ...]
     python: str
     attempts: tuple[int, ...]  # the attempt each run's submission starts as
+    image: ImageId | None = None  # the container image as submitted
 
     def __call__(self) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         trials = list(zip(self.run_ids, self.attempts, strict=True))
-        return run_trials(
-            Path(self.sweep_dir), trials, self.python, dict(os.environ), paddle_has_cuda()
-        )
+        sweep_dir = Path(self.sweep_dir)
+        config = load_run_config(SweepDir(sweep_dir).run(self.run_ids[0]))
+        cuda = config.cluster.container.image is None and paddle_has_cuda()
+        env = dict(os.environ)
+        return run_trials(sweep_dir, trials, self.python, env, cuda, image=self.image)

@@ -63,3 +63,26 @@ def test_dry_run_matches_golden_file(name: str, overrides: list[str]) -> None:
     if os.environ.get("PADDLE_HPC_UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8"), f"differs from {path}; see its docstring"
+
+
+def test_dry_run_in_a_container_matches_golden_file() -> None:
+    """The launch line inside a Charliecloud image folder: the runtime's flags, the
+    binds, the image's python, and the shim from the copy of paddle_hpc. The image's
+    path is part of each run's config, and so of its id: it is a fixed one."""
+    image = Path("/tmp/paddle-hpc-golden/paddle image")
+    for folder in ("home", "etc", "ch"):
+        (image / folder).mkdir(parents=True, exist_ok=True)
+    (image / "etc" / "hosts").write_text("")
+    (image / "ch" / "environment").write_text("PATH=/opt/paddle/bin:/usr/bin\n")
+    overrides = [
+        PYTHON,
+        f"cluster.container.image='{image}'",
+        "cluster.container.runtime=charliecloud",
+        "cluster.container.binds=['/data/sets']",
+    ]
+    text = dry_run(overrides)
+    path = GOLDEN / "dry_run_container.txt"
+    if os.environ.get("PADDLE_HPC_UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"differs from {path}; see its docstring"
+    assert "ch-run --set-env -b /home -b /data/sets -c /home/ana/experiments '/tmp" in text

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import orphans, runstate
+from paddle_hpc import container, orphans, runstate
 from paddle_hpc.backend import RunStatus, Say, local_status
+from paddle_hpc.container import ImageId
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
@@ -64,11 +65,14 @@ class LocalBackend:
         todo = [r for r in manifest.runs if r.run_id in wanted]
         save(sweep.path, replace(manifest, state="submitted", error=None))
         cuda = paddle_has_cuda()
+        images = {i: container.of_shape(manifest.shapes[i]) for i in {r.shape for r in todo}}
         for run in todo:
-            self._run(sweep, run, cuda, say)
+            self._run(sweep, run, cuda, say, images[run.shape])
         return replace(manifest, state="submitted", error=None)
 
-    def _run(self, sweep: SweepDir, run: RunEntry, cuda: bool, say: Say) -> None:
+    def _run(
+        self, sweep: SweepDir, run: RunEntry, cuda: bool, say: Say, image: ImageId | None
+    ) -> None:
         run_dir = sweep.run(run.run_id)
         config = load_run_config(run_dir)
         attempt = run.attempt
@@ -83,7 +87,9 @@ class LocalBackend:
             )
             env = local_env(os.environ)
             try:
-                run_node(sweep.path, run.run_id, here, sys.executable, env, cuda, attempt)
+                run_node(
+                    sweep.path, run.run_id, here, sys.executable, env, cuda, attempt, image=image
+                )
                 return
             except PaddleHpcError as exc:
                 say(f"failed: {exc}")

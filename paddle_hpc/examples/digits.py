@@ -10,6 +10,7 @@ near its time limit saves, is requeued, and resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import paddle
@@ -33,7 +34,10 @@ def main() -> None:
     args = parse_args()
     dist.init_parallel_env()
     rank, world = dist.get_rank(), dist.get_world_size()
-    print(f"rank {rank} of world size {world}", flush=True)
+    paddle_version = paddle.version.full_version
+    print(
+        f"rank {rank} of world size {world}: {sys.executable}, Paddle {paddle_version}", flush=True
+    )
     paddle.seed(args.seed)
     rng = np.random.default_rng(args.seed)
 

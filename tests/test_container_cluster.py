@@ -1,0 +1,102 @@
+"""Runs inside a Paddle image on the test cluster: the bundled example in the image
+slurm/image builds (Charliecloud), and a node refusing an image that changed after
+submission."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from paddle_hpc import container, runstate
+from paddle_hpc.manifest import load
+from tests.test_sweep_cluster import sweep
+
+REPO = Path(__file__).resolve().parent.parent
+IN_IMAGE = "/opt/paddle/bin/python3"  # the image's Python: no such file on the host
+ONE_POINT = "sweep.grid={optim.lr:[0.03]}"
+
+
+@pytest.fixture(scope="module")
+def paddle_image() -> Path:
+    """The test image (built once by slurm/image, which `make test` runs first)."""
+    built = subprocess.run(
+        [str(REPO / "slurm" / "image"), sys.executable], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    return Path(built.stdout.split()[-1])
+
+
+@pytest.mark.slurm
+def test_example_sweep_runs_inside_the_image(tmp_path: Path, paddle_image: Path) -> None:
+    assert not Path(IN_IMAGE).exists()
+    image = f"cluster.container.image={paddle_image}"
+    dry = sweep(tmp_path, "--dry-run", image, ONE_POINT)
+    assert dry.returncode == 0, dry.stderr
+    assert f"node 1: ch-run --set-env -c {tmp_path} {paddle_image} -- python3 -m" in dry.stdout
+
+    result = sweep(tmp_path, "--wait", image, ONE_POINT, "data.batch_size=128", "train.epochs=2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "COMPLETED 1" in result.stdout
+    sweep_dir = tmp_path / "sweeps" / "digits"
+    manifest = load(sweep_dir)
+    submitted = manifest.arrays[0].image
+    assert submitted is not None and submitted["image"] == str(paddle_image)
+    assert submitted["digest"] == container.content_digest(paddle_image)
+    run_dir = sweep_dir / "runs" / manifest.runs[0].run_id
+    for node in (0, 1):
+        logs = run_dir / "logs" / f"node{node}"
+        inside = json.loads((logs / "environment.json").read_text())["container"]
+        assert inside["runtime"] == "charliecloud" and inside["python"] == IN_IMAGE
+        assert inside["digest"] == submitted["digest"] and inside["cuda"] is None
+        for local in (0, 1):
+            rank = node * 2 + local
+            line = f"rank {rank} of world size 4: {IN_IMAGE}, Paddle {inside['paddle']}"
+            assert line in (logs / f"workerlog.{local}").read_text()
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
+    assert steps == [0, 1]
+
+
+@pytest.mark.slurm
+def test_a_changed_image_fails_the_run_naming_both_digests(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    (image / "etc").mkdir(parents=True)
+    (image / "etc" / "hosts").write_text("")
+    submitted = container.identify(str(image)).digest
+    result = sweep(
+        tmp_path,
+        f"cluster.container.image={image}",
+        ONE_POINT,
+        "data.batch_size=128",
+        "+resources.sbatch.hold=true",  # held until the image has changed
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = tmp_path / "sweeps" / "digits"
+    manifest = load(sweep_dir)
+    assert manifest.arrays[0].image is not None
+    assert manifest.arrays[0].image["digest"] == submitted
+    (image / "etc" / "hosts").write_text("10.0.0.9 other\n")
+    now = container.identify(str(image)).digest
+    job = str(manifest.arrays[0].job_id)
+    subprocess.run(["scontrol", "release", job], check=True, capture_output=True)
+
+    state_file = sweep_dir / "runs" / manifest.runs[0].run_id / "state.json"
+    deadline = time.time() + 180
+    while (state := runstate.read(state_file)) is None and time.time() < deadline:
+        time.sleep(1)
+    assert state is not None, "the run never started"
+    assert state.state == "FAILED" and not state.retrying
+    assert state.reason is not None
+    assert "changed since submission" in state.reason
+    assert submitted in state.reason and now in state.reason
+    status = subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.status", str(sweep_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "changed since submission" in status.stdout.replace("\n", "")
