@@ -193,7 +193,10 @@ def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, rel
     assert state["history"] == ["TIMEOUT"] * len(attempts)  # type: ignore[index]
     assert tables.runs["history"].tolist() == [", ".join(["TIMEOUT"] * len(attempts))]
     said = losses["attempt"].tolist()  # which attempt logged each step: 1, 1, ..., 2, ...
-    assert said == sorted(said) and said[0] == 1 and said[-1] == state["attempt"]  # type: ignore[index]
+    assert said == sorted(said) and said[0] == 1
+    # The last step is the last attempt's, or, when Slurm's signal came just after the
+    # last epoch, the one before: it saved that step and came back to find nothing left.
+    assert said[-1] in (state["attempt"], state["attempt"] - 1)  # type: ignore[index]
 
 
 def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: None) -> None:
