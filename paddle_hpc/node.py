@@ -39,9 +39,11 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from paddle_hpc import capture, checkpoint, container, layout, orphans, runstate
-from paddle_hpc.container import Guest, ImageError, ImageId
+from paddle_hpc.container import Guest, ImageError
 from paddle_hpc.errors import PaddleHpcError, SlurmError
 from paddle_hpc.files import write_json_atomic
+from paddle_hpc.guest import enter_image
+from paddle_hpc.image_digest import ImageId
 from paddle_hpc.launch import NodeLaunch, build_node_launch
 from paddle_hpc.layout import RunDir, SweepDir
 from paddle_hpc.runstate import RunState
@@ -366,7 +368,9 @@ def run_attempt(
         inside: dict[str, Any] = {"cuda": None if image else capture.paddle_cuda_version()}
         if image is not None:
             try:
-                guest, inside = enter_image(config, run, env, Path(private), attempt)
+                guest, inside = enter_image(
+                    config, run, env, Path(private), attempt.number, attempt.image
+                )
             except ImageError as exc:
                 state = RunState("FAILED", attempt=attempt.number, job=job, history=history)
                 _fail(
@@ -402,72 +406,6 @@ def _fail(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn
     if node_rank == 0 or not _settled(runstate.read(run.state), state.attempt):
         runstate.write(run.state, replace(state, reason=reason))
     raise PaddleHpcError(f"run {run.path.name}: {reason}")
-
-
-PROBE = """\
-import json, sys
-try:
-    from paddle_hpc.capture import paddle_cuda_version, paddle_version
-    found = {"python": sys.executable, "paddle": paddle_version(), "cuda": paddle_cuda_version()}
-except ImportError as exc:
-    found = {"python": sys.executable, "error": str(exc)}
-print(json.dumps(found))
-"""
-
-
-def enter_image(
-    config: RunConfig, run: RunDir, env: Mapping[str, str], private: Path, attempt: Attempt
-) -> tuple[Guest, dict[str, Any]]:
-    """How this node runs its launcher in cluster.container's image, after checking that
-    the image is the one submitted; and what the image holds: its Python, its Paddle
-    and the CUDA version that Paddle was built with (None: the CPU build)."""
-    spec = config.cluster.container
-    assert spec.image is not None
-    host = socket.gethostname()
-    try:
-        kind = container.image_kind(spec.image)
-    except PaddleHpcError as exc:
-        raise ImageError(f"on {host}: {exc}") from exc
-    runtime = container.pick_runtime(spec.runtime.value, kind, shutil.which)
-    if attempt.image is not None:
-        container.verify(attempt.image, host)
-    workdir = Path(config.program.cwd) if config.program.cwd else Path.cwd()
-    node = int(env.get("SLURM_NODEID", "0"))
-    name = container.container_name(run.path.name, node, attempt.number)
-    sweep_dir = run.path.parent.parent
-    script = config.program.script
-    guest = container.guest_for(spec, runtime, sweep_dir, workdir, script, private, name)
-    container.copy_package(guest)
-    found = probe(guest, env, host)
-    digest = attempt.image.digest if attempt.image is not None else None
-    return guest, {"runtime": runtime, "image": spec.image, "digest": digest, **found}
-
-
-def probe(guest: Guest, env: Mapping[str, str], host: str) -> dict[str, Any]:
-    """The image's Python and Paddle, asked inside the image (PROBE)."""
-    probe_env = container.guest_env(env)
-    container.with_pythonpath(probe_env, guest.pythonpath, {})
-    argv = [guest.python, "-c", PROBE]
-    command = container.command(replace(guest, name=guest.name + "-probe"), argv, probe_env, False)
-    done: subprocess.CompletedProcess[str] | None = None
-    try:
-        done = subprocess.run(  # noqa: S603
-            command, env=probe_env, cwd=guest.workdir, capture_output=True, text=True, timeout=600
-        )
-        found = json.loads(done.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        said = done.stderr.strip()[-800:] if done is not None else str(exc)
-        raise ImageError(
-            f"on {host}, {guest.runtime} could not run {guest.python} in {guest.image}: {said} "
-            "(cluster.container.python names the image's interpreter)"
-        ) from exc
-    if "error" in found or found.get("paddle") is None:
-        raise ImageError(
-            f"the image {guest.image} has no Paddle for {found.get('python')} "
-            f"({found.get('error', 'paddlepaddle is not installed')}); use a Paddle image, or "
-            "name its interpreter in cluster.container.python."
-        )
-    return dict(found)
 
 
 # the launchers this process runs (a packed task runs several): no trial's end may end

@@ -15,9 +15,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc import container, packing
-from paddle_hpc.container import ImageId
+from paddle_hpc import image_digest, packing
 from paddle_hpc.errors import PaddleHpcError, SubmissionError
+from paddle_hpc.image_digest import ImageId
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, save
 from paddle_hpc.node import NodeTask
@@ -116,7 +116,7 @@ def submit(
         limit = client.max_array_size()
         k = sweep.trials_per_task
         wanted_shapes = sorted({r.shape for r in todo})
-        images = {i: container.of_shape(manifest.shapes[i]) for i in wanted_shapes}
+        images = {i: image_digest.of_shape(manifest.shapes[i]) for i in wanted_shapes}
         for shape_index, shape in enumerate(manifest.shapes):
             runs = [r for r in todo if r.shape == shape_index]
             image = images.get(shape_index)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from paddle_hpc import mps, packing, runstate
-from paddle_hpc.container import ImageId
 from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.image_digest import ImageId
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.node import (
     SIGNALS,

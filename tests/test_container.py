@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc import container
-from paddle_hpc.container import Guest, ImageError, ImageId
+from paddle_hpc.container import Guest, ImageError
 from paddle_hpc.errors import ConfigError
+from paddle_hpc.image_digest import ImageId, content_digest, identify, verify
 from paddle_hpc.schema import ContainerConfig, Runtime
 
 GOLDEN = Path(__file__).parent / "golden" / "container_commands.txt"
@@ -149,35 +150,35 @@ def test_check_at_planning(tmp_path: Path) -> None:
 
 def test_identity_of_a_folder(tmp_path: Path) -> None:
     image = image_folder(tmp_path)
-    submitted = container.identify(str(image))
-    container.verify(submitted, "n1")  # unchanged
+    submitted = identify(str(image))
+    verify(submitted, "n1")  # unchanged
     os.utime(image / "bin" / "python3", ns=(1, 1))  # rewritten, same bytes: same digest
-    container.verify(submitted, "n1")
+    verify(submitted, "n1")
     (image / "bin" / "python3").write_text("#!/bin/sh\nexit 1\n")
     with pytest.raises(ImageError) as caught:
-        container.verify(submitted, "n2")
-    now = container.identify(str(image)).digest
+        verify(submitted, "n2")
+    now = identify(str(image)).digest
     message = str(caught.value)
     assert submitted.digest in message and now in message and "n2" in message
     assert submitted.digest != now and now.startswith("sha256:")
     (image / "lib").unlink()
     (image / "lib").symlink_to("usr/lib64")  # a link's target is content too
-    assert container.identify(str(image)).digest != now
+    assert identify(str(image)).digest != now
 
 
 def test_identity_of_a_file_is_cached_by_fingerprint(tmp_path: Path) -> None:
     sif = tmp_path / "paddle.sif"
     sif.write_bytes(b"A" * 1000)
     cache = tmp_path / "cache"
-    first = container.identify(str(sif), cache=cache)
-    assert first.digest == container.content_digest(sif)
+    first = identify(str(sif), cache=cache)
+    assert first.digest == content_digest(sif)
     stat = sif.stat()
     sif.write_bytes(b"B" * 1000)  # same size; the same times put back: the cache answers
     os.utime(sif, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert container.identify(str(sif), cache=cache).digest == first.digest
-    assert container.identify(str(sif)).digest != first.digest  # without a cache: read
+    assert identify(str(sif), cache=cache).digest == first.digest
+    assert identify(str(sif)).digest != first.digest  # without a cache: read
     (cache / "image-digests.json").write_text("{not json")
-    assert container.identify(str(sif), cache=cache).digest != first.digest
+    assert identify(str(sif), cache=cache).digest != first.digest
 
 
 def test_identity_of_a_podman_image() -> None:
@@ -187,13 +188,13 @@ def test_identity_of_a_podman_image() -> None:
         asked.append(argv)
         return "9f1c2d\n"
 
-    found = container.identify("docker.io/paddlepaddle/paddle:3.0.0", podman)
+    found = identify("docker.io/paddlepaddle/paddle:3.0.0", podman)
     assert found == ImageId("docker.io/paddlepaddle/paddle:3.0.0", "podman:9f1c2d", "podman:9f1c2d")
     assert asked == [
         ["podman", "image", "inspect", "--format", "{{.Id}}", "docker.io/paddlepaddle/paddle:3.0.0"]
     ]
     with pytest.raises(ImageError, match=r"was podman:9f1c2d then, and is podman:aa on n1"):
-        container.verify(found, "n1", lambda argv: "aa")
+        verify(found, "n1", lambda argv: "aa")
 
 
 def test_config_schema() -> None:

@@ -4,7 +4,9 @@ submission."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc import container, runstate
+from paddle_hpc import runstate
+from paddle_hpc.image_digest import content_digest, identify
 from paddle_hpc.manifest import load
-from tests.test_sweep_cluster import sweep
+from tests.test_sweep_cluster import CHECK_TOKEN, sweep, write_conf
 
 REPO = Path(__file__).resolve().parent.parent
 IN_IMAGE = "/opt/paddle/bin/python3"  # the image's Python: no such file on the host
@@ -46,7 +49,7 @@ def test_example_sweep_runs_inside_the_image(tmp_path: Path, paddle_image: Path)
     manifest = load(sweep_dir)
     submitted = manifest.arrays[0].image
     assert submitted is not None and submitted["image"] == str(paddle_image)
-    assert submitted["digest"] == container.content_digest(paddle_image)
+    assert submitted["digest"] == content_digest(paddle_image)
     run_dir = sweep_dir / "runs" / manifest.runs[0].run_id
     for node in (0, 1):
         logs = run_dir / "logs" / f"node{node}"
@@ -62,11 +65,40 @@ def test_example_sweep_runs_inside_the_image(tmp_path: Path, paddle_image: Path)
 
 
 @pytest.mark.slurm
+def test_secrets_reach_the_processes_inside_and_no_file_holds_them(
+    tmp_path: Path, paddle_image: Path
+) -> None:
+    token = "tok-" + os.urandom(8).hex()
+    (tmp_path / "check.py").write_text(CHECK_TOKEN + "import sys; print(sys.executable)\n")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    config = {
+        "program": {"script": "check.py", "args": [digest]},
+        "launch": {"env": {"API_KEY": "${oc.env:MY_TOKEN}"}},
+        "resources": {"nodes": 2},
+        "cluster": {"container": {"image": str(paddle_image)}},
+        "sweep": {"name": "secret"},
+    }
+    write_conf(tmp_path, json.dumps(config))
+    env = {**os.environ, "MY_TOKEN": token}
+    secret = "+launch.env.HF_TOKEN=${oc.env:MY_TOKEN}"
+    result = sweep(tmp_path, "--wait", secret, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = tmp_path / "sweeps" / "secret"
+    logs = sorted(sweep_dir.rglob("workerlog.0"))
+    assert len(logs) == 2
+    for log in logs:
+        assert "has its secrets" in log.read_text() and IN_IMAGE in log.read_text()
+    holding = [p for p in sweep_dir.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert holding == []
+    assert not list(Path("/dev/shm").glob("paddle-hpc-*/secrets.json"))
+
+
+@pytest.mark.slurm
 def test_a_changed_image_fails_the_run_naming_both_digests(tmp_path: Path) -> None:
     image = tmp_path / "image"
     (image / "etc").mkdir(parents=True)
     (image / "etc" / "hosts").write_text("")
-    submitted = container.identify(str(image)).digest
+    submitted = identify(str(image)).digest
     result = sweep(
         tmp_path,
         f"cluster.container.image={image}",
@@ -80,7 +112,7 @@ def test_a_changed_image_fails_the_run_naming_both_digests(tmp_path: Path) -> No
     assert manifest.arrays[0].image is not None
     assert manifest.arrays[0].image["digest"] == submitted
     (image / "etc" / "hosts").write_text("10.0.0.9 other\n")
-    now = container.identify(str(image)).digest
+    now = identify(str(image)).digest
     job = str(manifest.arrays[0].job_id)
     subprocess.run(["scontrol", "release", job], check=True, capture_output=True)
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import container, orphans, runstate
+from paddle_hpc import image_digest, orphans, runstate
 from paddle_hpc.backend import RunStatus, Say, local_status
-from paddle_hpc.container import ImageId
 from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.image_digest import ImageId
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
 from paddle_hpc.node import (
@@ -65,7 +65,7 @@ class LocalBackend:
         todo = [r for r in manifest.runs if r.run_id in wanted]
         save(sweep.path, replace(manifest, state="submitted", error=None))
         cuda = paddle_has_cuda()
-        images = {i: container.of_shape(manifest.shapes[i]) for i in {r.shape for r in todo}}
+        images = {i: image_digest.of_shape(manifest.shapes[i]) for i in {r.shape for r in todo}}
         for run in todo:
             self._run(sweep, run, cuda, say, images[run.shape])
         return replace(manifest, state="submitted", error=None)
