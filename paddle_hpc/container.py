@@ -10,8 +10,7 @@ runtime shares with its containers, and puts that on the PYTHONPATH.
 
 The image's identity (image_digest.py) is taken at submission and checked on every
 node before its launcher starts: the same Paddle everywhere, or the run fails naming
-both.
-Node side: no pandas, no Hydra.
+both. Node side: no pandas, no Hydra.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.errors import ConfigError, PaddleHpcError
+from paddle_hpc.schema import ContainerConfig
 
 PACKAGE = Path(__file__).resolve().parent
 # the program each runtime is run with, in the order `auto` tries them
@@ -172,16 +172,16 @@ def charliecloud_hosts(image: Path) -> str | None:
     )
 
 
-def check(container: Mapping[str, Any], cwd: Path, shared: Sequence[Path]) -> str:
+def check(spec: Mapping[str, Any], cwd: Path, shared: Sequence[Path]) -> str:
     """A run's cluster.container checked at planning: the image exists and the runtime
     can run it; a Charliecloud folder has the mount points `shared` needs. Returns the
     image, a path made absolute (relative ones are to where the sweep starts)."""
-    image = str(container["image"])
+    image = str(spec["image"])
     path = cwd / Path(image).expanduser()
     if path.exists() or image.startswith(("/", ".", "~")) or image.endswith(FILE_SUFFIXES):
         image = str(path.resolve())
     kind = image_kind(image)
-    runtimes = compatible(str(container["runtime"]), kind)
+    runtimes = compatible(str(spec["runtime"]), kind)
     if kind == "dir" and runtimes[0] == "charliecloud":
         missing = missing_mount_points(Path(image), bind_points("charliecloud", shared))
         if missing:
@@ -218,9 +218,9 @@ def command(guest: Guest, argv: Sequence[str], env_names: Iterable[str], gpu: bo
     host's /dev and the libraries `ch-fromhost --nvidia` put in the image. The
     environment is the runtime's own (Apptainer and ch-run pass it on; Podman is told
     each name, and takes the value from its own environment, off the command line)."""
-    binds = [x for b in guest.binds for x in ("--bind", b)]
     if guest.runtime in ("apptainer", "singularity"):
         nv = ["--nv"] if gpu else []
+        binds = [x for b in guest.binds for x in ("--bind", b)]
         return [
             guest.runtime,
             "exec",
@@ -270,7 +270,7 @@ def command(guest: Guest, argv: Sequence[str], env_names: Iterable[str], gpu: bo
 
 
 def guest_for(
-    spec: Any,
+    spec: ContainerConfig,
     runtime: str,
     sweep_dir: Path,
     workdir: Path,
@@ -281,6 +281,7 @@ def guest_for(
     """How a node runs its launcher in `spec` (cluster.container) with `runtime`: the
     sweep, working, code and private folders bound at their own paths, then its binds.
     The copy of paddle_hpc goes to private/python."""
+    assert spec.image is not None
     shared = [sweep_dir, workdir, private, *([Path(script).parent] if script else [])]
     image_env = runtime == "charliecloud" and (Path(spec.image) / "ch" / "environment").is_file()
     return Guest(

@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc import runstate
+from paddle_hpc.container import ImageError
+from paddle_hpc.guest import enter_image
 from paddle_hpc.image_digest import content_digest, identify
+from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import load
+from paddle_hpc.schema import RunConfig
 from tests.test_sweep_cluster import CHECK_TOKEN, sweep, write_conf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,3 +136,21 @@ def test_a_changed_image_fails_the_run_naming_both_digests(tmp_path: Path) -> No
         check=False,
     )
     assert "changed since submission" in status.stdout.replace("\n", "")
+
+
+@pytest.mark.slurm
+def test_an_image_without_that_python_or_paddle_is_named(
+    tmp_path: Path, paddle_image: Path
+) -> None:
+    def enter(python: str) -> None:
+        spec = {"image": str(paddle_image), "python": python}
+        config = RunConfig.of({"program": {"module": "m"}, "cluster": {"container": spec}})
+        run = SweepDir(tmp_path / "sweep").run("r1")
+        private = tmp_path / python.replace("/", "_")
+        private.mkdir()
+        enter_image(config, run, {"USER": "ana"}, private, 1, None)
+
+    with pytest.raises(ImageError, match=r"charliecloud could not run /opt/nope/python in .*"):
+        enter("/opt/nope/python")
+    with pytest.raises(ImageError, match=r"has no Paddle for /usr/bin/python3 .*container\.python"):
+        enter("/usr/bin/python3")  # the image's system Python: Paddle is in /opt/paddle
