@@ -1,8 +1,9 @@
 """Runs that Slurm stops come back and resume from their checkpoints, on the test
 cluster: near the time limit, and when an `urgent` job preempts them.
 
-A requeued task waits about two minutes for its BeginTime; `release` starts it at once
-(`scontrol update StartTime=now`), which changes when it starts, not what it does.
+A requeued task waits about two minutes for its BeginTime; `release` starts it 5 s
+after its requeue (`scontrol update StartTime=now+5`), which changes when it starts,
+not what it does.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def reference_losses(tmp_path: Path, epochs: int) -> list[float]:
 
 @pytest.fixture
 def release() -> Iterator[None]:
-    """Starts requeued tasks as soon as Slurm lets them (their BeginTime is 2 min out)."""
+    """Starts requeued tasks soon (their BeginTime is 2 min out): 5 s after the requeue,
+    not at once. A task that Slurm starts again within the second it was requeued in
+    fails on the node ("Job credential revoked": slurmd compares the new credential's
+    time, in seconds, with the revocation's)."""
     done = threading.Event()
 
     def loop() -> None:
@@ -91,7 +95,7 @@ def release() -> Iterator[None]:
                 job, _, reason = line.partition(" ")
                 if reason == "BeginTime":
                     subprocess.run(
-                        ["scontrol", "update", f"jobid={job}", "StartTime=now"],
+                        ["scontrol", "update", f"jobid={job}", "StartTime=now+5"],
                         capture_output=True,
                     )
 
