@@ -21,6 +21,7 @@ VERBS = {
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
+    "exporter": ("paddle_hpc.exporter", "a Prometheus endpoint of your sweeps and their runs"),
 }
 
 

@@ -39,8 +39,9 @@ def under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def gather(entries: Sequence[index.Entry]) -> list[Listed]:
-    """Each sweep with its runs' states: one backend call per executor."""
+def gather(entries: Sequence[index.Entry], run_files: bool = False) -> list[Listed]:
+    """Each sweep with its runs' states: one backend call per executor. With run_files,
+    what the runs' state files add (attempt, reason) too."""
     listed: list[Listed] = []
     for entry in entries:
         sweep = SweepDir(entry.dir)
@@ -61,7 +62,7 @@ def gather(entries: Sequence[index.Entry]) -> list[Listed]:
             continue
         pairs = [(SweepDir(listed[i].entry.dir), listed[i].manifest) for i in picked]
         try:
-            found = backend_for(executor).states_of(pairs, run_files=False)  # type: ignore[arg-type]
+            found = backend_for(executor).states_of(pairs, run_files=run_files)  # type: ignore[arg-type]
         except SlurmError as exc:
             log.warning("run states unknown: %s", exc)
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from paddle_hpc.collect import visualdl
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
 from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
 from paddle_hpc.command import console as make_console
@@ -28,6 +30,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--sort", help="rank runs by a column, e.g. final.acc, or -final.loss for lowest first"
     )
     parser.add_argument("--top", type=int, default=5, help="how many of the best runs to show")
+    parser.add_argument(
+        "--visualdl",
+        action="store_true",
+        help="also write each run's metrics as VisualDL logs in SWEEP_DIR/visualdl",
+    )
     return parser.parse_args(joined_sort(argv))
 
 
@@ -89,6 +96,11 @@ def main(argv: Sequence[str]) -> int:
             + f"; tables in {out}"
         )
     console.print(summary(tables, args.sort, args.top))
+    if args.visualdl:
+        folder = args.sweep_dir / visualdl.FOLDER
+        if outcome.tables is not None or not folder.exists():
+            folder = visualdl.write(tables, args.sweep_dir)
+        console.print(f"VisualDL logs: visualdl --logdir {shlex.quote(str(folder))}")
     return 0
 
 
