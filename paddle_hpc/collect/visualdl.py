@@ -50,7 +50,7 @@ def write(tables: Tables, sweep_dir: Path) -> Path:
             for row in rows.itertuples(index=False):
                 if pd.isna(row.step) or pd.isna(row.value):
                     continue
-                walltime = None if pd.isna(row.time) else round(float(row.time) * 1000)
+                walltime = None if pd.isna(row.time) else round(row.time.timestamp() * 1000)
                 value = float(row.value)
                 if math.isfinite(value):
                     writer.add_scalar(str(row.name), value, int(row.step), walltime=walltime)
