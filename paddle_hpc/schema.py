@@ -108,6 +108,8 @@ class CollectConfig:
     # regexes for worker-log lines: the named group `step`, every other one a metric
     patterns: list[str] = field(default_factory=list)
     parsers: list[str] = field(default_factory=list)  # 'package.module:function' per line
+    # folders, relative to a run's, where its script writes VisualDL logs (vdlrecords.*.log)
+    visualdl: list[str] = field(default_factory=lambda: ["visualdl"])
 
 
 GROUPS: Mapping[str, type] = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from visualdl import LogReader  # type: ignore[import-untyped]
 
-from paddle_hpc.collect import visualdl
+from paddle_hpc.collect import collect, visualdl
 from paddle_hpc.collect.tables import ERROR_COLUMNS, METRIC_COLUMNS, Tables
 from tests.fakes import make_sweep, write_run
 
@@ -76,3 +76,50 @@ def test_the_collect_command_writes_them_once(tmp_path: Path) -> None:
     assert [v for _, v, _ in scalars(root / "visualdl" / "rb lr=0.2")["loss"]] == [1.0, 0.5]
     collect()  # nothing changed: the folders stay as they were
     assert {p.name: p.stat().st_mtime_ns for p in (root / "visualdl").iterdir()} == written
+
+
+def write_vdl(folder: Path, scalars: dict[str, list[tuple[int, float]]], number: int = 1) -> None:
+    """A VisualDL log as a training script writes one (VisualDL's own writer)."""
+    from visualdl import LogWriter
+
+    name = f"vdlrecords.{1700000000 + number}.log"
+    with LogWriter(logdir=str(folder), file_name=name) as writer:
+        for tag, points in scalars.items():
+            for step, value in points:
+                writer.add_scalar(tag, value, step, walltime=1700000000000 + step)
+
+
+def test_collect_reads_the_visualdl_logs_scripts_wrote(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path, {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    (root / "config.yaml").write_text("collect:\n  visualdl: [visualdl, output/vdl]\n")
+    write_run(root, "ra", '{"step": 0, "loss": 2.0}\n', state="RUNNING")
+    write_run(root, "rb", "")
+    write_vdl(root / "runs" / "ra" / "visualdl", {"train/lr": [(0, 0.5), (10, 0.25)]})
+    # PaddleOCR's folder: Global.save_model_dir=${run:dir}/output, then output/vdl
+    write_vdl(root / "runs" / "rb" / "output" / "vdl", {"eval/hmean": [(5, 0.5), (10, 0.75)]})
+    (root / "runs" / "rb" / "output" / "vdl" / "vdlrecords.9.log").write_bytes(b"\x00garbage")
+
+    outcome = collect(root)
+    assert outcome.tables is not None
+    metrics = outcome.tables.metrics
+    vdl = metrics[metrics["source"].astype(str).str.contains("vdlrecords")]
+    rows = sorted(zip(vdl["run_id"], vdl["name"], vdl["step"], vdl["value"], strict=True))
+    assert rows == [
+        ("ra", "train/lr", 0, 0.5),  # values a float32 holds exactly: VisualDL keeps those
+        ("ra", "train/lr", 10, 0.25),
+        ("rb", "eval/hmean", 5, 0.5),
+        ("rb", "eval/hmean", 10, 0.75),
+    ]
+    assert vdl["time"].min() == pd.Timestamp(1700000000000, unit="ms", tz="UTC")
+    assert outcome.skipped == {"unreadable VisualDL logs": 1}
+    runs = outcome.tables.runs
+    assert runs.at["rb", "final.eval/hmean"] == 0.75 and runs.at["ra", "final.loss"] == 2.0
+
+    again = collect(root)  # nothing changed: nothing parsed
+    assert again.tables is None or again.parsed == 0
+    # a running run writes another file: found, and only it is parsed
+    write_vdl(root / "runs" / "ra" / "visualdl", {"train/lr": [(20, 0.125)]}, number=2)
+    third = collect(root)
+    assert third.tables is not None and third.parsed == 1
+    lr = third.tables.metrics[third.tables.metrics["name"] == "train/lr"]
+    assert sorted(lr["step"]) == [0, 10, 20]

@@ -37,12 +37,14 @@ from paddle_hpc.collect.tables import (
     empty,
     jsonl_metrics,
     read_log_metrics,
+    read_visualdl_metrics,
     runs_frame,
     slurm_errors,
     stall_errors,
     start_jsonl_metrics,
     user_parsers,
     user_patterns,
+    visualdl_folders,
 )
 from paddle_hpc.files import temp_beside, write_atomic
 from paddle_hpc.layout import CONFIG, MANIFEST, METRICS, STATE, rel_run
@@ -153,6 +155,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
         state.get("listings") if state else None,
         ended(state) if state else None,
         state["files"] if state else None,
+        visualdl_folders(base_config(sweep_dir)),
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
@@ -218,7 +221,8 @@ def collect(
     )
     states: dict[str, Any] = dict(state.get("states", {})) if state and incremental else {}
     states |= read_states(sweep_dir, runs, changed, skipped)
-    metric_parts = [jsonl_metrics(picked, reading.result(), skipped), log_rows]
+    vdl_rows = read_visualdl_metrics(sweep_dir, runs, changed, skipped)
+    metric_parts = [jsonl_metrics(picked, reading.result(), skipped), log_rows, vdl_rows]
     error_parts = [log_errors]
     if incremental:
         old_metrics = read_table(table_path(out, "metrics", fmt), fmt)

@@ -1,7 +1,8 @@
 """The files a sweep's runs wrote, each with a fingerprint (size, mtime) to tell change.
 
-Per run, under `runs/<run_id>/`: `metrics.jsonl`, `state.json`, and the worker logs
-`logs/node<N>/workerlog.<R>`. Paths are kept relative to the sweep directory.
+Per run, under `runs/<run_id>/`: `metrics.jsonl`, `state.json`, the worker logs
+`logs/node<N>/workerlog.<R>`, and VisualDL logs `<folder>/vdlrecords.<N>.log` in the
+folders `collect.visualdl` names. Paths are kept relative to the sweep directory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from paddle_hpc.layout import METRICS, STATE, rel_run
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
 _NODE_DIR = re.compile(r"^node(\d+)$")
+_VISUALDL = re.compile(r"^vdlrecords\.(\d+)\.log$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class RunFiles:
     metrics: str | None  # relative paths, None when missing
     state: str | None
     worker_logs: tuple[tuple[str, int, int], ...]  # (path, node, local rank)
+    visualdl: tuple[str, ...] = ()  # VisualDL logs
 
 
 def fingerprint(path: str | Path) -> Fingerprint | None:
@@ -84,6 +87,7 @@ def find(
     listings: Listings | None = None,
     ended: Mapping[str, Sequence[int]] | None = None,
     known: Mapping[str, Sequence[int]] | None = None,
+    visualdl: Sequence[str] = (),
 ) -> Found:
     """Each run's files, with what it took to find them.
 
@@ -94,7 +98,8 @@ def find(
     their worker logs (`known`: path -> the fingerprint seen last time): no worker log
     is written after the launcher is done, and a restart rewrites state.json. Metrics
     files are always looked at: a user may log an evaluation into an ended run. A run
-    that never started has no files.
+    that never started has no files. VisualDL logs (in the run's `visualdl` folders)
+    are found as worker logs are.
     """
     ended = ended or {}
     known = known or {}
@@ -151,7 +156,18 @@ def find(
                 if fp is not None:
                     prints[rel] = fp
                     logs.append((rel, node, rank))
-        runs.append(RunFiles(run_id, found.get(METRICS), found.get(STATE), tuple(logs)))
+        records = []
+        for folder in visualdl:
+            for number in numbers(f"{base}/{folder}", _VISUALDL, done, run_id):
+                rel = f"{base}/{folder}/vdlrecords.{number}.log"
+                last = known.get(rel) if done else None
+                into = looked_logs.setdefault(run_id, {})
+                fp = (last[0], last[1]) if last else look(rel, into)
+                if fp is not None:
+                    prints[rel] = fp
+                    records.append(rel)
+        metrics, state_file = found.get(METRICS), found.get(STATE)
+        runs.append(RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records)))
     return Found(runs, prints, new, looked, looked_logs, unsettled)
 
 

@@ -220,6 +220,48 @@ def read_log_metrics(
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
 
 
+def visualdl_folders(config: Mapping[str, Any]) -> list[str]:
+    """collect.visualdl: the folders, relative to a run's, that hold its VisualDL logs."""
+    collect = config.get("collect") or {}
+    return [str(f).strip("/") for f in collect.get("visualdl", ["visualdl"]) or []]
+
+
+def read_visualdl_metrics(
+    sweep_dir: Path,
+    runs: Sequence[sources.RunFiles],
+    changed: set[str],
+    skipped: dict[str, int],
+) -> pd.DataFrame:
+    """The scalars of the VisualDL logs that changed, read with VisualDL's own reader:
+    each tag a metric, each record's id its step and its timestamp the time."""
+    wanted = [(run.run_id, rel) for run in runs for rel in run.visualdl if rel in changed]
+    if not wanted:
+        return empty(METRIC_COLUMNS)
+    try:
+        from visualdl import LogReader  # type: ignore[import-untyped]
+    except ImportError:
+        log.warning("%d VisualDL log(s) skipped: pip install visualdl to read them", len(wanted))
+        skipped["VisualDL logs (no visualdl)"] = len(wanted)
+        return empty(METRIC_COLUMNS)
+    rows: list[tuple[str, int, str, float, int, str]] = []
+    for run_id, rel in wanted:
+        try:
+            reader = LogReader(file_path=f"{sweep_dir}/{rel}")
+            for tag in reader.get_tags().get("scalar", []):
+                for record in reader.get_data("scalar", tag):
+                    rows.append((run_id, record.id, tag, record.value, record.timestamp, rel))
+        except Exception as exc:
+            log.warning("%s: VisualDL cannot read it (%r); skipped", rel, exc)
+            skipped["unreadable VisualDL logs"] = skipped.get("unreadable VisualDL logs", 0) + 1
+    frame = pd.DataFrame(rows, columns=["run_id", "step", "name", "value", "time", "source"])
+    frame["step"] = frame["step"].astype("Int64")
+    frame["value"] = frame["value"].astype(float)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    frame["attempt"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    picked: pd.DataFrame = frame[METRIC_COLUMNS]
+    return picked
+
+
 def attempt_of(log: Path) -> int | None:
     """The attempt that wrote a worker log: its folder's mark, which the node writes."""
     try:
