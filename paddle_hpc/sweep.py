@@ -165,7 +165,7 @@ def main(argv: Sequence[str]) -> int:
     todo = [
         r.run_id
         for r in manifest.runs
-        if r.run_id in planned and r.job_id is None and (is_new or not _was_run(sweep, r.run_id))
+        if r.run_id in planned and r.job_id is None and (is_new or not was_run(sweep, r.run_id))
     ]
     if not todo:
         console.print("nothing new to submit")
@@ -195,7 +195,7 @@ def code_dir(program: dict[str, Any], cwd: Path) -> Path:
     return cwd
 
 
-def _was_run(sweep: SweepDir, run_id: str) -> bool:
+def was_run(sweep: SweepDir, run_id: str) -> bool:
     """Whether a run without a Slurm job (a local run) has run: it has a state file."""
     return sweep.run(run_id).state.exists()
 
