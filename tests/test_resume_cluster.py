@@ -90,7 +90,9 @@ def release() -> Iterator[None]:
     def loop() -> None:
         while not done.wait(1.0):
             out = subprocess.run(
-                ["squeue", "-h", "-t", "PD", "-O", "JobArrayID,Reason,EligibleTime"], capture_output=True, text=True
+                ["squeue", "-h", "-t", "PD", "-O", "JobArrayID,Reason,EligibleTime"],
+                capture_output=True,
+                text=True,
             ).stdout
             soon = datetime.now() + timedelta(seconds=15)
             for line in out.splitlines():
