@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	# the oracle of tests/test_space.py: Hydra's Optuna sweeper pins optuna<3 for
+	# distribution classes Optuna still has, so it goes in without its dependencies
+	$(VENV)/bin/pip install --quiet --no-deps 'hydra-optuna-sweeper==1.3.0'
 	touch $@
 
 cluster:

@@ -22,6 +22,7 @@ VERBS = {
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
     "exporter": ("paddle_hpc.exporter", "a Prometheus endpoint of your sweeps and their runs"),
+    "search": ("paddle_hpc.search", "run (or take up) the driver of a sweep's Optuna search"),
 }
 
 

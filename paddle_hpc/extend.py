@@ -33,7 +33,7 @@ def changed_keys(
 ) -> list[str]:
     """Dotted keys whose value differs between two base configs, leaving out `sweep.*` and
     every key an override sets (or lies inside of, or holds)."""
-    ignored = ["sweep", *(key.lstrip("+~") for key in overridden)]
+    ignored = ["sweep", "search", *(key.lstrip("+~") for key in overridden)]
     a, b = flatten(old), flatten(new)
     return sorted(
         key

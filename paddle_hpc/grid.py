@@ -39,6 +39,11 @@ class Axis:
     # sweep.grid's lists and mappings, as YAML gave them: override text cannot carry
     # every mapping key ('x:y', '1', 'a,b'), so these are applied as values
     values: dict[str, Any] = field(default_factory=dict, compare=False)
+    searched: bool = False  # a search's key: swept, whatever its number of choices
+
+    @property
+    def swept(self) -> bool:
+        return self.searched or len(self.choices) > 1
 
     def override(self, text: str) -> Override:
         """The override of one of the choices, as Hydra applies it."""
@@ -62,7 +67,7 @@ class Point:
         return {
             axis.key: override.split("=", 1)[1]
             for axis, override in zip(axes, self.overrides, strict=True)
-            if len(axis.choices) > 1
+            if axis.swept
         }
 
 
@@ -202,6 +207,31 @@ def expand(axes: Sequence[Axis]) -> list[Point]:
     for index, combo in enumerate(itertools.product(*(axis.choices for axis in axes))):
         points.append(Point(index, run_id(combo), tuple(combo)))
     return points
+
+
+def searched(
+    fixed: Sequence[Axis], trials: Sequence[tuple[int, Sequence[str]]]
+) -> tuple[list[Axis], list[Point]]:
+    """A search's batch: the fixed axes, then one axis per key the trials set (their
+    values in trial order), and one point per trial (numbered by the trial), not the
+    product of the axes."""
+    keys = list(
+        dict.fromkeys(parse_override(t).get_key_element() for _, row in trials for t in row)
+    )
+    by_key = [{parse_override(t).get_key_element(): t for t in row} for _, row in trials]
+    for (number, _), row in zip(trials, by_key, strict=True):
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ConfigError(f"trial {number} sets no value for {', '.join(missing)}")
+    axes = [
+        *fixed,
+        *(Axis(k, tuple(row[k] for row in by_key), False, searched=True) for k in keys),
+    ]
+    points = []
+    for (number, _), row in zip(trials, by_key, strict=True):
+        overrides = (*(a.choices[0] for a in fixed), *(row[k] for k in keys))
+        points.append(Point(number, run_id(overrides), overrides))
+    return axes, points
 
 
 def grid_size(axes: Sequence[Axis]) -> int:

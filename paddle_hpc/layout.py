@@ -36,6 +36,7 @@ LOGS = "logs"
 ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
 CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
+SEARCH = "search"  # a search's study, request and driver (search.py)
 STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
 
@@ -121,6 +122,10 @@ class SweepDir:
     @property
     def runs(self) -> Path:
         return self.path / RUNS
+
+    @property
+    def search(self) -> Path:
+        return self.path / SEARCH
 
     def run(self, run_id: str) -> RunDir:
         return RunDir(self.runs / run_id)

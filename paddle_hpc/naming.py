@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from paddle_hpc.backend import TERMINAL_STATES
+from paddle_hpc.backend import ENDED_STATES
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.manifest import Manifest, RunEntry
 
 _TASK = re.compile(r"^(\d+)_(\d+)$")
-STATES = frozenset({*TERMINAL_STATES, "PENDING", "RUNNING", "NOT_SUBMITTED", "REQUEUED"})
+STATES = frozenset({*ENDED_STATES, "PENDING", "RUNNING", "NOT_SUBMITTED", "REQUEUED"})
 
 
 def runs_of_task(manifest: Manifest, name: str) -> list[RunEntry]:

@@ -29,7 +29,7 @@ from paddle_hpc.config import (
     resolving_run,
 )
 from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override
+from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override, searched
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, RunEntry, save
 from paddle_hpc.points import PointResolver, apply_overrides, parses_kept, related, resolved
@@ -121,7 +121,11 @@ def make_plan(
     overrides: Sequence[str],
     cwd: Path,
     which: Callable[[str], str | None] = shutil.which,
+    trials: Sequence[tuple[int, Sequence[str]]] | None = None,
 ) -> Plan:
+    """The checked plan of a grid; or, given trials (number, the trial's overrides), of
+    those points of a search: sweep.grid is then not a grid but the search's space,
+    and overrides hold only the fixed ones."""
     groups = config_groups(config_dir)
     fixed_groups = tuple(
         text
@@ -131,7 +135,14 @@ def make_plan(
     )
     first = compose_base(config_dir, config_name, fixed_groups)
     settings = sweep_settings(first, overrides)
-    axes = sweep_axes(settings, overrides, first.group_options)
+    points = None
+    if trials is None and settings.search.n_trials > 0:
+        raise SearchRequested()
+    if trials is None:
+        axes = sweep_axes(settings, overrides, first.group_options)
+    else:
+        found, points = searched(grid_axes({}, overrides, first.group_options), trials)
+        axes = tuple(found)
     sweep_dir = (cwd / str(settings.sweep.dir)).resolve()
 
     def compose(group_choice: tuple[str, ...]) -> ComposedBase:
@@ -140,8 +151,8 @@ def make_plan(
         return compose_base(config_dir, config_name, group_choice)
 
     with parses_kept():
-        runs = resolve_runs(axes, compose, cwd, sweep_dir)
-    fixed = [a.override(a.choices[0]) for a in axes if len(a.choices) == 1 and not a.is_group]
+        runs = resolve_runs(axes, compose, cwd, sweep_dir, points)
+    fixed = [a.override(a.choices[0]) for a in axes if not a.swept and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
     keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})
     executor = runs[0].config["cluster"]["executor"]
@@ -153,12 +164,17 @@ def make_plan(
     return Plan(sweep_dir, base, axes, tuple(runs), executor, composed_base, cwd)
 
 
+class SearchRequested(Exception):
+    """make_plan of a sweep that searches (search.n_trials): search.py plans it."""
+
+
 def sweep_settings(first: ComposedBase, overrides: Sequence[str]) -> DictConfig:
-    """The base with the command line's own sweep.* settings applied."""
+    """The base with the command line's own sweep.* and search.* settings applied."""
     settings = [
         o
         for o in map(parse_override, overrides)
-        if is_sweep_level(o.key_or_group) and not o.is_sweep_override()
+        if (is_sweep_level(o.key_or_group) or related(o.key_or_group, "search"))
+        and not o.is_sweep_override()
     ]
     try:
         return apply_overrides(first.config, settings)
@@ -188,6 +204,7 @@ def resolve_runs(
     compose: Callable[[tuple[str, ...]], ComposedBase],
     cwd: Path,
     sweep_dir: Path,
+    points: Sequence[Point] | None = None,
 ) -> list[RunSpec]:
     """Every point's config, resolved and checked; the first bad point raises."""
     resolvers: dict[tuple[str, ...], PointResolver] = {}
@@ -195,7 +212,7 @@ def resolve_runs(
     scripts: dict[tuple[str | None, Path], str | None] = {}
     images: dict[str, str] = {}
     runs = []
-    for point in expand(axes):
+    for point in expand(axes) if points is None else points:
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
         values = [
             a.override(o) for a, o in zip(axes, point.overrides, strict=True) if not a.is_group
@@ -337,7 +354,7 @@ def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=tuple(command),
         executor=plan.executor,
-        axes=tuple(a.key for a in plan.axes if len(a.choices) > 1),
+        axes=tuple(a.key for a in plan.axes if a.swept),
         shapes=tuple(shapes),
         runs=tuple(entries),
         extra={"base": plan.composed},

@@ -18,6 +18,7 @@ from paddle_hpc.files import write_json_atomic
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
 STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
+PRUNED = "PRUNED"  # a search's run its pruner stopped; search.py writes it once it ended
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,23 @@ def parse(text: str | bytes) -> RunState | None:
         return from_dict(json.loads(text))
     except ValueError:
         return None
+
+
+def pruned(state: RunState | None, attempt: int) -> bool:
+    """Whether a run's state file says its current attempt was pruned."""
+    return state is not None and state.attempt >= attempt and state.state == PRUNED
+
+
+def study_state(state: str, ended: bool, objective: float | None) -> str:
+    """A search trial's state in its Optuna study, from its run's: COMPLETE once the run
+    completed with its objective logged (not NaN), PRUNED, FAIL for any other end."""
+    if not ended:
+        return "RUNNING"
+    if state == PRUNED:
+        return "PRUNED"
+    if state == COMPLETED and objective is not None and objective == objective:
+        return "COMPLETE"
+    return "FAIL"
 
 
 def read(path: Path) -> RunState | None:

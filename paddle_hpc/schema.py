@@ -112,6 +112,33 @@ class CollectConfig:
     visualdl: list[str] = field(default_factory=lambda: ["visualdl"])
 
 
+class Direction(enum.Enum):
+    minimize = "minimize"
+    maximize = "maximize"
+
+
+@dataclass
+class SearchConfig:
+    """An Optuna search instead of a grid (search.py): on when n_trials is set."""
+
+    n_trials: int = 0  # the study's trials in all; run the sweep again with more to add
+    batch_size: int = 4  # trials asked at once, submitted as one array per resource shape
+    # key -> a sweep in Hydra's Optuna sweeper grammar, e.g. "tag(log, interval(1e-4, 0.1))";
+    # sweep.grid's entries and the command line's sweeps are searched too
+    params: dict[str, str] = field(default_factory=dict)
+    objective: str = "final.loss"  # a column of the runs table: final.<metric>, best.<metric>
+    direction: Direction = Direction.minimize
+    # Optuna's sampler and pruner, as Hydra instantiates them ({} prunes nothing), e.g.
+    # {_target_: optuna.pruners.MedianPruner, n_startup_trials: 4, n_warmup_steps: 2}
+    sampler: dict[str, Any] = field(
+        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None}
+    )
+    pruner: dict[str, Any] = field(default_factory=dict)
+    report: str | None = None  # the logged metric the pruner judges; default: the objective's
+    poll: float = 10.0  # seconds between looks at the running trials
+    trial: int | None = None  # set per run: its trial's number in the study
+
+
 GROUPS: Mapping[str, type] = {
     "program": ProgramConfig,
     "resources": ResourcesConfig,
@@ -119,6 +146,7 @@ GROUPS: Mapping[str, type] = {
     "launch": LaunchConfig,
     "cluster": ClusterConfig,
     "collect": CollectConfig,
+    "search": SearchConfig,
 }
 
 

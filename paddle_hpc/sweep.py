@@ -26,7 +26,14 @@ from paddle_hpc.config import resolve_config_dir
 from paddle_hpc.launch import build_node_launch
 from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, load
-from paddle_hpc.plan import Plan, build_manifest, make_plan, write_plan, write_runs
+from paddle_hpc.plan import (
+    Plan,
+    SearchRequested,
+    build_manifest,
+    make_plan,
+    write_plan,
+    write_runs,
+)
 from paddle_hpc.schema import RunConfig
 from paddle_hpc.secret_env import redact_override
 from paddle_hpc.submit import dry_run_script, python_for
@@ -148,8 +155,21 @@ def main(argv: Sequence[str]) -> int:
     console = make_console()
     cwd = Path.cwd()
     config_dir = resolve_config_dir(args.config_dir, cwd)
-    plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
     command = ("python", "-m", "paddle_hpc.sweep", *map(redact_override, argv))
+    try:
+        plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
+    except SearchRequested:
+        from paddle_hpc import search
+
+        request = search.Request(
+            str(config_dir),
+            args.config_name,
+            list(args.overrides),
+            str(cwd),
+            list(command),
+            args.allow_config_change,
+        )
+        return search.start(request, args.wait, args.dry_run, console)
     manifest = build_manifest(plan, command)
     if args.dry_run:
         print_dry_run(plan, manifest, console)

@@ -23,7 +23,7 @@ def is_done(statuses: Sequence[RunStatus]) -> bool:
 
 
 def needs_attention(status: RunStatus) -> bool:
-    return status.ended and status.state != "COMPLETED"
+    return status.ended and status.state not in ("COMPLETED", "PRUNED")
 
 
 def state_counts(statuses: Sequence[RunStatus]) -> str:

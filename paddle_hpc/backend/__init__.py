@@ -19,7 +19,10 @@ from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import SweepConfig
 from paddle_hpc.slurm.parse import TERMINAL_STATES
 
+ENDED_STATES = TERMINAL_STATES | {runstate.PRUNED}  # Slurm's, and a search's pruned runs
+
 __all__ = [
+    "ENDED_STATES",
     "NOT_SUBMITTED",
     "TERMINAL_STATES",
     "Backend",
@@ -45,7 +48,7 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
 
     @property
     def ended(self) -> bool:
-        return self.state in TERMINAL_STATES
+        return self.state in ENDED_STATES
 
     @property
     def active(self) -> bool:

@@ -41,6 +41,20 @@ def run_status(
         attempt, reason, history = state.attempt, state.reason or "", state.history
     if run.job_id is None:
         return RunStatus(run.run_id, run.swept, NOT_SUBMITTED, None, (), "", run.attempt)
+    if runstate.pruned(state, run.attempt) and (record is None or record.state != "RUNNING"):
+        nodes = record.nodes if record is not None else ()
+        elapsed = record.elapsed_s if record is not None and not run.packed else None
+        return RunStatus(
+            run.run_id,
+            run.swept,
+            runstate.PRUNED,
+            elapsed,
+            nodes,
+            run.job,
+            attempt,
+            reason,
+            history,
+        )
     if run.packed:
         shown, reason = packing.trial_state(record.state if record else None, state, run.attempt)
         nodes = record.nodes if record is not None and shown != "PENDING" else ()

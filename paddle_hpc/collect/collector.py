@@ -54,7 +54,7 @@ from paddle_hpc.slurm import SacctRecord, SlurmClient
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv")
-ENDED = ("COMPLETED", "FAILED")  # what a node writes in state.json once its launcher is done
+ENDED = ("COMPLETED", "FAILED", "PRUNED")  # final words of state.json: a node's, or a search's
 COMPACT: dict[str, Any] = {"separators": (",", ":")}
 
 
@@ -159,8 +159,10 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
-        for name in (MANIFEST, accounting.SACCT_FILE, CONFIG)
+        for name in (accounting.SACCT_FILE, CONFIG)
     }
+    # as seen before it was read: a manifest written meanwhile is read again next time
+    inputs = {MANIFEST: list(manifest_print) if manifest_print else None, **inputs}
     files = {rel: list(fp) for rel, fp in found.prints.items()}
     return Scan(
         state, manifest, run_ids, executor, records, found.runs, files, inputs, found, state_print

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from paddle_hpc import layout, packing, runstate
-from paddle_hpc.backend import TERMINAL_STATES, local_status
+from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, local_status
 from paddle_hpc.collect import jsonl, logs, sources
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.grid import parse_override
@@ -405,7 +405,7 @@ def runs_frame(
             ]
         elif record is not None:
             values = [
-                record.state,
+                runstate.PRUNED if runstate.pruned(own, run.attempt) else record.state,
                 record.exit_code,
                 ",".join(record.nodes),
                 record.start,
@@ -480,6 +480,17 @@ def runs_frame(
         ]
     ]
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
+    search = manifest.extra.get("search")
+    if search:  # a search's runs: their trials' states in the study (search.py)
+        objective = joined.get(search["objective"], pd.Series(np.nan, index=joined.index))
+        joined.insert(
+            list(joined.columns).index("state") + 1,
+            "trial_state",
+            [
+                runstate.study_state(state, state in ENDED_STATES, float(value))
+                for state, value in zip(joined["state"], objective, strict=True)
+            ],
+        )
     return joined
 
 

@@ -1,0 +1,142 @@
+"""An Optuna search on the test cluster, as a user runs it: `sweep` with search.n_trials
+starts a detached driver and returns; batches of 4 trials run as arrays, a median
+pruner stops runs that lag, and the study itself is the oracle of every trial's state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from paddle_hpc.collect import load as load_tables
+from paddle_hpc.manifest import load
+from tests.test_sweep_cluster import queued_jobs, run_module, sweep, write_conf
+
+pytestmark = pytest.mark.slurm
+
+# The loss at each step: far from x=0.3 is worse at every step, so laggards are plain.
+CURVE = """\
+import argparse
+import time
+
+from paddle_hpc.metrics import log_metrics
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--x", type=float)
+parser.add_argument("--steps", type=int)
+args = parser.parse_args()
+for step in range(1, args.steps + 1):
+    log_metrics(step=step, loss=10 * (args.x - 0.3) ** 2 + 1.0 / step)
+    time.sleep(1.0)
+"""
+
+CONFIG = """\
+program:
+  script: curve.py
+  args: [--x, "${x}", --steps, "${steps}"]
+x: 0.5
+steps: 14
+resources:
+  nodes: 1
+  cpus_per_task: 1
+  time: "00:05:00"
+sweep:
+  name: searched
+search:
+  n_trials: 12
+  batch_size: 4
+  params:
+    x: interval(0.0, 1.0)
+  objective: final.loss
+  sampler: {_target_: optuna.samplers.RandomSampler, seed: 3}
+  pruner: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 4, n_warmup_steps: 2}
+  poll: 2
+"""
+
+
+def study_of(sweep_dir: Path) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "search" / "study.journal")))
+    return optuna.load_study(study_name="paddle_hpc", storage=storage)
+
+
+def driver_pid(sweep_dir: Path) -> int:
+    return int((sweep_dir / "search" / "driver.lock").read_text().split()[0])
+
+
+def wait_for(log: Path, text: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        assert time.monotonic() < deadline, f"no {count}x {text!r} in {log}:\n{log.read_text()}"
+        time.sleep(2)
+
+
+def test_a_search_prunes_survives_its_driver_and_goes_on_with_more_trials(tmp_path: Path) -> None:
+    write_conf(tmp_path, CONFIG)
+    (tmp_path / "curve.py").write_text(CURVE)
+    sweep_dir = tmp_path / "sweeps" / "searched"
+    log = sweep_dir / "search" / "driver.log"
+
+    started = sweep(tmp_path)  # returns at once: the driver runs detached
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "driver: pid" in started.stdout and "search of 12 trials" in started.stdout
+
+    # the login session ends in the second batch: the driver is killed, then started again
+    wait_for(log, "trials 4, 5, 6, 7 submitted", 1, timeout=300)
+    os.kill(driver_pid(sweep_dir), signal.SIGKILL)
+    again = sweep(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    wait_for(log, "taking up 4 running trial(s)", 1, timeout=60)
+    wait_for(log, "search done", 1, timeout=600)
+
+    study = study_of(sweep_dir)
+    assert len(study.trials) == 12
+    states = {t.number: t.state.name for t in study.trials}
+    assert "RUNNING" not in states.values()
+    assert list(states.values()).count("PRUNED") >= 1, states
+
+    tables = load_tables(sweep_dir)
+    runs = tables.runs.set_index("search.trial")
+    assert sorted(runs.index) == list(range(12))
+    for trial in study.trials:
+        row = runs.loc[trial.number]
+        assert row["trial_state"] == trial.state.name
+        assert row["x"] == pytest.approx(trial.params["x"])
+        if trial.state.name == "COMPLETE":
+            assert row["state"] == "COMPLETED" and row["final.loss"] == trial.value
+        if trial.state.name == "PRUNED":
+            assert row["state"] == "PRUNED" and "pruned by Optuna at step" in row["reason"]
+    run_ids = {trial.number: trial.user_attrs["run_id"] for trial in study.trials}
+    metrics = tables.metrics
+    for number, state in states.items():
+        logged = metrics[metrics["run_id"] == run_ids[number]]["step"]
+        if state == "PRUNED":  # stopped well before its last step
+            assert logged.max() < 14
+        if state == "COMPLETE":
+            assert logged.max() == 14
+    arrays = {str(a.job_id) for a in load(sweep_dir).arrays}
+    assert len(arrays) >= 3 and not [j for j in queued_jobs() if j.split("_")[0] in arrays]
+
+    status = run_module("paddle_hpc.status", str(sweep_dir), "--all")
+    assert status.returncode == 0, status.stderr
+    assert "PRUNED" in status.stdout and "search.trial" in status.stdout
+
+    # the same command with more trials: the study goes on, the first 12 stay as they are
+    more = sweep(tmp_path, "search.n_trials=16")
+    assert more.returncode == 0, more.stdout + more.stderr
+    wait_for(log, "search done", 2, timeout=300)
+    study = study_of(sweep_dir)
+    assert len(study.trials) == 16
+    assert {t.number: t.state.name for t in study.trials[:12]} == states
+    assert len(load(sweep_dir).runs) == 16
+    with_more = load_tables(sweep_dir).runs
+    assert sorted(with_more["search.trial"]) == list(range(16))
+    assert (with_more["trial_state"] != "RUNNING").all()
+    assert subprocess.run(["pgrep", "-f", f"paddle_hpc.search {sweep_dir}"]).returncode == 1
