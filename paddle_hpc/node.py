@@ -53,6 +53,7 @@ from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
+NO_CHECKPOINT = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
 
 
 def free_port() -> int:
@@ -471,7 +472,8 @@ def _launch(
     def stopped(signum: int) -> None:
         # Slurm's KillWait may end this process before the launcher has: say it now
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
-            runstate.write(run.state, stopped_state(base, signum, stop.told, config))
+            saved = saved_since(run, started) if stop.told else None
+            runstate.write(run.state, stopped_state(base, signum, stop.told, config, saved))
 
     with _Stop(told, stopped) as stop:
         proc = subprocess.Popen(  # noqa: S603
@@ -575,7 +577,7 @@ def _told_ended(
             again(base.job)
         return 0
     if step is None:
-        why = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
+        why = NO_CHECKPOINT
     elif returncode != 0:
         why = f"the program did not exit cleanly after saving step {step}"
     else:
@@ -593,15 +595,21 @@ def _told_ended(
     raise PaddleHpcError(f"run {run.path.name}: {state.reason}")
 
 
-def stopped_state(base: RunState, signum: int, told: str | None, config: RunConfig) -> RunState:
+def stopped_state(
+    base: RunState, signum: int, told: str | None, config: RunConfig, saved: int | None = None
+) -> RunState:
     """How an attempt ends that is stopped by `signum`: CANCELLED (scancel, `paddle-hpc
-    cancel`), or after Slurm's stop signal (`told`) as PREEMPTED or TIMEOUT; Slurm
-    requeues a preempted run while requeues are left. Node 0 may say more later."""
+    cancel`), or after Slurm's stop signal (`told`) as PREEMPTED or TIMEOUT, with the
+    step of the checkpoint `saved` in this attempt, if any; Slurm requeues a preempted
+    run while requeues are left. This reason is complete because Slurm's KillWait may
+    end the node runner before it says more."""
     name = signal.Signals(signum).name
     if told is None:
         return replace(base, state=runstate.CANCELLED, reason=f"stopped by {name}")
     requeued = told == "PREEMPTED" and requeue_left(base, config)
-    why = f"{told}: stopped by {name} before it exited"
+    why = f"{told}: stopped by {name} before it exited; " + (
+        NO_CHECKPOINT if saved is None else f"it had saved step {saved}"
+    )
     return replace(
         base,
         state=told,

@@ -95,12 +95,17 @@ def test_the_state_of_a_stopped_attempt() -> None:
     )
     preempted = stopped_state(base, signal.SIGTERM, "PREEMPTED", config)
     assert preempted.state == "PREEMPTED" and preempted.retrying
-    assert preempted.reason == "PREEMPTED: stopped by SIGTERM before it exited; Slurm requeues it"
+    assert preempted.reason == (
+        "PREEMPTED: stopped by SIGTERM before it exited; no checkpoint saved in this attempt "
+        "(paddle_hpc.checkpoint); Slurm requeues it"
+    )
     spent = RunState("RUNNING", job="7_0", restarts=2)
-    last = stopped_state(spent, signal.SIGTERM, "PREEMPTED", config)
-    assert not last.retrying and last.reason == "PREEMPTED: stopped by SIGTERM before it exited"
+    last = stopped_state(spent, signal.SIGTERM, "PREEMPTED", config, saved=40)
+    assert not last.retrying
+    assert last.reason == "PREEMPTED: stopped by SIGTERM before it exited; it had saved step 40"
     timeout = stopped_state(base, signal.SIGTERM, "TIMEOUT", config)
     assert timeout.state == "TIMEOUT" and not timeout.retrying
+    assert "no checkpoint saved" in timeout.reason  # said now: KillWait may end us next
     local = stopped_state(RunState("RUNNING"), signal.SIGINT, "PREEMPTED", config)
     assert not local.retrying and local.reason.startswith("PREEMPTED: stopped by SIGINT")
 
