@@ -24,9 +24,10 @@ cluster:
 cluster-down:
 	slurm/down
 
-# the Paddle image of the container tests (Charliecloud), cached in the cluster's folder
+# the Paddle image of the container tests (Charliecloud), cached in the cluster's
+# folder, and the same image in Podman's storage
 image: venv
-	slurm/image $(VENV)/bin/python >/dev/null
+	slurm/podman-image $(VENV)/bin/python >/dev/null
 
 # The bundled example sweep (conf/config.yaml): on the test cluster when it comes up,
 # otherwise here without Slurm. Waits, then shows the final status table.

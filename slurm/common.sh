@@ -22,6 +22,7 @@ LOG=$STATE_DIR/log
 RUN=$STATE_DIR/run
 MUNGE_SOCKET=$RUN/munge.socket
 DB_SOCKET=$RUN/mariadb.sock
+PODMAN_REPOSITORY=paddle-hpc-test  # slurm/podman-image's images, localhost/NAME:TAG
 HOSTS_LINE="127.0.0.1 ${NODES[*]}  # paddle-hpc test cluster"
 # Clients (sbatch, sinfo, submitit) find the cluster through the default path.
 SYSTEM_CONF=/etc/slurm/slurm.conf

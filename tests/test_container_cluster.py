@@ -68,6 +68,71 @@ def test_example_sweep_runs_inside_the_image(tmp_path: Path, paddle_image: Path)
     assert steps == [0, 1]
 
 
+@pytest.fixture(scope="module")
+def podman_image(paddle_image: Path) -> str:
+    """The same image in Podman's storage (slurm/podman-image, which `make test` runs)."""
+    imported = subprocess.run(
+        [str(REPO / "slurm" / "podman-image"), sys.executable],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    return imported.stdout.split()[-1]
+
+
+# What this machine needs of Podman, as a site would put it in containers.conf: runc,
+# since crun refuses its hybrid cgroups; and limits below the hard ones, since Podman
+# raises its containers' to 1048576 by default, which needs CAP_SYS_RESOURCE.
+PODMAN_HERE = '["--runtime=runc","--ulimit=nofile=16384:16384","--ulimit=nproc=8192:8192"]'
+
+
+@pytest.mark.slurm
+def test_example_sweep_runs_inside_a_podman_image(tmp_path: Path, podman_image: str) -> None:
+    spec = [
+        f"cluster.container.image={podman_image}",
+        f"cluster.container.python={IN_IMAGE}",  # an imported image keeps no PATH
+        f"cluster.container.flags={PODMAN_HERE}",
+    ]
+    dry = sweep(tmp_path, "--dry-run", *spec, ONE_POINT)
+    assert dry.returncode == 0, dry.stderr
+    assert "node 1: podman run --rm --init --name 'paddle-hpc-<run>-n<node>' --network=host" in (
+        dry.stdout
+    )
+    assert "--runtime=runc --ulimit=nofile=16384:16384 --ulimit=nproc=8192:8192 " in dry.stdout
+
+    result = sweep(tmp_path, "--wait", *spec, ONE_POINT, "data.batch_size=128", "train.epochs=2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "COMPLETED 1" in result.stdout
+    sweep_dir = tmp_path / "sweeps" / "digits"
+    manifest = load(sweep_dir)
+    image_id = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", podman_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    submitted = manifest.arrays[0].image
+    assert submitted is not None and submitted["digest"] == f"podman:{image_id}"
+    run_dir = sweep_dir / "runs" / manifest.runs[0].run_id
+    for node in (0, 1):
+        logs = run_dir / "logs" / f"node{node}"
+        inside = json.loads((logs / "environment.json").read_text())["container"]
+        assert inside["runtime"] == "podman" and inside["python"] == IN_IMAGE
+        assert inside["digest"] == submitted["digest"]
+        for local in (0, 1):
+            rank = node * 2 + local
+            line = f"rank {rank} of world size 4: {IN_IMAGE}, Paddle {inside['paddle']}"
+            assert line in (logs / f"workerlog.{local}").read_text()
+    left = subprocess.run(
+        ["podman", "ps", "--all", "--quiet", "--filter", "name=paddle-hpc-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout == ""  # every node's container was removed after its launcher
+
+
 @pytest.mark.slurm
 def test_secrets_reach_the_processes_inside_and_no_file_holds_them(
     tmp_path: Path, paddle_image: Path
