@@ -509,7 +509,8 @@ def _launch(
     if watchdog is not None and watchdog.stalled is not None:
         return _stalled(run, base, returncode, this.again)
     if stop.told is not None:
-        return _told_ended(run, node, base, returncode, stop.told, started, config, this.again)
+        told_end = _ToldEnd(stop.told, stop.signal, started)
+        return _told_ended(run, node, base, returncode, told_end, config, this.again)
     return _ended(run, node, base, returncode, stop.signal, config, this.again)
 
 
@@ -543,19 +544,28 @@ def saved_since(run: RunDir, since: float) -> int | None:
     return found.step if written >= since - 1 else None
 
 
+@dataclass(frozen=True)
+class _ToldEnd:
+    reason: str  # why Slurm's USR2 came: TIMEOUT or PREEMPTED
+    stopped_by: int | None  # the signal that then stopped the launcher, if any
+    started: float  # when this attempt's launcher started
+
+
 def _told_ended(
     run: RunDir,
     node: NodeLaunch,
     base: RunState,
     returncode: int,
-    reason: str,
-    started: float,
+    told: _ToldEnd,
     config: RunConfig,
     again: Callable[[str], None],
 ) -> int:
     """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
     this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
-    one that saved none ends TIMEOUT, or PREEMPTED, which Slurm requeues itself."""
+    one that saved none ends TIMEOUT, or PREEMPTED, which Slurm requeues itself. A run
+    stopped by a signal meanwhile ends as `stopped_state` said when the signal came, so
+    its state is the same whether or not Slurm's KillWait ended this process first."""
+    reason, started = told.reason, told.started
     step = saved_since(run, started)
     now = runstate.read(run.state)
     if _settled(now, base.attempt) and node.node_rank != 0:
@@ -576,20 +586,24 @@ def _told_ended(
             assert base.job is not None
             again(base.job)
         return 0
-    if step is None:
-        why = NO_CHECKPOINT
-    elif returncode != 0:
-        why = f"the program did not exit cleanly after saving step {step}"
+    if told.stopped_by is not None:
+        stopped = stopped_state(base, told.stopped_by, reason, config, step)
+        state = replace(stopped, returncode=returncode)
     else:
-        why = "no requeues left (sweep.max_requeues)"
-    slurm_requeues = reason == "PREEMPTED" and left
-    state = replace(
-        base,
-        state=reason,
-        returncode=returncode,
-        retrying=slurm_requeues,
-        reason=f"{reason}: {why}" + ("; Slurm requeues it" if slurm_requeues else ""),
-    )
+        if step is None:
+            why = NO_CHECKPOINT
+        elif returncode != 0:
+            why = f"the program did not exit cleanly after saving step {step}"
+        else:
+            why = "no requeues left (sweep.max_requeues)"
+        slurm_requeues = reason == "PREEMPTED" and left
+        state = replace(
+            base,
+            state=reason,
+            returncode=returncode,
+            retrying=slurm_requeues,
+            reason=f"{reason}: {why}" + ("; Slurm requeues it" if slurm_requeues else ""),
+        )
     if node.node_rank == 0 or returncode != 0:
         runstate.write(run.state, state)
     raise PaddleHpcError(f"run {run.path.name}: {state.reason}")

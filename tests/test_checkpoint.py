@@ -14,8 +14,18 @@ import paddle
 import pytest
 
 from paddle_hpc import checkpoint, runstate
+from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.launch import NodeLaunch
 from paddle_hpc.layout import RunDir
-from paddle_hpc.node import carry_metrics, ended_as, saved_since, stopped_state, told_reason
+from paddle_hpc.node import (
+    _told_ended,
+    _ToldEnd,
+    carry_metrics,
+    ended_as,
+    saved_since,
+    stopped_state,
+    told_reason,
+)
 from paddle_hpc.runstate import RunState
 from paddle_hpc.schema import RunConfig
 
@@ -108,6 +118,32 @@ def test_the_state_of_a_stopped_attempt() -> None:
     assert "no checkpoint saved" in timeout.reason  # said now: KillWait may end us next
     local = stopped_state(RunState("RUNNING"), signal.SIGINT, "PREEMPTED", config)
     assert not local.retrying and local.reason.startswith("PREEMPTED: stopped by SIGINT")
+
+
+@pytest.mark.parametrize("told", ["TIMEOUT", "PREEMPTED"])
+@pytest.mark.parametrize("saved", [None, 3])
+def test_a_stopped_end_is_what_the_signal_said(run_dir: Path, told: str, saved: int | None) -> None:
+    """After the launcher was stopped by SIGTERM, node 0's last word on the attempt is
+    the state it wrote when the signal came: Slurm's KillWait may have ended it first."""
+    run = RunDir(run_dir)
+    config = RunConfig.of({"sweep": {"max_requeues": 2}})
+    base = RunState("RUNNING", attempt=1, job="7_0")
+    started = time.time()
+    if saved is not None:
+        checkpoint.save(saved)
+    at_signal = stopped_state(base, signal.SIGTERM, told, config, saved_since(run, started))
+    node0 = NodeLaunch((), {}, "cpu", "127.0.0.1:1", 0, 2, 2, run_dir / "logs")
+    end = _ToldEnd(told, signal.SIGTERM, started)
+    with pytest.raises(PaddleHpcError, match="stopped by SIGTERM before it exited"):
+        _told_ended(run, node0, base, -15, end, config, lambda job: None)
+    ended = runstate.read(run.state)
+    assert ended is not None
+    assert (ended.state, ended.reason, ended.retrying, ended.returncode) == (
+        at_signal.state,
+        at_signal.reason,
+        at_signal.retrying,
+        -15,
+    )
 
 
 def test_a_checkpoint_saved_since(run_dir: Path) -> None:
