@@ -31,6 +31,14 @@ export SLURM_CONF=$ETC/slurm.conf
 say() { printf '[slurm] %s\n' "$*" >&2; }
 die() { printf '[slurm] error: %s\n' "$*" >&2; exit 1; }
 
+# apt_install [OPTION...] PACKAGE...: apt-get install; fetches the package lists
+# first when that fails, as on a machine whose lists were never fetched
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "$@" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
+
 # pid_alive FILE COMMAND: the pid in FILE names a running COMMAND (a pid file left
 # behind by a stopped daemon may name another process by now).
 pid_alive() {
