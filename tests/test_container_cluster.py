@@ -28,14 +28,20 @@ IN_IMAGE = "/opt/paddle/bin/python3"  # the image's Python: no such file on the 
 ONE_POINT = "sweep.grid={optim.lr:[0.03]}"
 
 
+def slurm_script(name: str) -> str:
+    """What slurm/NAME prints last: the image it built or imported (once; `make test`
+    runs both scripts first)."""
+    done = subprocess.run(
+        [str(REPO / "slurm" / name), sys.executable], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]
+
+
 @pytest.fixture(scope="module")
 def paddle_image() -> Path:
-    """The test image (built once by slurm/image, which `make test` runs first)."""
-    built = subprocess.run(
-        [str(REPO / "slurm" / "image"), sys.executable], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, built.stderr
-    return Path(built.stdout.split()[-1])
+    """The test image folder (slurm/image)."""
+    return Path(slurm_script("image"))
 
 
 @pytest.mark.slurm
@@ -69,16 +75,9 @@ def test_example_sweep_runs_inside_the_image(tmp_path: Path, paddle_image: Path)
 
 
 @pytest.fixture(scope="module")
-def podman_image(paddle_image: Path) -> str:
-    """The same image in Podman's storage (slurm/podman-image, which `make test` runs)."""
-    imported = subprocess.run(
-        [str(REPO / "slurm" / "podman-image"), sys.executable],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
-    return imported.stdout.split()[-1]
+def podman_image() -> str:
+    """The same image in Podman's storage (slurm/podman-image)."""
+    return slurm_script("podman-image")
 
 
 # What this machine needs of Podman, as a site would put it in containers.conf: runc,
