@@ -215,6 +215,51 @@ def test_metric_names_survive_whatever_they_hold(
     assert [slow.names[n] for n in slow.name] == [names[0], "other"]
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_files_that_log_the_same_keys_share_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact: bool
+) -> None:
+    """Many runs' files in one chunk, the same keys and different values (a sweep's usual
+    shape): the CSV fast path reads them all, not pyarrow's JSON reader."""
+    dumps = (lambda r: json.dumps(r, separators=(",", ":"))) if compact else json.dumps
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"{index}.jsonl"
+        path.write_text(
+            "".join(dumps({"step": s, "loss": index + s / 10, "acc": -s}) + "\n" for s in range(2))
+        )
+        paths.append(path)
+
+    def json_reader(*args: object) -> None:
+        raise AssertionError("the fast path fell back to the JSON reader")
+
+    monkeypatch.setattr(jsonl, "_parse", json_reader)
+    cols = read_metrics(paths)
+    rows = list(zip(cols.file.tolist(), cols.step.tolist(), cols.value.tolist(), strict=True))
+    assert rows == [(f, s, v) for f in range(3) for s in range(2) for v in (f + s / 10, -s)]
+    assert [cols.names[n] for n in cols.name[:2]] == ["loss", "acc"]
+
+
+@pytest.mark.parametrize(
+    ("later", "key"),
+    [
+        ('{"step": 1, "lo{ss}": 3.0, "acc": 4.0}', "lo{ss}"),  # 'loss' once braces go
+        ('{"step": 1, "lo\\"ss": 3.0, "acc": 4.0}', 'lo"ss'),  # an escaped quote
+    ],
+)
+def test_a_later_line_whose_key_differs_only_by_a_brace_or_quote(
+    tmp_path: Path, later: str, key: str
+) -> None:
+    """The first lines decide the keys; a later line whose key would read the same once
+    braces and quotes are dropped is still its own metric."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 0, "loss": 1.0, "acc": 2.0}\n' + later + "\n")
+    cols = read_metrics([path])
+    names = [cols.names[n] for n in cols.name]
+    rows = zip(cols.step.tolist(), names, cols.value.tolist(), strict=True)
+    assert sorted(rows) == [(0, "acc", 2.0), (0, "loss", 1.0), (1, "acc", 4.0), (1, key, 3.0)]
+
+
 def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> None:
     fast = tmp_path / "fast.jsonl"  # every line the same keys: pyarrow's CSV reader
     fast.write_text(

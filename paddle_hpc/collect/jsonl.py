@@ -125,29 +125,31 @@ def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     chunk = _Chunk(first, buffer, spans, counts, {first + i: v for i, v in skipped.items()}, None)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
-    signatures = {tuple(line.translate(_TO_CSV, _DROP).split(b",")) for line in firsts}
+    signatures = {_signature(line.translate(_TO_CSV, _DROP).split(b",")) for line in firsts}
     if len(signatures) != 1:
         return chunk
-    parts = next(iter(signatures))
-    fields, values = list(parts[0::2]), parts[1::2]
-    # json.dumps writes ', ' and ': ': then every value, and every key but the first,
-    # has one space before it in the CSV; a key's own spaces stay in its name
-    spaced = len(fields) == len(values) and all(v.startswith(b" ") for v in values)
+    fields, pairs, spaced = next(iter(signatures))
     names = [f[1:] if spaced and i else f for i, f in enumerate(fields)]
     keys = [name.decode(errors="replace") for name in names]
     lines = sum(counts)
-    if (
-        len(fields) == len(values)
-        and all(key and "\\" not in key for key in keys)
-        and len(set(keys)) == len(keys)
-        # a brace in a key would vanish from it; a ':' or ',' adds a CSV field, which
-        # the CSV reader refuses
-        and buffer.count(b"{") == lines
-        and buffer.count(b"}") == lines
-    ):
-        chunk.keys, chunk.fields = keys, fields
-        chunk.csv = buffer.translate(_TO_CSV, _DROP)
+    if pairs and all(key and "\\" not in key for key in keys) and len(set(keys)) == len(keys):
+        csv = buffer.translate(_TO_CSV, _DROP)
+        # a brace or quote in a key would vanish from it (a ':' or ',' adds a CSV field,
+        # which the CSV reader refuses): those dropped must be each line's two braces
+        # and its keys' two quotes each, no more
+        if len(buffer) - len(csv) == lines * (2 + 2 * len(keys)):
+            chunk.keys, chunk.fields, chunk.csv = keys, list(fields), csv
     return chunk
+
+
+def _signature(parts: list[bytes]) -> tuple[tuple[bytes, ...], bool, bool]:
+    """A first line made CSV -> its keys as the CSV holds them, whether it is all
+    key-value pairs, and whether json.dumps spaced it (', ' and ': ': then every value,
+    and every key but the first, has one space before it; a key's own spaces stay).
+    The values are left out: the files of a chunk share this, not their first values."""
+    fields, values = tuple(parts[0::2]), parts[1::2]
+    pairs = len(fields) == len(values)
+    return fields, pairs, pairs and all(v.startswith(b" ") for v in values)
 
 
 def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
