@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 from paddle_hpc.collect import collect, collector, jsonl, load
 from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics
-from paddle_hpc.collect.tables import user_metrics
+from paddle_hpc.collect.tables import typed, user_metrics
+from paddle_hpc.errors import ConfigError
+from paddle_hpc.grid import parse_override
 from tests.fakes import make_sweep, write_run
 
 
@@ -274,6 +277,30 @@ def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> N
     assert cols.no_step.tolist() == [False, True, False, False]
     assert cols.time[3] == jsonl.NAT  # a time past what int64 nanoseconds hold
     assert cols.skipped == {0: (3, 2), 1: (2, 1)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *["0", "-0", "+7", "10", "007", "1.", ".5", "-.5", "1.5e3", "1E-3", "+1e+3", "0e0"],
+        *["01.5", "00.", "1_000", "1_0.5", "1e", "e3", ".", "-", "+", "1.2.3", "1e3.5"],
+        *["inf", "-inf", "nan", "NaN", "0x10", "1e-3 ", " 1", "\u0661\u0662", "true", "null"],
+        *["'1'", "1,2", "[1]", "9" * 30, "1e400", "-1e-400"],
+    ],
+)
+def test_a_swept_value_reads_as_hydra_reads_it(text: str) -> None:
+    """The runs table's typed values: plain numbers skip Hydra's parser, so Hydra is
+    the oracle for every literal, ugly ones too."""
+    try:
+        expected = parse_override(f"k={text}").value()
+    except ConfigError:
+        expected = text
+    got = typed("k", text)
+    assert type(got) is type(expected)
+    if isinstance(expected, float) and math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == expected
 
 
 def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> None:
