@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc import packing
@@ -79,6 +79,7 @@ class ComposedBase:
 
     config: DictConfig
     group_options: Mapping[str, tuple[str, ...]]  # config group -> its options
+    choices: Mapping[str, str | None]  # config group -> the option composed (None: none)
 
 
 def resolve_config_dir(config_dir: str | None, cwd: Path) -> Path:
@@ -99,7 +100,16 @@ def compose_base(
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=list(group_overrides))
+            cfg = compose(
+                config_name=config_name, overrides=list(group_overrides), return_hydra_config=True
+            )
+            choices = {
+                str(group): None if option is None else str(option)
+                for group, option in cfg.hydra.runtime.choices.items()
+                if not str(group).startswith("hydra/")
+            }
+            with open_dict(cfg):  # as compose does without return_hydra_config
+                del cfg["hydra"]
             loader = GlobalHydra.instance().config_loader()
             groups = {
                 name: tuple(loader.get_group_options(name)) for name in config_groups(config_dir)
@@ -114,7 +124,7 @@ def compose_base(
         ) from exc
     finally:
         GlobalHydra.instance().clear()
-    return ComposedBase(validate(cfg), groups)
+    return ComposedBase(validate(cfg), groups, choices)
 
 
 def config_groups(config_dir: Path) -> list[str]:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from paddle_hpc.config import ComposedBase
 from paddle_hpc.errors import ConfigError
 from paddle_hpc.manifest import load
-from paddle_hpc.plan import build_manifest, configs_as_yaml, make_plan, to_yaml, write_plan
+from paddle_hpc.plan import (
+    build_manifest,
+    chosen_already,
+    configs_as_yaml,
+    make_plan,
+    to_yaml,
+    write_plan,
+)
 
 CONFIG = """\
 defaults:
@@ -224,3 +233,26 @@ def test_program_cwd_in_the_run_dir_need_not_exist_yet(conf: Path) -> None:
     result = plan(conf, "+program.cwd=${run:dir}/work", f"program.script={script}")
     for run in result.runs:  # type: ignore[attr-defined]
         assert run.config["program"]["cwd"] == str(result.sweep_dir / "runs" / run.run_id / "work")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "same"),
+    [
+        ((), True),
+        (("model=small",), True),
+        (("model=small", "data/set=mnist"), True),
+        (("model=big",), False),
+        (("model=small", "data/set=cifar"), False),
+        (("+model=small",), False),
+        (("++model=small",), False),
+        (("~model",), False),
+        (("model=small,big",), False),
+        (("other=small",), False),
+        (("model=null",), False),
+    ],
+)
+def test_a_group_choice_the_base_already_made_is_not_composed_again(
+    overrides: tuple[str, ...], same: bool
+) -> None:
+    composed = ComposedBase(OmegaConf.create({}), {}, {"model": "small", "data/set": "mnist"})
+    assert chosen_already(composed, overrides) is same
