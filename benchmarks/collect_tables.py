@@ -14,8 +14,8 @@ machine is shared and noisy, times:
 
     make bench                         # or: .venv/bin/python benchmarks/collect_tables.py
 
-Targets (issue 4): full collect <= 1/10 of the naive baseline and faster than
-polars; a collect with nothing changed <= 0.05 s.
+Targets: full collect <= 1/10 of the naive baseline (issue 4) and within 1.25x of
+polars' table (issue 11); a collect with nothing changed <= 0.05 s.
 """
 
 from __future__ import annotations
@@ -169,10 +169,14 @@ def main(argv: list[str]) -> int:
     ratio = ours / median["naive pandas"]
     verdict = "met" if ratio <= 0.1 else "MISSED"
     print(f"  collect / naive pandas  {ratio:.3f}   target <= 0.1: {verdict}")
-    for name in ("polars per file", "polars scan", "polars table"):
+    # issue 4: faster than polars; issue 11: within 1.25x of polars' scan made the table
+    for name, limit in (("polars per file", 1.0), ("polars scan", 1.0), ("polars table", 1.25)):
         if name in median:
             r = ours / median[name]
-            print(f"  collect / {name:<13} {r:.3f}   target < 1: {'met' if r < 1 else 'MISSED'}")
+            print(
+                f"  collect / {name:<13} {r:.3f}   target <= {limit}: "
+                f"{'met' if r <= limit else 'MISSED'}"
+            )
     nothing = median["no change"]
     print(
         f"  no-change collect       {nothing:.3f} s target <= 0.05 s: "
