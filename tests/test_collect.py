@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from paddle_hpc.collect import collect, collector, jsonl, load
@@ -341,6 +342,13 @@ def test_collect_builds_the_three_tables_and_is_incremental(tmp_path: Path) -> N
         "runs/rb/metrics.jsonl",
     }
     assert metrics["attempt"].dtype == "Int64"
+    # min and max where a reader can prune by them (steps, times, values), none for
+    # the categorical columns, where a row group holds about every run and name
+    written = pq.ParquetFile(root / "results" / "metrics.parquet").metadata.row_group(0)
+    stats = {written.column(i).path_in_schema: written.column(i).statistics for i in range(7)}
+    assert stats["step"] is not None and stats["step"].max == metrics["step"].max()
+    assert stats["time"] is not None and stats["value"] is not None
+    assert stats["run_id"] is None and stats["name"] is None and stats["source"] is None
     said = metrics.groupby("source", observed=True)["attempt"].apply(list).to_dict()
     assert said["runs/ra/metrics.jsonl"] == [pd.NA, 2, 2]  # a line without it: not known
     assert said["runs/ra/logs/node0/workerlog.0"] == [2] * 4  # its folder's mark
