@@ -411,7 +411,7 @@ def _fail(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn
 
 # the launchers this process runs (a packed task runs several): no trial's end may end
 # another's launcher
-_LAUNCHERS: set[int] = set()
+_LAUNCHERS = orphans.Launchers()
 
 
 def _launch(
@@ -476,14 +476,7 @@ def _launch(
             runstate.write(run.state, stopped_state(base, signum, stop.told, config, saved))
 
     with _Stop(told, stopped) as stop:
-        proc = subprocess.Popen(  # noqa: S603
-            node.argv,
-            env=node.env,
-            cwd=workdir,
-            start_new_session=True,
-            preexec_fn=_launcher_setup,
-        )
-        _LAUNCHERS.add(proc.pid)
+        proc = _LAUNCHERS.start(node.argv, node.env, workdir, _launcher_setup)
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
             runstate.write(run.state, replace(base, pgid=proc.pid))
@@ -499,12 +492,12 @@ def _launch(
             watchdog = Watchdog(run, timeout, proc.pid, stalled, cancelled_in)
             watchdog.start()
         returncode = proc.wait()
-        _LAUNCHERS.discard(proc.pid)
+        _LAUNCHERS.ended(proc.pid)
         if guest is not None and (argv := container.cleanup(guest)):
             subprocess.run(argv, capture_output=True, timeout=60, check=False)  # noqa: S603
         if watchdog is not None:
             watchdog.stop()
-        if left := orphans.end_children(STOP_GRACE_S, spare=_LAUNCHERS):
+        if left := _LAUNCHERS.end_left(STOP_GRACE_S):
             log.warning("run %s: ended %d process(es) the launcher left running", run_id, left)
     if watchdog is not None and watchdog.stalled is not None:
         return _stalled(run, base, returncode, this.again)

@@ -8,6 +8,13 @@ instead: once the launcher has exited, whatever it left is a child of this proce
 which ends it. The launcher itself gets SIGTERM when this process dies
 (`PR_SET_PDEATHSIG`), so a node runner killed outright leaves no launcher either.
 Elsewhere (not Linux) this does nothing.
+
+A packed task runs several launchers at once, one per trial thread, and a trial whose
+launcher ends must not end a sibling's. So `Launchers` knows each launcher from its
+fork on (starting one and listing the children hold the same lock), and never counts
+a process of this one's own session as left behind: every launcher runs in a session
+of its own, and so does everything it starts, while what the node runner starts
+itself (an image probe, a container's cleanup) runs in its session.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
+import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -118,13 +127,56 @@ def _reap(pids: list[int]) -> list[int]:
     return left
 
 
-def end_children(grace_s: float, spare: Collection[int] = ()) -> int:
-    """SIGTERM to every child of this process but `spare` (launchers still running),
-    SIGKILL to those still there after grace_s; again while ending them leaves orphans
-    of their own. Returns how many."""
+class Launchers:
+    """The launchers this process runs; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pids: set[int] = set()
+
+    def start(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | Path | None,
+        preexec_fn: Callable[[], None],
+    ) -> subprocess.Popen[bytes]:
+        """Starts a launcher in a session of its own, known as one before another
+        thread can list this process's children."""
+        with self._lock:
+            proc = subprocess.Popen(  # noqa: S603
+                argv, env=env, cwd=cwd, start_new_session=True, preexec_fn=preexec_fn
+            )
+            self._pids.add(proc.pid)
+        return proc
+
+    def ended(self, pid: int) -> None:
+        """The launcher `pid` has exited (and been waited for)."""
+        with self._lock:
+            self._pids.discard(pid)
+
+    def left(self) -> list[int]:
+        """The children of this process that launchers left: neither a launcher still
+        running nor in this process's session."""
+        me, session = str(os.getpid()), str(os.getsid(0))
+        with self._lock:
+            return [
+                pid
+                for pid, fields in processes()
+                if fields[1] == me and fields[3] != session and pid not in self._pids
+            ]
+
+    def end_left(self, grace_s: float) -> int:
+        """Ends what launchers left; see `end_children`."""
+        return end_children(grace_s, self.left)
+
+
+def end_children(grace_s: float, listing: Callable[[], list[int]]) -> int:
+    """SIGTERM to the children `listing` gives, SIGKILL to those still there after
+    grace_s; again while ending them leaves orphans of their own. Returns how many."""
     ended = 0
     for _ in range(10):
-        pids = [pid for pid in children(os.getpid()) if pid not in spare]
+        pids = listing()
         if not pids:
             break
         ended += len(pids)
