@@ -82,10 +82,6 @@ def processes() -> Iterator[tuple[int, list[str]]]:
             yield int(entry.name), fields
 
 
-def children(pid: int) -> list[int]:
-    return [child for child, fields in processes() if fields[1] == str(pid)]
-
-
 def end_groups(pgids: list[int], grace_s: float) -> None:
     """SIGTERM to each process group, SIGKILL to those with a process left after
     grace_s; returns once no group has a running process left."""
@@ -167,27 +163,22 @@ class Launchers:
             ]
 
     def end_left(self, grace_s: float) -> int:
-        """Ends what launchers left; see `end_children`."""
-        return end_children(grace_s, self.left)
-
-
-def end_children(grace_s: float, listing: Callable[[], list[int]]) -> int:
-    """SIGTERM to the children `listing` gives, SIGKILL to those still there after
-    grace_s; again while ending them leaves orphans of their own. Returns how many."""
-    ended = 0
-    for _ in range(10):
-        pids = listing()
-        if not pids:
-            break
-        ended += len(pids)
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signum)
-            deadline = time.monotonic() + grace_s
-            while (pids := _reap(pids)) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        """SIGTERM to what launchers left, SIGKILL to those still there after grace_s;
+        again while ending them leaves orphans of their own. Returns how many."""
+        ended = 0
+        for _ in range(10):
+            pids = self.left()
             if not pids:
                 break
-        _reap(pids)
-    return ended
+            ended += len(pids)
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+                deadline = time.monotonic() + grace_s
+                while (pids := _reap(pids)) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not pids:
+                    break
+            _reap(pids)
+        return ended

@@ -24,10 +24,12 @@ worker = int(launcher.stdout.readline())
 os.kill(launcher.pid, signal.SIGKILL)
 launcher.wait()
 time.sleep(0.5)
-assert worker in orphans.children(os.getpid()), "the worker was not re-parented here"
+def children():
+    return [pid for pid, fields in orphans.processes() if fields[1] == str(os.getpid())]
+assert worker in children(), "the worker was not re-parented here"
 ended = orphans.Launchers().end_left(5.0)
 gone = not os.path.exists(f"/proc/{worker}")
-print(ended, gone, orphans.children(os.getpid()))
+print(ended, gone, children())
 """
 
 
