@@ -21,6 +21,7 @@ import pytest
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import Manifest, load
 from paddle_hpc.slurm import SlurmClient
+from tests.cluster import assert_nothing_left
 
 pytestmark = pytest.mark.slurm
 
@@ -226,11 +227,7 @@ def test_cancel_two_runs_leaves_the_others_running(index: Path, tmp_path: Path) 
         rest = cli(root, index, "cancel", str(sweep_dir), "--state", "RUNNING")
         assert "cancelled 2 run(s)" in rest.stdout
         wait_for(sweep_dir, lambda s: set(s.values()) == {"CANCELLED"})
-        # no training process outlives its task
-        deadline = time.monotonic() + 30
-        while subprocess.run(["pgrep", "-f", str(root / "train.py")], check=False).returncode == 0:
-            assert time.monotonic() < deadline, "training processes outlived scancel"
-            time.sleep(1)
+        assert_nothing_left(str(root / "train.py"), tuple(r.job for r in runs))
         for run in runs:  # and each run's own state is final
             state = json.loads((sweep_dir / "runs" / run.run_id / "state.json").read_text())
             assert state["state"] == "CANCELLED" and state["reason"] == "stopped by SIGTERM"
@@ -341,9 +338,7 @@ def test_a_stalled_run_is_stopped_and_completes_on_its_retry(stalling: Path, ind
     assert STALL_TIMEOUT <= (stopped - last).total_seconds() <= STALL_TIMEOUT + 30
     logs = [(run_dir / "logs" / f"node{n}" / "workerlog.0").read_text() for n in (0, 1)]
     assert all("epoch 1" in log and "epoch 2" not in log for log in logs)
-    train = str(stalling.parent.parent / "train.py")
-    pgrep = subprocess.run(["pgrep", "-f", train], check=False)
-    assert pgrep.returncode == 1, "a training process outlived its stopped run"
+    assert_nothing_left(str(stalling.parent.parent / "train.py"), (state["job"],))
 
     status = cli(stalling.parent.parent, index, "status", str(stalling))
     assert "STALLED: no output for 15 s" in status.stdout, status.stdout

@@ -22,6 +22,7 @@ import pytest
 
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import load
+from tests.cluster import assert_nothing_left, task_ended
 from tests.test_sweep_cluster import sweep, write_conf
 
 pytestmark = pytest.mark.slurm
@@ -241,8 +242,7 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
         ["sacct", "-n", "-X", "-j", urgent, "-o", "State"], capture_output=True, text=True
     ).stdout
     assert "COMPLETED" in sacct
-    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "resumable.py")], check=False)
-    assert pgrep.returncode == 1
+    assert_nothing_left(str(tmp_path / "resumable.py"), (state["job"],))  # type: ignore[index]
 
 
 def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Path) -> None:
@@ -270,10 +270,10 @@ def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Pa
     state = found["state"]
     assert state["state"] == "TIMEOUT" and state["retrying"] is False, state  # type: ignore[index]
     assert "no checkpoint saved" in state["reason"]  # type: ignore[index]
+    assert task_ended(state["job"]) != "PENDING"  # type: ignore[index]  # not requeued
     run_dir = sweep_dir / "runs" / found["run"].run_id  # type: ignore[attr-defined]
-    assert not (run_dir / "attempts").exists()  # not requeued
-    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "sleepy.py")], check=False)
-    assert pgrep.returncode == 1
+    assert not (run_dir / "attempts").exists()
+    assert_nothing_left(str(tmp_path / "sleepy.py"))
 
 
 def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> None:
@@ -321,8 +321,7 @@ def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> Non
     assert losses["step"].tolist() == list(range(12))
     assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 12), rel=1e-6)
     assert tables.runs["restarts"].tolist() == [1]
-    pgrep = subprocess.run(["pgrep", "-f", str(tmp_path / "resumable.py")], check=False)
-    assert pgrep.returncode == 1
+    assert_nothing_left(str(tmp_path / "resumable.py"), (node,))
 
 
 def test_a_preempted_run_that_ignores_every_signal_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -360,12 +359,11 @@ def test_a_preempted_run_that_ignores_every_signal_leaves_nothing_behind(tmp_pat
         while json.loads((run_dir / "state.json").read_text())["state"] == "RUNNING":
             assert time.monotonic() < deadline, "the run's state stayed RUNNING"
             time.sleep(1)
-        while subprocess.run(["pgrep", "-f", str(tmp_path / "stubborn.py")]).returncode == 0:
-            assert time.monotonic() < deadline, "a process of the preempted run is left"
-            time.sleep(1)
         state = json.loads((run_dir / "state.json").read_text())
         assert state["state"] == "PREEMPTED" and state["retrying"] is True, state
         assert state["reason"].startswith("PREEMPTED: stopped by SIGTERM"), state
+        assert task_ended(state["job"]) == "PENDING"
+        assert_nothing_left(str(tmp_path / "stubborn.py"))
         deadline = time.monotonic() + 30
         while (queued := squeued(state["job"])) != ["PENDING", "BeginTime"]:
             assert time.monotonic() < deadline, f"not requeued by Slurm: {queued}"

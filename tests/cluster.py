@@ -1,0 +1,52 @@
+"""Waits the cluster tests share: for Slurm to end a task, then for what paddle_hpc
+promises once it has: no process of the run left, within Slurm's KillWait and a margin.
+
+A run's own state can say how it ended before Slurm has ended its task (node 0 writes
+it at the signal, or as its launcher exits, while the other nodes and the task are
+still ending), so a check of processes or of a requeue waits for Slurm first.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from paddle_hpc.slurm import SlurmClient
+
+# squeue's states of a task that has not ended yet
+NOT_ENDED = frozenset(
+    {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
+)
+MARGIN_S = 15.0  # past KillWait: the node runners' own clean-up on a loaded machine
+
+
+def task_ended(job: str, timeout: float = 300) -> str:
+    """Waits until Slurm has ended task `job` ('12_0'); returns its state in squeue then:
+    'PENDING' when it was requeued, '' once Slurm has forgotten it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
+        )
+        state = out.stdout.strip() if out.returncode == 0 else ""
+        if state not in NOT_ENDED:
+            return state
+        assert time.monotonic() < deadline, f"Slurm's task {job} is still {state}"
+        time.sleep(1)
+
+
+def kill_wait() -> float:
+    """Slurm's KillWait: how long a task's processes have between SIGTERM and SIGKILL."""
+    return float(SlurmClient().show_config()["KillWait"].split()[0])
+
+
+def assert_nothing_left(pattern: str, jobs: tuple[str, ...] = ()) -> None:
+    """Once Slurm has ended `jobs`, no process whose command line holds `pattern` is
+    left within KillWait and MARGIN_S."""
+    for job in jobs:
+        task_ended(job)
+    deadline = time.monotonic() + kill_wait() + MARGIN_S
+    while subprocess.run(["pgrep", "-f", pattern], check=False).returncode == 0:
+        left = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
+        assert time.monotonic() < deadline, f"left after its task ended: {left}"
+        time.sleep(0.5)
