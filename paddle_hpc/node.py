@@ -53,6 +53,9 @@ from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
+# A SIGTERM that comes this close to the time limit (counted from when the node process
+# began, a little after the job) without Slurm's USR2 before it is the time limit.
+LIMIT_SLACK_S = 15.0
 NO_CHECKPOINT = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
 
 
@@ -156,12 +159,15 @@ def carry_metrics(earlier: Path, into: Path, upto: int) -> None:
 class _Signals:
     """This process's SIGTERM, SIGINT and SIGUSR2, passed to every listener registered:
     the one run a node runner runs, or each trial a packed task runs at the moment.
-    Handlers live in the main thread; the first registration made there installs them."""
+    Handlers live in the main thread, installed as the task's first step: Slurm sends
+    its stop signal up to a minute before it is due, so it can come while the task is
+    still starting. A USR2 stays said: a listener registered after it hears it at once."""
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.RLock()  # the handler runs in a thread that may hold it
         self._previous: dict[int, Any] = {}
+        self.told = False  # Slurm's USR2 came
 
     def install(self) -> bool:
         """Installs the handlers (main thread only); False when that is not possible or
@@ -176,10 +182,14 @@ class _Signals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        self.told = False
 
     def add(self, listener: Callable[[int], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
+            told = self.told
+        if told:
+            listener(signal.SIGUSR2)
 
     def remove(self, listener: Callable[[int], None]) -> None:
         with self._lock:
@@ -187,6 +197,7 @@ class _Signals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         with self._lock:
+            self.told = self.told or signum == signal.SIGUSR2
             listeners = list(self._listeners)
         for listener in listeners:
             listener(signum)
@@ -199,16 +210,18 @@ class _Stop:
     """Passes SIGTERM and SIGINT on to the launcher's process group (SIGKILL after
     STOP_GRACE_S), then calls `stopped(signum)`. Slurm's USR2 (the time limit is near,
     or a preemption) is not passed on: it calls `told`, which writes the run's stop
-    request and returns why (TIMEOUT or PREEMPTED), and the launcher ignores it."""
+    request and returns why (TIMEOUT or PREEMPTED), and the launcher ignores it. A
+    SIGTERM with no USR2 before it, from `limit_at` on, is the time limit: TIMEOUT."""
 
     def __init__(
         self,
         told: Callable[[], str] = lambda: "PREEMPTED",
         stopped: Callable[[int], None] = lambda signum: None,
+        limit_at: float | None = None,
     ) -> None:
         self.signal: int | None = None
         self.told: str | None = None  # why Slurm's USR2 came, once it came
-        self._told, self._stopped = told, stopped
+        self._told, self._stopped, self._limit_at = told, stopped, limit_at
         self._proc: subprocess.Popen[bytes] | None = None
         self._installed = False
 
@@ -225,11 +238,16 @@ class _Stop:
     def watch(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
 
+    def _past_limit(self) -> bool:
+        return self._limit_at is not None and time.time() >= self._limit_at
+
     def on_signal(self, signum: int) -> None:
         if signum == signal.SIGUSR2:
             if self.told is None:
                 self.told = self._told()
             return
+        if self.told is None and signum == signal.SIGTERM and self._past_limit():
+            self.told = "TIMEOUT"
         first = self.signal is None
         self.signal = signum
         if self._proc is not None and self._proc.poll() is None:
@@ -316,6 +334,7 @@ class Attempt:
     devices: str | None = None  # a packed trial's GPUs
     cancellable: bool = False  # a packed trial: stops once its state file says CANCELLED
     image: ImageId | None = None  # the container image as submitted
+    began: float | None = None  # when the task's node process began (None: not in Slurm)
 
 
 def run_node(
@@ -328,11 +347,14 @@ def run_node(
     attempt: int = 1,
     client: SlurmClient | None = None,
     image: ImageId | None = None,
+    began: float | None = None,
 ) -> int:
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
     slurm = client or SlurmClient()
-    this = Attempt(attempt + restarts, restarts, lambda job: requeue(slurm, job), image=image)
+    this = Attempt(
+        attempt + restarts, restarts, lambda job: requeue(slurm, job), image=image, began=began
+    )
     return run_attempt(sweep_dir, run_id, config, python, env, cuda, this, slurm)
 
 
@@ -475,7 +497,7 @@ def _launch(
             saved = saved_since(run, started) if stop.told else None
             runstate.write(run.state, stopped_state(base, signum, stop.told, config, saved))
 
-    with _Stop(told, stopped) as stop:
+    with _Stop(told, stopped, limit_at(this.began, config)) as stop:
         proc = _LAUNCHERS.start(node.argv, node.env, workdir, _launcher_setup)
         stop.watch(proc)
         if node.node_rank == 0 and not _settled(runstate.read(run.state), attempt):
@@ -512,6 +534,15 @@ def _launcher_setup() -> None:
     checkpoint.should_stop() instead); SIGTERM once this node runner is gone."""
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     orphans.die_with_parent()
+
+
+def limit_at(began: float | None, config: RunConfig) -> float | None:
+    """From when a SIGTERM is Slurm's time limit for a task whose node process began at
+    `began`; None without a limit, or outside Slurm."""
+    minutes = time_limit_minutes(config.resources.time)
+    if began is None or minutes is None:
+        return None
+    return began + minutes * 60 - LIMIT_SLACK_S
 
 
 def told_reason(started: float, config: RunConfig, now: float) -> str:
@@ -731,11 +762,21 @@ class NodeTask:
     image: ImageId | None = None  # the container image as submitted
 
     def __call__(self) -> int:
+        SIGNALS.install()  # first: Slurm's stop signal may come while the task starts
+        began = time.time()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         sweep_dir = Path(self.sweep_dir)
         config = load_run_config(SweepDir(sweep_dir).run(self.run_id))
         env = dict(os.environ)
         cuda = config.cluster.container.image is None and paddle_has_cuda()
         return run_node(
-            sweep_dir, self.run_id, config, self.python, env, cuda, self.attempt, image=self.image
+            sweep_dir,
+            self.run_id,
+            config,
+            self.python,
+            env,
+            cuda,
+            self.attempt,
+            image=self.image,
+            began=began,
         )

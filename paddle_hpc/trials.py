@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,6 +85,7 @@ class _Task:
         cuda: bool,
         slurm: SlurmClient,
         image: ImageId | None = None,
+        began: float | None = None,
     ) -> None:
         self.sweep_dir, self.python, self.env, self.cuda, self.slurm = (
             sweep_dir,
@@ -92,7 +94,7 @@ class _Task:
             cuda,
             slurm,
         )
-        self.image = image
+        self.image, self.began = image, began
         self.queue = collections.deque(trials)
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # a signal came: no trial starts any more
@@ -130,6 +132,7 @@ class _Task:
                 devices=",".join(slot.devices) or None,
                 cancellable=True,
                 image=self.image,
+                began=self.began,
             )
             log.info("trial %s, attempt %d, slot %d %s", run_id, attempt, slot.index, slot.devices)
             env = slot_env(self.env, slot)
@@ -159,13 +162,15 @@ def run_trials(
     cuda: bool,
     client: SlurmClient | None = None,
     image: ImageId | None = None,
+    began: float | None = None,
 ) -> int:
     """Runs a task's trials (run id, the attempt its submission starts as); raises
-    PaddleHpcError naming the trials that did not complete."""
+    PaddleHpcError naming the trials that did not complete. `began`: when the task's
+    node process began, in Slurm."""
     slurm = client or SlurmClient()
     first = load_run_config(SweepDir(sweep_dir).run(trials[0][0]))
     slots = packing.slots(task_devices(env, first), first.resources.gpus_per_trial)
-    task = _Task(sweep_dir, trials, python, env, cuda, slurm, image)
+    task = _Task(sweep_dir, trials, python, env, cuda, slurm, image, began)
     log.info(
         "task %s: %d trials, %d at once: %s",
         slurm_job(env),
@@ -219,10 +224,12 @@ class TrialsTask:
     image: ImageId | None = None  # the container image as submitted
 
     def __call__(self) -> int:
+        SIGNALS.install()  # first: Slurm's stop signal may come while the task starts
+        began = time.time()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         trials = list(zip(self.run_ids, self.attempts, strict=True))
         sweep_dir = Path(self.sweep_dir)
         config = load_run_config(SweepDir(sweep_dir).run(self.run_ids[0]))
         cuda = config.cluster.container.image is None and paddle_has_cuda()
         env = dict(os.environ)
-        return run_trials(sweep_dir, trials, self.python, env, cuda, image=self.image)
+        return run_trials(sweep_dir, trials, self.python, env, cuda, image=self.image, began=began)

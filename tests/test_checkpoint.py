@@ -18,10 +18,14 @@ from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.launch import NodeLaunch
 from paddle_hpc.layout import RunDir
 from paddle_hpc.node import (
+    LIMIT_SLACK_S,
+    _Signals,
+    _Stop,
     _told_ended,
     _ToldEnd,
     carry_metrics,
     ended_as,
+    limit_at,
     saved_since,
     stopped_state,
     told_reason,
@@ -92,6 +96,59 @@ def test_told_reason() -> None:
     assert told_reason(started, config, started + 60) == "PREEMPTED"
     unlimited = RunConfig.of({"resources": {"time": "UNLIMITED"}})
     assert told_reason(started, unlimited, started + 10**6) == "PREEMPTED"
+
+
+def test_slurms_stop_signal_stays_said_for_listeners_that_come_later() -> None:
+    """Slurm sends USR2 up to a minute early: it can come while the task starts, before
+    the run's listener exists. Real signals, to this process."""
+    signals = _Signals()
+    assert signals.install()
+    try:
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert signals.told
+        heard: list[int] = []
+        signals.add(heard.append)
+        assert heard == [signal.SIGUSR2]
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert heard == [signal.SIGUSR2, signal.SIGTERM]
+        later: list[int] = []
+        signals.add(later.append)  # a packed trial starting now: told too, not stopped
+        assert later == [signal.SIGUSR2]
+    finally:
+        signals.uninstall()
+    assert not signals.told
+    quiet = _Signals()
+    assert quiet.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # no listener yet: nothing is kept of it
+        heard = []
+        quiet.add(heard.append)
+        assert heard == [] and not quiet.told
+    finally:
+        quiet.uninstall()
+
+
+def test_a_sigterm_at_the_time_limit_without_slurms_signal_is_a_timeout() -> None:
+    config = RunConfig.of({"resources": {"time": "1"}})
+    assert limit_at(1000.0, config) == 1000.0 + 60 - LIMIT_SLACK_S
+    assert limit_at(None, config) is None  # not in Slurm
+    assert limit_at(1000.0, RunConfig.of({"resources": {"time": "UNLIMITED"}})) is None
+    stopped: list[int] = []
+    late = _Stop(stopped=stopped.append, limit_at=time.time() - 1)
+    late.on_signal(signal.SIGTERM)
+    assert late.told == "TIMEOUT" and stopped == [signal.SIGTERM]
+    base = RunState("RUNNING", attempt=1, job="7_0")
+    assert stopped_state(base, signal.SIGTERM, late.told, config).reason == (
+        "TIMEOUT: stopped by SIGTERM before it exited; no checkpoint saved in this attempt "
+        "(paddle_hpc.checkpoint)"
+    )
+    for stop, signum in (
+        (_Stop(limit_at=time.time() + 60), signal.SIGTERM),  # scancel before the limit
+        (_Stop(limit_at=None), signal.SIGTERM),  # no limit
+        (_Stop(limit_at=time.time() - 1), signal.SIGINT),  # Ctrl-C
+    ):
+        stop.on_signal(signum)
+        assert stop.told is None and stop.signal == signum
 
 
 def test_the_state_of_a_stopped_attempt() -> None:

@@ -276,6 +276,54 @@ def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Pa
     assert_nothing_left(str(tmp_path / "sleepy.py"))
 
 
+def test_a_stop_signal_that_comes_while_the_task_starts_is_heard(tmp_path: Path) -> None:
+    """Slurm sends its stop signal up to a minute before it is due: with a one-minute
+    limit it can come as the task starts, before any handler. Sent here at once, over
+    and over while the task starts, it must stop the run as asked, not end it FAILED."""
+    (tmp_path / "heedful.py").write_text(
+        "import time\n"
+        "from paddle_hpc import checkpoint\n"
+        "while not checkpoint.should_stop():\n"
+        "    time.sleep(0.2)\n"
+        "print('told to stop', flush=True)\n"
+    )
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "heedful.py"},
+                "resources": {"nodes": 2, "time": "1", "signal_before": 30},
+                "sweep": {"name": "early"},
+            }
+        ),
+    )
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "early"
+    (run,) = load(sweep_dir).runs
+    job = f"{load(sweep_dir).arrays[0].job_id}_0"
+    deadline = time.monotonic() + 120
+    while squeued(job)[:1] != ["RUNNING"]:
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.05)
+    until = time.monotonic() + 3
+    while time.monotonic() < until:
+        subprocess.run(["scancel", "-s", "USR2", job], capture_output=True, check=False)
+        time.sleep(0.05)
+    assert task_ended(job, timeout=120) != "PENDING"
+    sacct = subprocess.run(
+        ["sacct", "-n", "-X", "-j", job, "-o", "State"], capture_output=True, text=True
+    ).stdout.split()
+    assert sacct == ["COMPLETED"], sacct
+    run_dir = sweep_dir / "runs" / run.run_id
+    asked = json.loads((run_dir / "stop.json").read_text())
+    assert asked["reason"] == "TIMEOUT"  # the limit is a minute away: Slurm's early signal
+    for node in (0, 1):
+        assert "told to stop" in (run_dir / "logs" / f"node{node}" / "workerlog.0").read_text()
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["state"] == "COMPLETED", state
+    assert_nothing_left(str(tmp_path / "heedful.py"))
+
+
 def test_a_run_whose_node_fails_resumes_on_a_healthy_node(tmp_path: Path) -> None:
     project(tmp_path, "nodefail", 12, 2.0, {"nodes": 1, "time": "10"})
     assert sweep(tmp_path).returncode == 0

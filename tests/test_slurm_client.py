@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from paddle_hpc.errors import (
 )
 from paddle_hpc.slurm import CommandResult, SlurmClient, SubprocessRunner, sbatch_options
 from paddle_hpc.slurm.client import sacct_argv, sbatch_argv
+from paddle_hpc.slurm.executor import submitit_command
 
 
 class RecordingRunner:
@@ -113,3 +117,18 @@ def test_how_the_run_before_a_requeue_ended() -> None:
     assert client.ended_before("46_0") == "PREEMPTED"
     assert client.ended_before("47_1") is None  # never requeued: nothing before
     assert "--duplicates" in runner.calls[0] and runner.calls[0][-1] == "--jobs=46_0"
+
+
+def test_the_nodes_python_starts_deaf_to_an_early_stop_signal(tmp_path: Path) -> None:
+    """Slurm's USR2 can come while a task's Python starts; ignored until the node runner
+    handles it, it cannot end the task. The script's own command, a probe in place of
+    submitit's entry point."""
+    folder = tmp_path / "a b 'c' $(touch pwned)"
+    argv = shlex.split(submitit_command(sys.executable, folder))
+    assert argv[-4:] == ["-u", "-m", "submitit.core._submit", str(folder)]
+    probe = "import os, signal; os.kill(os.getpid(), signal.SIGUSR2); print('still here')"
+    done = subprocess.run(
+        [*argv[:-3], "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "still here\n"), done.stderr
+    assert not (tmp_path / "pwned").exists()

@@ -21,10 +21,20 @@ from submitit.slurm.slurm import _make_sbatch_string
 from paddle_hpc.slurm.client import SlurmClient
 
 NO_LIMIT_MIN = 10**9
+# Slurm sends its stop signal (USR2) up to a minute before it is due, so it can reach a
+# task's Python while it starts, before any handler: its default action would end the
+# task FAILED. The node's Python starts with USR2 ignored; the node runner's first step
+# installs its own handler (node.SIGNALS).
+IGNORE_USR2 = '/bin/sh -c \'trap "" USR2; exec "$0" "$@"\''
+
+
+def node_python(python: str) -> str:
+    """The command that starts the node's Python, as submitit puts it in the script."""
+    return f"{IGNORE_USR2} {shlex.quote(python)}"
 
 
 def submitit_command(python: str, folder: Path) -> str:
-    return f"{shlex.quote(python)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    return f"{node_python(python)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
 
 
 def sbatch_script(folder: Path, python: str, parameters: Mapping[str, Any]) -> str:
@@ -36,7 +46,7 @@ def sbatch_script(folder: Path, python: str, parameters: Mapping[str, Any]) -> s
 
 class SeamExecutor(submitit.SlurmExecutor):
     def __init__(self, folder: Path, client: SlurmClient, python: str) -> None:
-        super().__init__(folder, python=shlex.quote(python))
+        super().__init__(folder, python=node_python(python))
         self._client = client
 
     def _submit_command(self, command: str) -> submitit.Job[Any]:
