@@ -275,7 +275,7 @@ class PaddleHpcLauncher(Launcher):
             if r.run_id in planned and r.job_id is None and (is_new or not was_run(sweep, r.run_id))
         ]
         if todo:
-            manifest = backend.submit(sweep, manifest, plan.sweep, todo, console.print)
+            manifest = backend.submit(sweep, plan.sweep, todo, console.print)
         console.print(f"paddle_hpc: {len(todo)} run(s) in {sweep.path}")
         found: dict[str, RunStatus] = {}
         if self.params.wait or manifest.executor == "local":

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+MANIFEST_LOCK = "manifest.lock"  # the lock every change of the manifest holds
 CONFIG = "config.yaml"
 SACCT = "sacct.txt"
 SLURM = "slurm"

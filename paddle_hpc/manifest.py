@@ -5,19 +5,29 @@ the last submission went: `planned` (nothing reached Slurm), `submitted`, or `fa
 (with `error`; any array that submission had submitted was cancelled). A run's current
 submission is its `job_id` and `array_task`; `retry` moves them into `submissions`
 with the state they ended in, so every attempt stays on record.
+
+Readers just read it. Every change is made under the sweep's lock (`locked`, or
+`update`), reading the manifest afresh inside it: `retry`, extending a sweep, a search
+driver and a local backend's thread may change one sweep at once, and a change made
+from a copy read before the lock would drop what another writer recorded meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.files import write_json_atomic
-from paddle_hpc.layout import MANIFEST
+from paddle_hpc.layout import MANIFEST, MANIFEST_LOCK
 
 VERSION = 1
 
@@ -121,7 +131,68 @@ def manifest_path(sweep_dir: Path) -> Path:
 
 
 def save(sweep_dir: Path, manifest: Manifest) -> None:
+    """Writes the manifest whole; call it under `locked(sweep_dir)`."""
     write_json_atomic(manifest_path(sweep_dir), asdict(manifest))
+
+
+class _SweepLock:
+    """This process's hold on one sweep's lock. POSIX locks belong to a process, so its
+    threads (a search driver and its local backend's) take turns on `turn` first."""
+
+    def __init__(self) -> None:
+        self.turn = threading.RLock()
+        self.depth = 0  # how deep the holding thread is in `locked`
+        self.fd = -1
+
+
+_LOCKS: dict[Path, _SweepLock] = {}
+_LOCKS_GUARD = threading.Lock()
+_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+
+
+@contextlib.contextmanager
+def locked(sweep_dir: Path) -> Iterator[None]:
+    """Holds the sweep's lock, `SWEEP_DIR/manifest.lock`: an fcntl (POSIX) lock, which
+    NFS and Lustre (mounted with `flock`) carry to every host. Reentrant in a thread."""
+    key = sweep_dir.resolve()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(key, _SweepLock())
+    with lock.turn:
+        if lock.depth == 0:
+            lock.fd = _lock_file(key)
+        lock.depth += 1
+        try:
+            yield
+        finally:
+            lock.depth -= 1
+            if lock.depth == 0:
+                os.close(lock.fd)  # which releases the lock
+
+
+def _lock_file(sweep_dir: Path) -> int:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(sweep_dir / MANIFEST_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_LOCKS:
+            raise
+        raise PaddleHpcError(
+            f"{sweep_dir}: its filesystem does not lock files ({exc.strerror}), and "
+            "concurrent changes of the sweep could lose submissions. Put sweeps on a "
+            "filesystem that does (sweep.dir; Lustre: mounted with -o flock)."
+        ) from exc
+    return fd
+
+
+def update(sweep_dir: Path, change: Callable[[Manifest], Manifest]) -> Manifest:
+    """Applies `change` to the manifest as it is now, under the sweep's lock; returns
+    what was saved."""
+    with locked(sweep_dir):
+        changed = change(load(sweep_dir))
+        save(sweep_dir, changed)
+        return changed
 
 
 def load(sweep_dir: Path) -> Manifest:

@@ -18,7 +18,7 @@ from paddle_hpc.backend import TERMINAL_STATES, backend_for, states
 from paddle_hpc.command import console, run
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load, save
+from paddle_hpc.manifest import Manifest, load, update
 from paddle_hpc.naming import described, parse_states, pick_runs
 from paddle_hpc.schema import RunConfig
 
@@ -51,12 +51,24 @@ def main(argv: Sequence[str]) -> int:
         sweep_config = RunConfig.load(sweep.config).sweep
     except (OSError, ValueError) as exc:
         raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
-    ended = {r.run_id: (now[r.run_id].state, now[r.run_id].attempt) for r in picked}
-    manifest = manifest.for_retry(ended)
-    save(sweep.path, manifest)
+    seen = {r.run_id: r.attempt for r in picked}  # each run's submission as it was seen
+
+    def mark(fresh: Manifest) -> Manifest:  # what another command retried meanwhile is left
+        ended = {
+            r.run_id: (now[r.run_id].state, now[r.run_id].attempt)
+            for r in fresh.runs
+            if seen.get(r.run_id) == r.attempt
+        }
+        return fresh.for_retry(ended)
+
+    marked = update(sweep.path, mark)
+    retried = [r for r in picked if marked.run(r.run_id).attempt != r.attempt]
     out = console()
-    out.print(f"retrying {len(picked)} run(s): {described(picked)}")
-    backend.submit(sweep, manifest, sweep_config, list(ended), out.print)
+    if not retried:
+        out.print("nothing to retry: another command retried these runs meanwhile")
+        return 0
+    out.print(f"retrying {len(retried)} run(s): {described(retried)}")
+    backend.submit(sweep, sweep_config, [r.run_id for r in retried], out.print)
     return 0
 
 

@@ -327,13 +327,13 @@ class Driver:
         if backend.name == "local":  # it runs them in submit: watch them meanwhile
             self.running_here = threading.Thread(
                 target=backend.submit,
-                args=(self.sweep, manifest, plan.sweep, ids, self.say),
+                args=(self.sweep, plan.sweep, ids, self.say),
                 daemon=True,
             )
             self.running_here.start()
             self.say(f"trials {numbers}: running here")
         else:
-            backend.submit(self.sweep, manifest, plan.sweep, ids, self.say)
+            backend.submit(self.sweep, plan.sweep, ids, self.say)
             self.say(f"trials {numbers} submitted")
 
     def look(self) -> None:

@@ -19,7 +19,7 @@ from paddle_hpc import image_digest, packing
 from paddle_hpc.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.image_digest import ImageId
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, save
+from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save
 from paddle_hpc.node import NodeTask
 from paddle_hpc.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
@@ -101,15 +101,35 @@ def tasks_of(
 
 def submit(
     sweep_dir: Path,
-    manifest: Manifest,
     client: SlurmClient,
     sweep: SweepConfig,
     run_ids: Sequence[str] | None = None,
-) -> Manifest:
-    """Submits the runs (default: every run not submitted yet), each as its next attempt;
-    returns the manifest with their job ids, saved as 'submitted'."""
-    wanted = set(run_ids) if run_ids is not None else {r.run_id for r in manifest.runs}
-    todo = [r for r in manifest.runs if r.run_id in wanted and r.job_id is None]
+) -> tuple[Manifest, tuple[ArrayEntry, ...]]:
+    """Submits the runs not submitted yet (among run_ids, default: all), each as its next
+    attempt, under the sweep's lock and from the manifest as it is then: a run is
+    submitted once whoever asks, and no other writer's record is lost. Returns the
+    manifest saved as 'submitted', and the arrays this call submitted."""
+    with locked(sweep_dir):
+        manifest = load(sweep_dir)
+        wanted = set(run_ids) if run_ids is not None else {r.run_id for r in manifest.runs}
+        todo = [r for r in manifest.runs if r.run_id in wanted and r.job_id is None]
+        if not todo:
+            return manifest, ()
+        arrays = _submit_arrays(sweep_dir, manifest, todo, client, sweep)
+        submitted = manifest.with_arrays(arrays, "submitted")
+        save(sweep_dir, submitted)
+        return submitted, arrays
+
+
+def _submit_arrays(
+    sweep_dir: Path,
+    manifest: Manifest,
+    todo: Sequence[RunEntry],
+    client: SlurmClient,
+    sweep: SweepConfig,
+) -> tuple[ArrayEntry, ...]:
+    """One array per resource shape and MaxArraySize chunk; if an sbatch fails, cancels
+    the arrays already submitted, records the failure and raises SubmissionError."""
     folder = SweepDir(sweep_dir).slurm
     arrays: list[ArrayEntry] = []
     try:
@@ -137,6 +157,4 @@ def submit(
         note = f"; cancelled the arrays already submitted: {cancelled}" if cancelled else ""
         save(sweep_dir, replace(manifest, state="failed", error=f"{exc}{note}"))
         raise SubmissionError(f"submitting {sweep_dir} failed: {exc}{note}") from exc
-    submitted = manifest.with_arrays(tuple(arrays), "submitted")
-    save(sweep_dir, submitted)
-    return submitted
+    return tuple(arrays)

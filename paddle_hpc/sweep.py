@@ -25,7 +25,7 @@ from paddle_hpc.command import run
 from paddle_hpc.config import resolve_config_dir
 from paddle_hpc.launch import build_node_launch
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load
+from paddle_hpc.manifest import Manifest, load, locked, save
 from paddle_hpc.plan import (
     Plan,
     SearchRequested,
@@ -133,21 +133,23 @@ def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:
 
 
 def prepare(plan: Plan, manifest: Manifest, allow_change: bool, console: Console) -> Manifest:
-    """Writes the sweep directory, or adds the new points to the one there; returns the
-    manifest to submit from."""
+    """Writes the sweep directory, or adds the new points to the one there, under the
+    sweep's lock; returns the manifest saved."""
     sweep = SweepDir(plan.sweep_dir)
-    if not sweep.manifest.exists():
-        write_plan(plan, manifest)
-        index.record(sweep.path, manifest.name, manifest.created)
-        return manifest
-    old = load(sweep.path)
-    extend.check_base(old, manifest, allow_change)
-    merged, added = extend.merge(old, manifest)
-    existing = len(plan.runs) - len(added)
-    console.print(f"{len(added)} new point(s), {existing} already in {sweep.path}")
-    new_ids = set(added)
-    write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
-    return merged
+    with locked(sweep.path):
+        if not sweep.manifest.exists():
+            write_plan(plan, manifest)
+            index.record(sweep.path, manifest.name, manifest.created)
+            return manifest
+        old = load(sweep.path)
+        extend.check_base(old, manifest, allow_change)
+        merged, added = extend.merge(old, manifest)
+        existing = len(plan.runs) - len(added)
+        console.print(f"{len(added)} new point(s), {existing} already in {sweep.path}")
+        new_ids = set(added)
+        write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
+        save(sweep.path, merged)
+        return merged
 
 
 def main(argv: Sequence[str]) -> int:
@@ -192,7 +194,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if backend.name == "local":
         console.print(f"no Slurm here: running {len(todo)} runs locally in {sweep.path}")
-    manifest = backend.submit(sweep, manifest, plan.sweep, todo, console.print)
+    manifest = backend.submit(sweep, plan.sweep, todo, console.print)
     if backend.name == "local":
         found = states(backend, sweep, manifest)
     else:

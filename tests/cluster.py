@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
+from paddle_hpc.manifest import load
 from paddle_hpc.slurm import SlurmClient
 
 # squeue's states of a task that has not ended yet
@@ -50,3 +52,27 @@ def assert_nothing_left(pattern: str, jobs: tuple[str, ...] = ()) -> None:
         left = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
         assert time.monotonic() < deadline, f"left after its task ended: {left}"
         time.sleep(0.5)
+
+
+def slurm_arrays(name: str) -> set[int]:
+    """The job ids of every array Slurm has run or holds under the job name `name` (a
+    sweep's name), from its accounting."""
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-6hours", "-o", "JobID"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {int(line.split("_")[0]) for line in out.split()}
+
+
+def tracks_every_array(sweep_dir: Path, name: str) -> None:
+    """Every array Slurm got for the sweep is in its manifest, and every run's task in
+    one of them (slurmdbd records a submission a moment after sbatch returns)."""
+    manifest = load(sweep_dir)
+    tracked = {a.job_id for a in manifest.arrays}
+    deadline = time.monotonic() + 30
+    while (known := slurm_arrays(name)) != tracked and time.monotonic() < deadline:
+        time.sleep(1)
+    assert known == tracked, f"Slurm has {sorted(known)}, the manifest {sorted(tracked)}"
+    assert all(r.job_id in tracked for r in manifest.runs if r.job_id is not None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import pytest
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import Manifest, load
 from paddle_hpc.slurm import SlurmClient
-from tests.cluster import assert_nothing_left
+from tests.cluster import assert_nothing_left, tracks_every_array
 
 pytestmark = pytest.mark.slurm
 
@@ -353,3 +354,47 @@ def test_a_stalled_run_is_stopped_and_completes_on_its_retry(stalling: Path, ind
     assert runs.loc[run.run_id, "attempts"] == 2 and runs.loc[run.run_id, "final.loss"] == 1 / 3
     assert pd.isna(runs.loc[run.run_id, "reason"])
     assert runs.loc[run.run_id, "history"] == "STALLED"
+
+
+def test_concurrent_retries_and_extensions_lose_no_submission(index: Path, tmp_path: Path) -> None:
+    """Four `retry` and four wider `sweep` commands at once on one sweep: every array
+    Slurm got is in the manifest, and each run's next attempt is submitted once."""
+    name = f"race{os.getpid()}"
+    config = PROGRAM + "resources: {time: UNLIMITED, sbatch: {hold: true}}\n"
+    root = project(tmp_path, "", config + f"sweep: {{name: {name}}}\n")
+    sweep_dir = root / "sweeps" / name
+    try:
+        assert cli(root, index, "sweep", "+a=1,2,3,4").returncode == 0
+        cancel_all(sweep_dir)
+        wait_for(sweep_dir, lambda s: set(s.values()) == {"CANCELLED"})
+        env = {**os.environ, "PADDLE_HPC_INDEX": str(index)}
+        commands = [["retry", str(sweep_dir), "--state", "CANCELLED"] for _ in range(4)] + [
+            ["sweep", f"+a={','.join(map(str, range(1, 6 + k)))}"] for k in range(4)
+        ]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "paddle_hpc.cli", *c],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for c in commands
+        ]
+        said = [p.communicate(timeout=300) for p in procs]
+        for proc, (out, err) in zip(procs[:4], said[:4], strict=True):
+            assert proc.returncode == 0 or "nothing to retry" in err, (out, err)
+        for proc, (out, err) in zip(procs[4:], said[4:], strict=True):
+            assert proc.returncode == 0, (out, err)
+        tracks_every_array(sweep_dir, name)
+        manifest = load(sweep_dir)
+        assert sorted(r.swept["a"] for r in manifest.runs) == [str(a) for a in range(1, 9)]
+        assert len({r.job for r in manifest.runs}) == len(manifest.runs)  # a task per run
+        # each cancelled run was retried once, whichever retry command marked it
+        first = [r for r in manifest.runs if int(r.swept["a"]) <= 4]
+        assert all(len(r.submissions) == 1 and r.attempt == 2 for r in first), first
+        counts = [re.search(r"retrying (\d+) run", out) for out, _ in said[:4]]
+        assert sum(int(m.group(1)) for m in counts if m) == 4, said[:4]
+    finally:
+        cancel_all(sweep_dir)

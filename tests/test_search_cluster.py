@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.manifest import load
+from tests.cluster import tracks_every_array
 from tests.test_sweep_cluster import queued_jobs, run_module, sweep, write_conf
 
 pytestmark = pytest.mark.slurm
@@ -145,3 +147,54 @@ def test_a_search_prunes_survives_its_driver_and_goes_on_with_more_trials(tmp_pa
     while subprocess.run(driver, capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the search driver is still running once done"
         time.sleep(0.5)
+
+
+def test_retries_while_a_search_driver_submits_lose_no_submission(tmp_path: Path) -> None:
+    """`retry` over and over, three at a time, while the driver plans and submits its
+    batches of the same sweep: every array Slurm got stays tracked by the manifest."""
+    name = f"racing{os.getpid()}"
+    (tmp_path / "fails.py").write_text(  # a trial with x above 0.5 fails at once
+        "import sys\nsys.exit(1 if float(sys.argv[1]) > 0.5 else 0)\n"
+    )
+    write_conf(
+        tmp_path,
+        f"""\
+program: {{script: fails.py, args: ["${{x}}"]}}
+x: 0.5
+resources: {{nodes: 1, cpus_per_task: 1, time: "00:05:00"}}
+sweep: {{name: {name}}}
+search:
+  n_trials: 8
+  batch_size: 2
+  params: {{x: "interval(0.0, 1.0)"}}
+  objective: final.loss
+  sampler: {{_target_: optuna.samplers.RandomSampler, seed: 5}}
+  poll: 1
+""",
+    )
+    sweep_dir = tmp_path / "sweeps" / name
+    log = sweep_dir / "search" / "driver.log"
+    assert sweep(tmp_path).returncode == 0
+    retries = 0
+    try:
+        deadline = time.monotonic() + 600
+        while not (log.exists() and "search done" in log.read_text()):
+            assert time.monotonic() < deadline, log.read_text()
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "paddle_hpc.retry", str(sweep_dir)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(3)
+            ]
+            for proc in procs:
+                out, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0 or "nothing to retry" in err, (out, err)
+                retries += "retrying" in out
+        assert retries >= 1  # the race happened: retries submitted while the driver ran
+        assert len(load(sweep_dir).runs) == 8
+        tracks_every_array(sweep_dir, name)
+    finally:
+        subprocess.run(["scancel", *(str(a.job_id) for a in load(sweep_dir).arrays)])

@@ -88,15 +88,11 @@ class Backend(Protocol):
         ...
 
     def submit(
-        self,
-        sweep: SweepDir,
-        manifest: Manifest,
-        config: SweepConfig,
-        run_ids: Sequence[str] | None,
-        say: Say,
+        self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:
         """Submits the runs not submitted yet among run_ids (default: all), each as its
-        next attempt; returns the saved manifest. A local backend runs them here, now."""
+        next attempt, from the manifest as it is under the sweep's lock; returns the
+        saved manifest. A local backend runs them here, now."""
         ...
 
     def states_of(

@@ -19,7 +19,7 @@ from paddle_hpc.backend import RunStatus, Say, local_status
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.image_digest import ImageId
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry, save
+from paddle_hpc.manifest import Manifest, RunEntry, update
 from paddle_hpc.node import (
     STOP_GRACE_S,
     free_port,
@@ -54,21 +54,16 @@ class LocalBackend:
         """Everything runs here, on one node: nothing to refuse."""
 
     def submit(
-        self,
-        sweep: SweepDir,
-        manifest: Manifest,
-        config: SweepConfig,
-        run_ids: Sequence[str] | None,
-        say: Say,
+        self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:
+        manifest = update(sweep.path, lambda now: replace(now, state="submitted", error=None))
         wanted = set(run_ids) if run_ids is not None else {r.run_id for r in manifest.runs}
         todo = [r for r in manifest.runs if r.run_id in wanted]
-        save(sweep.path, replace(manifest, state="submitted", error=None))
         cuda = paddle_has_cuda()
         images = {i: image_digest.of_shape(manifest.shapes[i]) for i in {r.shape for r in todo}}
         for run in todo:
             self._run(sweep, run, cuda, say, images[run.shape])
-        return replace(manifest, state="submitted", error=None)
+        return manifest
 
     def _run(
         self, sweep: SweepDir, run: RunEntry, cuda: bool, say: Say, image: ImageId | None

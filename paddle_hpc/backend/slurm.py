@@ -118,18 +118,14 @@ class SlurmBackend:
             check_fits(ResourcesConfig(**shape["resources"]), partitions)
 
     def submit(
-        self,
-        sweep: SweepDir,
-        manifest: Manifest,
-        config: SweepConfig,
-        run_ids: Sequence[str] | None,
-        say: Say,
+        self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:
         from paddle_hpc.submit import submit  # Hydra and submitit: not for reading states
 
-        before = {a.job_id for a in manifest.arrays}
-        submitted = submit(sweep.path, manifest, self.client, config, run_ids)
-        new = [a for a in submitted.arrays if a.job_id not in before]
+        submitted, new = submit(sweep.path, self.client, config, run_ids)
+        if not new:
+            say("nothing to submit: another command submitted these runs meanwhile")
+            return submitted
         runs = sum(len(a.run_ids) for a in new)
         say(f"submitted {runs} runs as array job(s) {', '.join(str(a.job_id) for a in new)}")
         return submitted
