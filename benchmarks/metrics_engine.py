@@ -62,7 +62,7 @@ def polars_keeps(text: str) -> str:
 def ours_keeps(text: str, folder: Path) -> str:
     path = folder / "case.jsonl"
     path.write_text(text)
-    cols = jsonl.read_metrics([path])
+    cols = jsonl.start([path]).result()
     skipped = sum(n for n, _ in cols.skipped.values())
     return f"metrics {sorted(set(cols.names))}, {len(cols.value)} rows, {skipped} skipped"
 

@@ -232,7 +232,3 @@ def searched(
         overrides = (*(a.choices[0] for a in fixed), *(row[k] for k in keys))
         points.append(Point(number, run_id(overrides), overrides))
     return axes, points
-
-
-def grid_size(axes: Sequence[Axis]) -> int:
-    return math.prod(len(axis.choices) for axis in axes)

@@ -46,10 +46,6 @@ def slots(devices: Sequence[str], gpus_per_trial: float | None) -> list[Slot]:
     return [Slot(i, tuple(devices[i * each : (i + 1) * each])) for i in range(len(devices) // each)]
 
 
-def at_once(gpus_per_node: int, gpus_per_trial: float | None) -> int:
-    return len(slots([str(i) for i in range(gpus_per_node)], gpus_per_trial))
-
-
 T = TypeVar("T")
 
 

@@ -16,7 +16,7 @@ Node side: no heavy imports.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSW(?:OR)?D|CREDENTIAL|PRIVATE", re.IGNORECASE)
 _ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^}]*))?\}")
@@ -61,11 +61,4 @@ def redact_override(text: str) -> str:
     key, sep, value = text.partition("=")
     if sep and is_secret(key.rsplit(".", 1)[-1]) and not has_env_ref(value):
         return f"{key}={REDACTED}"
-    return text
-
-
-def redact(text: str, values: Iterable[str]) -> str:
-    """text with every occurrence of each (non-trivial) value replaced."""
-    for value in sorted({v for v in values if len(v) >= 4}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
     return text

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from paddle_hpc.collect import collect, collector, jsonl, load
-from paddle_hpc.collect.jsonl import read_metrics
 from paddle_hpc.collect.logs import failures, log_metrics
 from paddle_hpc.collect.tables import typed, user_metrics
 from paddle_hpc.errors import ConfigError
@@ -88,7 +87,7 @@ def test_metrics_files_with_bad_truncated_and_blank_lines(tmp_path: Path) -> Non
         '{"step": 2, "loss": 3.0}\n'
         '{"step": 3, "lo'
     )
-    cols = read_metrics([good, bad, tmp_path / "missing.jsonl"])
+    cols = jsonl.start([good, bad, tmp_path / "missing.jsonl"]).result()
     rows = [
         (int(f), None if missing else int(s), cols.names[n], v)
         for f, s, missing, n, v in zip(
@@ -125,7 +124,7 @@ def test_the_attempt_of_each_line(
         '{"step": 5, "attempt": 3, "loss": 3.0, "acc": 1.0}\n'
     )
     monkeypatch.setattr(jsonl, "CHUNK", chunk)
-    cols = read_metrics([same, mixed])
+    cols = jsonl.start([same, mixed]).result()
     assert cols.names == ["loss", "acc"]  # attempt, like step and time, is no metric
     rows = list(zip(cols.file.tolist(), cols.step.tolist(), cols.attempt.tolist(), strict=True))
     assert rows == [
@@ -167,7 +166,7 @@ def test_metrics_files_read_in_chunks_give_every_row_in_file_order(
         if name != "step"
     ]
     monkeypatch.setattr(jsonl, "CHUNK", chunk)
-    cols = read_metrics(paths)
+    cols = jsonl.start(paths).result()
     rows = [
         (int(f), int(s), cols.names[n], v)
         for f, s, n, v in zip(cols.file, cols.step, cols.name, cols.value, strict=True)
@@ -211,11 +210,11 @@ def test_metric_names_survive_whatever_they_hold(
             raise AssertionError("the fast path fell back to the JSON reader")
 
         monkeypatch.setattr(jsonl, "_parse", json_reader)
-    fast = read_metrics([same])  # alone in its chunk
+    fast = jsonl.start([same]).result()  # alone in its chunk
     assert [fast.names[n] for n in fast.name] == names * 3
     assert fast.value.tolist() == [i + k for i in range(3) for k in range(len(names))]
     monkeypatch.undo()
-    slow = read_metrics([mixed])
+    slow = jsonl.start([mixed]).result()
     assert [slow.names[n] for n in slow.name] == [names[0], "other"]
 
 
@@ -238,7 +237,7 @@ def test_files_that_log_the_same_keys_share_the_fast_path(
         raise AssertionError("the fast path fell back to the JSON reader")
 
     monkeypatch.setattr(jsonl, "_parse", json_reader)
-    cols = read_metrics(paths)
+    cols = jsonl.start(paths).result()
     rows = list(zip(cols.file.tolist(), cols.step.tolist(), cols.value.tolist(), strict=True))
     assert rows == [(f, s, v) for f in range(3) for s in range(2) for v in (f + s / 10, -s)]
     assert [cols.names[n] for n in cols.name[:2]] == ["loss", "acc"]
@@ -258,7 +257,7 @@ def test_a_later_line_whose_key_differs_only_by_a_brace_or_quote(
     braces and quotes are dropped is still its own metric."""
     path = tmp_path / "m.jsonl"
     path.write_text('{"step": 0, "loss": 1.0, "acc": 2.0}\n' + later + "\n")
-    cols = read_metrics([path])
+    cols = jsonl.start([path]).result()
     names = [cols.names[n] for n in cols.name]
     rows = zip(cols.step.tolist(), names, cols.value.tolist(), strict=True)
     assert sorted(rows) == [(0, "acc", 2.0), (0, "loss", 1.0), (1, "acc", 4.0), (1, key, 3.0)]
@@ -272,7 +271,7 @@ def test_lines_whose_step_is_not_a_whole_number_are_skipped(tmp_path: Path) -> N
     )
     mixed = tmp_path / "mixed.jsonl"  # a broken line: read line by line
     mixed.write_text('{"step": 2.5, "loss": 7}\n{"step": 3, "loss": 8, "time": 1e300}\n{broken\n')
-    cols = read_metrics([fast, mixed])
+    cols = jsonl.start([fast, mixed]).result()
     assert cols.value.tolist() == [1, 5, 6, 8]
     assert cols.step.tolist() == [0, 0, 9, 3]
     assert cols.no_step.tolist() == [False, True, False, False]

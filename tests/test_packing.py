@@ -39,7 +39,6 @@ def test_whole_gpus_per_trial_split_the_allocation() -> None:
 def test_without_a_share_trials_take_turns_on_the_whole_allocation() -> None:
     assert devices(packing.slots(["0", "1"], None)) == [("0", "1")]
     assert devices(packing.slots([], 0.5)) == [()]
-    assert packing.at_once(2, 0.5) == 4 and packing.at_once(1, None) == 1
 
 
 def test_pack_keeps_the_order_and_leaves_the_rest_to_a_last_task() -> None:

@@ -53,12 +53,6 @@ class Columns:
     skipped: _Skipped = field(default_factory=dict)
 
 
-def read_metrics(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Columns:
-    """Reads the files, each up to its size (the size its fingerprint recorded: bytes
-    appended since are read next time), and parses them."""
-    return start(paths, sizes).result()
-
-
 class Reading:
     """Files read (in the calling thread) and being parsed (in a second one)."""
 
