@@ -52,6 +52,7 @@ def main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
     seen = {r.run_id: r.attempt for r in picked}  # each run's submission as it was seen
+    marked: set[str] = set()
 
     def mark(fresh: Manifest) -> Manifest:  # what another command retried meanwhile is left
         ended = {
@@ -59,10 +60,11 @@ def main(argv: Sequence[str]) -> int:
             for r in fresh.runs
             if seen.get(r.run_id) == r.attempt
         }
+        marked.update(ended)
         return fresh.for_retry(ended)
 
-    marked = update(sweep.path, mark)
-    retried = [r for r in picked if marked.run(r.run_id).attempt != r.attempt]
+    update(sweep.path, mark)
+    retried = [r for r in picked if r.run_id in marked]
     out = console()
     if not retried:
         out.print("nothing to retry: another command retried these runs meanwhile")

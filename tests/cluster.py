@@ -55,24 +55,31 @@ def assert_nothing_left(pattern: str, jobs: tuple[str, ...] = ()) -> None:
 
 
 def slurm_arrays(name: str) -> set[int]:
-    """The job ids of every array Slurm has run or holds under the job name `name` (a
-    sweep's name), from its accounting."""
-    out = subprocess.run(
+    """The job ids of the arrays Slurm holds (squeue) or has started (sacct) under the
+    job name `name`, a sweep's name. (An array cancelled before it was ever eligible,
+    such as a held one, is in neither: sacct selects jobs by when they were eligible.)"""
+    queued = subprocess.run(
+        ["squeue", "-h", "--name", name, "-o", "%F"], capture_output=True, text=True, check=True
+    ).stdout
+    started = subprocess.run(
         ["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-6hours", "-o", "JobID"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return {int(line.split("_")[0]) for line in out.split()}
+    return {int(line.split("_")[0]) for line in [*queued.split(), *started.split()]}
 
 
 def tracks_every_array(sweep_dir: Path, name: str) -> None:
-    """Every array Slurm got for the sweep is in its manifest, and every run's task in
-    one of them (slurmdbd records a submission a moment after sbatch returns)."""
+    """Every array Slurm has for the sweep is in its manifest, and every run's current
+    task is one Slurm has (slurmdbd records a start a moment after it happens)."""
     manifest = load(sweep_dir)
     tracked = {a.job_id for a in manifest.arrays}
+    current = {r.job_id for r in manifest.runs if r.job_id is not None}
     deadline = time.monotonic() + 30
-    while (known := slurm_arrays(name)) != tracked and time.monotonic() < deadline:
+    while not (tracked >= (known := slurm_arrays(name)) >= current):
+        assert time.monotonic() < deadline, (
+            f"Slurm has arrays {sorted(known)}; the manifest tracks {sorted(tracked)}, "
+            f"its runs are in {sorted(current)}"
+        )
         time.sleep(1)
-    assert known == tracked, f"Slurm has {sorted(known)}, the manifest {sorted(tracked)}"
-    assert all(r.job_id in tracked for r in manifest.runs if r.job_id is not None)

@@ -19,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from paddle_hpc.backend import backend_for, states
 from paddle_hpc.collect import load as load_tables
+from paddle_hpc.layout import SweepDir
 from paddle_hpc.manifest import Manifest, load
 from paddle_hpc.slurm import SlurmClient
 from tests.cluster import assert_nothing_left, tracks_every_array
@@ -366,7 +368,13 @@ def test_concurrent_retries_and_extensions_lose_no_submission(index: Path, tmp_p
     try:
         assert cli(root, index, "sweep", "+a=1,2,3,4").returncode == 0
         cancel_all(sweep_dir)
-        wait_for(sweep_dir, lambda s: set(s.values()) == {"CANCELLED"})
+        slurm = backend_for("slurm")
+        deadline = time.monotonic() + 60
+        while {s.state for s in states(slurm, SweepDir(sweep_dir), load(sweep_dir))} != {
+            "CANCELLED"
+        }:
+            assert time.monotonic() < deadline, "the held runs were not cancelled"
+            time.sleep(1)
         env = {**os.environ, "PADDLE_HPC_INDEX": str(index)}
         commands = [["retry", str(sweep_dir), "--state", "CANCELLED"] for _ in range(4)] + [
             ["sweep", f"+a={','.join(map(str, range(1, 6 + k)))}"] for k in range(4)
@@ -389,12 +397,12 @@ def test_concurrent_retries_and_extensions_lose_no_submission(index: Path, tmp_p
             assert proc.returncode == 0, (out, err)
         tracks_every_array(sweep_dir, name)
         manifest = load(sweep_dir)
-        assert sorted(r.swept["a"] for r in manifest.runs) == [str(a) for a in range(1, 9)]
+        assert sorted(r.swept["+a"] for r in manifest.runs) == [str(a) for a in range(1, 9)]
         assert len({r.job for r in manifest.runs}) == len(manifest.runs)  # a task per run
         # each cancelled run was retried once, whichever retry command marked it
-        first = [r for r in manifest.runs if int(r.swept["a"]) <= 4]
+        first = [r for r in manifest.runs if int(r.swept["+a"]) <= 4]
         assert all(len(r.submissions) == 1 and r.attempt == 2 for r in first), first
         counts = [re.search(r"retrying (\d+) run", out) for out, _ in said[:4]]
         assert sum(int(m.group(1)) for m in counts if m) == 4, said[:4]
-    finally:
-        cancel_all(sweep_dir)
+    finally:  # by name too: what a lost submission left in the queue
+        subprocess.run(["scancel", "--name", name], check=False)

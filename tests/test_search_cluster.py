@@ -178,6 +178,9 @@ search:
     retries = 0
     try:
         deadline = time.monotonic() + 600
+        while not (sweep_dir / "manifest.json").exists():  # the driver's first batch
+            assert time.monotonic() < deadline, "the driver planned nothing"
+            time.sleep(0.2)
         while not (log.exists() and "search done" in log.read_text()):
             assert time.monotonic() < deadline, log.read_text()
             procs = [
@@ -196,5 +199,5 @@ search:
         assert retries >= 1  # the race happened: retries submitted while the driver ran
         assert len(load(sweep_dir).runs) == 8
         tracks_every_array(sweep_dir, name)
-    finally:
-        subprocess.run(["scancel", *(str(a.job_id) for a in load(sweep_dir).arrays)])
+    finally:  # by name: what a lost submission left in the queue too
+        subprocess.run(["scancel", "--name", name], check=False)
