@@ -245,22 +245,28 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
     assert_nothing_left(str(tmp_path / "resumable.py"), (state["job"],))  # type: ignore[index]
 
 
-def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Path) -> None:
-    (tmp_path / "sleepy.py").write_text(  # knows nothing of checkpoints
-        "import time\nprint('working', flush=True)\ntime.sleep(600)\n"
-    )
+def a_minute_on_two_nodes(tmp_path: Path, name: str, body: str) -> Path:
+    """Submits a sweep of one run of the script `body` on two nodes, with a one-minute
+    time limit and Slurm's signal 30 s before it; returns the sweep directory."""
+    (tmp_path / f"{name}.py").write_text(body)
     write_conf(
         tmp_path,
         json.dumps(
             {
-                "program": {"script": "sleepy.py"},
+                "program": {"script": f"{name}.py"},
                 "resources": {"nodes": 2, "time": "1", "signal_before": 30},
-                "sweep": {"name": "sleepy"},
+                "sweep": {"name": name},
             }
         ),
     )
     assert sweep(tmp_path).returncode == 0
-    sweep_dir = tmp_path / "sweeps" / "sleepy"
+    return tmp_path / "sweeps" / name
+
+
+def test_a_run_without_checkpoints_ends_timeout_and_is_not_requeued(tmp_path: Path) -> None:
+    sweep_dir = a_minute_on_two_nodes(  # a script that knows nothing of checkpoints
+        tmp_path, "sleepy", "import time\nprint('working', flush=True)\ntime.sleep(600)\n"
+    )
     found = finished(sweep_dir, timeout=300)
     deadline = time.monotonic() + 120
     while "TIMEOUT 1" not in str(found["status"]) and time.monotonic() < deadline:
@@ -280,25 +286,15 @@ def test_a_stop_signal_that_comes_while_the_task_starts_is_heard(tmp_path: Path)
     """Slurm sends its stop signal up to a minute before it is due: with a one-minute
     limit it can come as the task starts, before any handler. Sent here at once, over
     and over while the task starts, it must stop the run as asked, not end it FAILED."""
-    (tmp_path / "heedful.py").write_text(
+    sweep_dir = a_minute_on_two_nodes(
+        tmp_path,
+        "heedful",
         "import time\n"
         "from paddle_hpc import checkpoint\n"
         "while not checkpoint.should_stop():\n"
         "    time.sleep(0.2)\n"
-        "print('told to stop', flush=True)\n"
+        "print('told to stop', flush=True)\n",
     )
-    write_conf(
-        tmp_path,
-        json.dumps(
-            {
-                "program": {"script": "heedful.py"},
-                "resources": {"nodes": 2, "time": "1", "signal_before": 30},
-                "sweep": {"name": "early"},
-            }
-        ),
-    )
-    assert sweep(tmp_path).returncode == 0
-    sweep_dir = tmp_path / "sweeps" / "early"
     (run,) = load(sweep_dir).runs
     job = f"{load(sweep_dir).arrays[0].job_id}_0"
     deadline = time.monotonic() + 120
