@@ -300,7 +300,7 @@ class Driver:
         from paddle_hpc.capture import write_sweep_environment
         from paddle_hpc.sweep import code_dir, prepare
 
-        if self.running_here is not None:  # it saves the manifest once more as it ends
+        if self.running_here is not None:  # the batch before ran here: its thread ends too
             self.running_here.join()
         trials = [self.study.ask(dict(self.space.space)) for _ in range(count)]
         try:
