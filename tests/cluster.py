@@ -1,5 +1,6 @@
-"""Waits the cluster tests share: for Slurm to end a task, then for what paddle_hpc
-promises once it has: no process of the run left, within Slurm's KillWait and a margin.
+"""Waits and checks the cluster tests share: for Slurm to end a task, then for what
+paddle_hpc promises once it has (no process of the run left, within Slurm's KillWait
+and a margin); and that a sweep's manifest tracks every array Slurm has for it.
 
 A run's own state can say how it ended before Slurm has ended its task (node 0 writes
 it at the signal, or as its launcher exits, while the other nodes and the task are

@@ -22,8 +22,7 @@ import pytest
 from paddle_hpc.backend import backend_for, states
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load
-from paddle_hpc.slurm import SlurmClient
+from paddle_hpc.manifest import load
 from tests.cluster import assert_nothing_left, tracks_every_array
 
 pytestmark = pytest.mark.slurm
@@ -96,23 +95,23 @@ def project(root: Path, body: str, config: str) -> Path:
 PROGRAM = "program: {script: train.py}\n"
 
 
-def task_states(manifest: Manifest) -> dict[str, str]:
-    """run id -> its current task's state in sacct ('' while sacct does not list it)."""
-    rows = SlurmClient().sacct({r.job_id for r in manifest.runs if r.job_id is not None})
-    states = {(r.ref.job, r.ref.task): r.state for r in rows if r.ref.step is None}
-    return {r.run_id: states.get((r.job_id, r.array_task), "") for r in manifest.runs}
+def task_states(sweep_dir: Path) -> dict[str, str]:
+    """run id -> its state as `status` shows it (one sacct call; a collapsed row of
+    pending tasks stands for each of them)."""
+    found = states(backend_for("slurm"), SweepDir(sweep_dir), load(sweep_dir))
+    return {s.run_id: s.state for s in found}
 
 
 def wait_for(sweep_dir: Path, done: object, timeout: float = 300) -> dict[str, str]:
-    """Polls sacct until done(states) holds; returns the states."""
+    """Polls the runs' states until done(states) holds; returns the states."""
     deadline = time.monotonic() + timeout
     delay = 1.0
     while True:
-        states = task_states(load(sweep_dir))
-        if done(states):  # type: ignore[operator]
-            return states
+        now = task_states(sweep_dir)
+        if done(now):  # type: ignore[operator]
+            return now
         if time.monotonic() > deadline:
-            raise AssertionError(f"still {states} after {timeout}s")
+            raise AssertionError(f"still {now} after {timeout}s")
         time.sleep(delay)
         delay = min(delay * 1.5, 8)
 
@@ -200,7 +199,7 @@ def test_logs_follow_a_running_run_to_its_end(index: Path, tmp_path: Path) -> No
     assert followed.returncode == 0, followed.stderr
     assert "global rank 0" in followed.stdout and "tick 11" in followed.stdout
     assert followed.stdout.rstrip().endswith("last line")
-    assert task_states(load(sweep_dir))[run.run_id] == "COMPLETED"
+    assert task_states(sweep_dir)[run.run_id] == "COMPLETED"
     tail = cli(root, index, "logs", str(sweep_dir), run.job, "-n", "1")
     assert tail.stdout.splitlines()[1:] == ["last line"]
     err = cli(root, index, "logs", str(sweep_dir), run.run_id, "--out")
@@ -368,13 +367,7 @@ def test_concurrent_retries_and_extensions_lose_no_submission(index: Path, tmp_p
     try:
         assert cli(root, index, "sweep", "+a=1,2,3,4").returncode == 0
         cancel_all(sweep_dir)
-        slurm = backend_for("slurm")
-        deadline = time.monotonic() + 60
-        while {s.state for s in states(slurm, SweepDir(sweep_dir), load(sweep_dir))} != {
-            "CANCELLED"
-        }:
-            assert time.monotonic() < deadline, "the held runs were not cancelled"
-            time.sleep(1)
+        wait_for(sweep_dir, lambda s: set(s.values()) == {"CANCELLED"}, timeout=60)
         env = {**os.environ, "PADDLE_HPC_INDEX": str(index)}
         commands = [["retry", str(sweep_dir), "--state", "CANCELLED"] for _ in range(4)] + [
             ["sweep", f"+a={','.join(map(str, range(1, 6 + k)))}"] for k in range(4)
