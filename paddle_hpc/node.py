@@ -691,10 +691,14 @@ def _ended(
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
-    failed first (the others are then stopped by srun, which is no news)."""
+    failed first (the others are then stopped by srun, which is no news). Node 0's
+    COMPLETED is the exception: it speaks for node 0 only, so a node that fails after
+    it (its ranks still running when node 0's ended) makes the attempt FAILED."""
     now = runstate.read(run.state)
-    if now is not None and _settled(now, base.attempt):  # `is not None` for mypy
-        returncode = returncode or (0 if now.state == runstate.COMPLETED else 1)
+    said = now.state if now is not None and _settled(now, base.attempt) else None
+    failed_after_node0 = said == runstate.COMPLETED and returncode != 0 and stopped_by is None
+    if said is not None and not failed_after_node0:
+        returncode = returncode or (0 if said == runstate.COMPLETED else 1)
     elif stopped_by is not None:
         state = stopped_state(base, stopped_by, None, config)
         runstate.write(run.state, replace(state, returncode=returncode))

@@ -84,3 +84,14 @@ def tracks_every_array(sweep_dir: Path, name: str) -> None:
             f"its runs are in {sorted(current)}"
         )
         time.sleep(1)
+
+
+def run_logs(sweep_dir: Path, lines: int = 30) -> str:
+    """The last lines of every log of every run in a sweep: what a failed cluster test
+    shows, so that a rare failure in CI says its cause."""
+    shown = []
+    for log in sorted((sweep_dir / "runs").glob("*/**/*")):
+        if log.is_file() and (log.suffix in {".log", ".out", ".err"} or "workerlog" in log.name):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            shown.append(f"==> {log.relative_to(sweep_dir)} <==\n" + "\n".join(tail))
+    return "\n".join(shown)

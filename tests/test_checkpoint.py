@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from paddle_hpc.launch import NodeLaunch
 from paddle_hpc.layout import RunDir
 from paddle_hpc.node import (
     LIMIT_SLACK_S,
+    _ended,
     _Signals,
     _Stop,
     _told_ended,
@@ -201,6 +203,27 @@ def test_a_stopped_end_is_what_the_signal_said(run_dir: Path, told: str, saved: 
         at_signal.retrying,
         -15,
     )
+
+
+def test_a_node_that_fails_after_node_0_completed_fails_the_attempt(run_dir: Path) -> None:
+    """Node 0's COMPLETED speaks for its own ranks: node 1's launcher failing later
+    (its ranks lost node 0's store as they started) leaves the attempt FAILED, as
+    Slurm's task is; a node stopped by srun after another failed is no news."""
+    run = RunDir(run_dir)
+    config = RunConfig.of({})
+    base = RunState("RUNNING", attempt=1, job="7_0")
+    node0 = NodeLaunch((), {}, "cpu", "127.0.0.1:1", 0, 2, 2, run_dir / "logs" / "node0")
+    node1 = replace(node0, node_rank=1, log_dir=run_dir / "logs" / "node1")
+    assert _ended(run, node0, base, 0, None, config, lambda job: None) == 0
+    with pytest.raises(PaddleHpcError, match="exited with code 241 on node 1"):
+        _ended(run, node1, base, 241, None, config, lambda job: None)
+    ended = runstate.read(run.state)
+    assert ended is not None and (ended.state, ended.returncode) == ("FAILED", 241)
+
+    with pytest.raises(PaddleHpcError, match="on node 0"):  # srun ends node 0 after it
+        _ended(run, node0, base, -15, None, config, lambda job: None)
+    again = runstate.read(run.state)
+    assert again is not None and (again.state, again.returncode) == ("FAILED", 241)
 
 
 def test_a_checkpoint_saved_since(run_dir: Path) -> None:

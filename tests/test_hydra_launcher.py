@@ -16,6 +16,7 @@ import pytest
 from paddle_hpc.errors import PaddleHpcError
 from paddle_hpc.hydra_launcher import PaddleHpcLauncherConf, hydra_plan, quoted
 from paddle_hpc.manifest import load
+from tests.cluster import run_logs
 
 APP = Path(__file__).parent / "hydra_app" / "train.py"
 SWEPT = ["optim.lr=0.5,0.25", "data.batch_size=8,16"]
@@ -75,7 +76,7 @@ def test_an_unchanged_hydra_app_sweeps_on_two_nodes(tmp_path: Path) -> None:
     manifest = load(sweep_dir)
     assert len(manifest.runs) == 4 and len(manifest.arrays) == 1
     waited = multirun(tmp_path, *ours, "hydra.launcher.wait=true")  # the same, waiting
-    assert waited.returncode == 0, waited.stderr
+    assert waited.returncode == 0, waited.stderr + run_logs(sweep_dir)
     assert "0 run(s)" in waited.stderr  # nothing submitted twice
 
     seen = set()

@@ -13,6 +13,8 @@ def main(cfg: DictConfig) -> float:
     score = cfg.optim.lr * cfg.data.batch_size
     print(f"rank {rank} of {world}: lr={cfg.optim.lr} batch_size={cfg.data.batch_size}")
     print(f"step 0 score={score}", flush=True)
+    if world > 1:  # as a real training step would: rank 0's process holds the store
+        dist.barrier()  # the other ranks still read while they join
     return float(score)
 
 
