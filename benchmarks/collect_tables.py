@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from paddle_hpc.collect import collect
-from paddle_hpc.manifest import Manifest, RunEntry, save
+from paddle_hpc.core.manifest import Manifest, RunEntry, save
 
 RUNS = 2000
 LINES = 500  # x 2 metrics = 1,000 metric rows per run

@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from paddle_hpc import index, runstate
+from paddle_hpc.core import index, runstate
 from paddle_hpc.slurm.client import sacct_argv
 
 _spec = importlib.util.spec_from_file_location(

@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from paddle_hpc import index, runstate
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, save
-from paddle_hpc.runstate import RunState
+from paddle_hpc.core import index, runstate
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, save
+from paddle_hpc.core.runstate import RunState
 from paddle_hpc.slurm.client import sacct_argv
 
 CACHE = Path("/var/tmp/paddle-hpc-bench/lifecycle.json")

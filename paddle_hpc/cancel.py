@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
-from paddle_hpc.command import console, run
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load
-from paddle_hpc.naming import described, parse_states, pick_runs
+from paddle_hpc.backend.naming import described, parse_states, pick_runs
+from paddle_hpc.core.command import console, run
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
 
 
 def main(argv: Sequence[str]) -> int:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.layout import CHECKPOINTS, STOP_REQUEST
+from paddle_hpc.core.layout import CHECKPOINTS, STOP_REQUEST
 
 _PREFIX = "step-"
 

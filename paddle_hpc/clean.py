@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
-from paddle_hpc.command import console, run
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.layout import LOGS, RunDir, SweepDir
-from paddle_hpc.manifest import RunEntry, load
+from paddle_hpc.core.command import console, run
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import LOGS, RunDir, SweepDir
+from paddle_hpc.core.manifest import RunEntry, load
 
 
 def compress(path: Path) -> int:

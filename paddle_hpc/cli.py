@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from paddle_hpc.command import EXIT_USAGE, console, run
+from paddle_hpc.core.command import EXIT_USAGE, console, run
 
 # verb -> (module, one-line help)
 VERBS = {
@@ -22,7 +22,7 @@ VERBS = {
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
     "exporter": ("paddle_hpc.exporter", "a Prometheus endpoint of your sweeps and their runs"),
-    "search": ("paddle_hpc.search", "run (or take up) the driver of a sweep's Optuna search"),
+    "search": ("paddle_hpc.search.__main__", "run (or take up) a sweep's Optuna search"),
 }
 
 

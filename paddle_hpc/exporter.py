@@ -24,12 +24,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from paddle_hpc import index
-from paddle_hpc.command import run
-from paddle_hpc.layout import SweepDir
+from paddle_hpc.core import index
+from paddle_hpc.core.command import run
+from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.list import Listed, gather, under
 from paddle_hpc.metrics import RESERVED
-from paddle_hpc.node import last_output
+from paddle_hpc.node.runner import last_output
 
 TAIL_BYTES = 64 * 1024  # the end of a metrics file holds each metric's latest value
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from paddle_hpc.command import console, run
+from paddle_hpc.core.command import console, run
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.parse import max_array_size
 

@@ -1,6 +1,6 @@
 """`python -m paddle_hpc.list [ROOT]`: every sweep you submitted, newest first.
 
-Reads the per-user index the sweep command writes (index.py); with ROOT, only the
+Reads the per-user index the sweep command writes (core/index.py); with ROOT, only the
 sweeps under it. The states of every Slurm sweep's runs come from one sacct call. A
 sweep directory that was moved or deleted is listed as missing.
 """
@@ -16,13 +16,13 @@ from pathlib import Path
 
 from rich.table import Table
 
-from paddle_hpc import index
 from paddle_hpc.backend import RunStatus, backend_for
-from paddle_hpc.command import console, run
-from paddle_hpc.errors import PaddleHpcError, SlurmError
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load
-from paddle_hpc.view import state_counts
+from paddle_hpc.backend.view import state_counts
+from paddle_hpc.core import index
+from paddle_hpc.core.command import console, run
+from paddle_hpc.core.errors import PaddleHpcError, SlurmError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, load
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import Backend, RunStatus, backend_for, states
+from paddle_hpc.backend.naming import pick_run
+from paddle_hpc.backend.view import needs_attention
 from paddle_hpc.collect import sources
-from paddle_hpc.collect.logs import failures
-from paddle_hpc.command import console, run
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.layout import WORKER_LOG, RunDir, SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry, load
-from paddle_hpc.naming import pick_run
-from paddle_hpc.view import needs_attention
+from paddle_hpc.collect.worker_logs import failures
+from paddle_hpc.core.command import console, run
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import WORKER_LOG, RunDir, SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry, load
 
 _NUMBERED = re.compile(rf"^(?:node|{WORKER_LOG}\.)(\d+)(?:\.gz)?$")
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.layout import METRICS
+from paddle_hpc.core.layout import METRICS
 
 METRICS_FILE = METRICS
 RESERVED = frozenset({"time", "attempt"})  # besides step: keys the collector reads itself

@@ -23,9 +23,9 @@ import pandas as pd
 
 from paddle_hpc.collect import Tables, load
 from paddle_hpc.collect.tables import swept_keys
-from paddle_hpc.command import run
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.files import write_atomic
+from paddle_hpc.core.command import run
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.files import write_atomic
 
 MAX_METRICS = 12
 

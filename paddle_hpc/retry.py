@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import TERMINAL_STATES, backend_for, states
-from paddle_hpc.command import console, run
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load, update
-from paddle_hpc.naming import described, parse_states, pick_runs
-from paddle_hpc.schema import RunConfig
+from paddle_hpc.backend.naming import described, parse_states, pick_runs
+from paddle_hpc.core.command import console, run
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, load, update
+from paddle_hpc.core.schema import RunConfig
 
 DEFAULT = TERMINAL_STATES - {"COMPLETED", "CANCELLED"}
 

@@ -1,5 +1,5 @@
 """Runs `python secrets_shim.py FILE SCRIPT ARGS...` as `python SCRIPT ARGS...`, with
-the variables of the JSON file FILE added to the environment first (see secret_env.py:
+the variables of the JSON file FILE added to the environment first (see core/secret_env.py:
 the secrets stay out of the environment Paddle's launcher writes to its logs).
 """
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
-from paddle_hpc.command import console as make_console
-from paddle_hpc.command import run
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load
-from paddle_hpc.naming import parse_states
-from paddle_hpc.view import SHOWN, exit_code, render, watch
+from paddle_hpc.backend.naming import parse_states
+from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
+from paddle_hpc.core.command import console as make_console
+from paddle_hpc.core.command import run
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
 
 
 def main(argv: Sequence[str]) -> int:

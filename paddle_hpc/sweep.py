@@ -13,31 +13,29 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
-from paddle_hpc import container, extend, index, packing
-from paddle_hpc.backend import backend_for, states
-from paddle_hpc.capture import write_sweep_environment
-from paddle_hpc.command import console as make_console
-from paddle_hpc.command import run
-from paddle_hpc.config import resolve_config_dir
-from paddle_hpc.launch import build_node_launch
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load, locked, save
-from paddle_hpc.plan import (
+from paddle_hpc.backend import states
+from paddle_hpc.backend.arrays import dry_run_script, python_for
+from paddle_hpc.backend.submission import submit_plan
+from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
+from paddle_hpc.core import packing
+from paddle_hpc.core.command import console as make_console
+from paddle_hpc.core.command import run
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.core.secret_env import redact_override
+from paddle_hpc.node import container
+from paddle_hpc.node.launch import build_node_launch
+from paddle_hpc.plan.build import (
     Plan,
     SearchRequested,
     build_manifest,
     make_plan,
-    write_plan,
-    write_runs,
 )
-from paddle_hpc.schema import RunConfig
-from paddle_hpc.secret_env import redact_override
-from paddle_hpc.submit import dry_run_script, python_for
-from paddle_hpc.view import SHOWN, exit_code, render, watch
+from paddle_hpc.plan.config import resolve_config_dir
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -132,26 +130,6 @@ def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:
     )
 
 
-def prepare(plan: Plan, manifest: Manifest, allow_change: bool, console: Console) -> Manifest:
-    """Writes the sweep directory, or adds the new points to the one there, under the
-    sweep's lock; returns the manifest saved."""
-    sweep = SweepDir(plan.sweep_dir)
-    with locked(sweep.path):
-        if not sweep.manifest.exists():
-            write_plan(plan, manifest)
-            index.record(sweep.path, manifest.name, manifest.created)
-            return manifest
-        old = load(sweep.path)
-        extend.check_base(old, manifest, allow_change)
-        merged, added = extend.merge(old, manifest)
-        existing = len(plan.runs) - len(added)
-        console.print(f"{len(added)} new point(s), {existing} already in {sweep.path}")
-        new_ids = set(added)
-        write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
-        save(sweep.path, merged)
-        return merged
-
-
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     console = make_console()
@@ -161,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
     except SearchRequested:
-        from paddle_hpc import search
+        from paddle_hpc.search import driver as search
 
         request = search.Request(
             str(config_dir),
@@ -176,50 +154,22 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         print_dry_run(plan, manifest, console)
         return 0
-    sweep = SweepDir(plan.sweep_dir)
-    is_new = not sweep.manifest.exists()
-    backend = backend_for(manifest.executor)
-    backend.check(manifest)
-    manifest = prepare(plan, manifest, args.allow_config_change, console)
-    if is_new:
-        write_sweep_environment(sweep.path, code_dir(plan.runs[0].config["program"], cwd))
-    planned = {r.run_id for r in plan.runs}
-    todo = [
-        r.run_id
-        for r in manifest.runs
-        if r.run_id in planned and r.job_id is None and (is_new or not was_run(sweep, r.run_id))
-    ]
-    if not todo:
+    done = submit_plan(plan, manifest, console.print, args.allow_config_change)
+    if not done.run_ids:
         console.print("nothing new to submit")
         return 0
-    if backend.name == "local":
-        console.print(f"no Slurm here: running {len(todo)} runs locally in {sweep.path}")
-    manifest = backend.submit(sweep, plan.sweep, todo, console.print)
-    if backend.name == "local":
-        found = states(backend, sweep, manifest)
+    manifest, sweep = done.manifest, done.sweep
+    if done.backend.runs_here:
+        found = states(done.backend, sweep, manifest)
     else:
         console.print(f"sweep directory: {sweep.path}")
         console.print(f"status: python -m paddle_hpc.status {shlex.quote(str(sweep.path))}")
         if not args.wait:
             return 0
-        found = watch(sweep, manifest, backend, console)
+        found = watch(sweep, manifest, done.backend, console)
     for part in render(manifest, found, every=len(found) <= SHOWN):
         console.print(part)
     return exit_code(found)
-
-
-def code_dir(program: dict[str, Any], cwd: Path) -> Path:
-    """Where the training code is: program.cwd, the script's folder, or here."""
-    if program.get("cwd"):
-        return Path(program["cwd"])
-    if program.get("script"):
-        return Path(program["script"]).parent
-    return cwd
-
-
-def was_run(sweep: SweepDir, run_id: str) -> bool:
-    """Whether a run without a Slurm job (a local run) has run: it has a state file."""
-    return sweep.run(run_id).state.exists()
 
 
 if __name__ == "__main__":

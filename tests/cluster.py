@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
 
 # squeue's states of a task that has not ended yet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from paddle_hpc.manifest import Manifest, RunEntry, save
+from paddle_hpc.core.manifest import Manifest, RunEntry, save
 
 
 def make_sweep(root: Path, runs: dict[str, dict[str, str]], parsers: bool = False) -> Path:

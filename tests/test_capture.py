@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.capture import (
+from paddle_hpc.node.capture import (
     cuda_version_in,
     git_state,
     node_environment,
@@ -81,7 +81,7 @@ def test_the_cuda_build_is_read_without_importing_paddle() -> None:
 
 def test_the_node_runner_does_not_import_paddle() -> None:
     code = (
-        "import sys; from paddle_hpc.node import paddle_has_cuda; paddle_has_cuda(); "
+        "import sys; from paddle_hpc.node.runner import paddle_has_cuda; paddle_has_cuda(); "
         "print('paddle' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

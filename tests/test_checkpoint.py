@@ -14,11 +14,14 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_hpc import checkpoint, runstate
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.launch import NodeLaunch
-from paddle_hpc.layout import RunDir
-from paddle_hpc.node import (
+from paddle_hpc import checkpoint
+from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import RunDir
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.launch import NodeLaunch
+from paddle_hpc.node.runner import (
     LIMIT_SLACK_S,
     _ended,
     _Signals,
@@ -32,8 +35,6 @@ from paddle_hpc.node import (
     stopped_state,
     told_reason,
 )
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig
 
 
 @pytest.fixture

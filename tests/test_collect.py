@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from paddle_hpc.collect import collect, collector, jsonl, load
-from paddle_hpc.collect.logs import failures, log_metrics
 from paddle_hpc.collect.tables import typed, user_metrics
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import parse_override
+from paddle_hpc.collect.worker_logs import failures, log_metrics
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.plan.grid import parse_override
 from tests.fakes import make_sweep, write_run
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.files import current_umask, write_atomic
+from paddle_hpc.backend.arrays import array_parameters
+from paddle_hpc.core.files import current_umask, write_atomic
 from paddle_hpc.slurm.parse import time_limit_minutes
-from paddle_hpc.submit import array_parameters
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_bad_time_limits(text: str) -> None:
 
 
 def test_the_array_carries_unlimited_and_requeue_when_asked() -> None:
-    from paddle_hpc.schema import SweepConfig
+    from paddle_hpc.core.schema import SweepConfig
 
     shape = {"resources": {"time": "UNLIMITED"}, "setup": [], "python": None}
     params = array_parameters(shape, "s", SweepConfig())

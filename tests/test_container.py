@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc import container
-from paddle_hpc.container import Guest, ImageError
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.image_digest import ImageId, content_digest, identify, verify
-from paddle_hpc.schema import ContainerConfig, Runtime
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import ContainerConfig, Runtime
+from paddle_hpc.node import container
+from paddle_hpc.node.container import Guest, ImageError
+from paddle_hpc.node.image_digest import ImageId, content_digest, identify, verify
 
 GOLDEN = Path(__file__).parent / "golden" / "container_commands.txt"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc import runstate
-from paddle_hpc.container import ImageError
-from paddle_hpc.guest import enter_image
-from paddle_hpc.image_digest import content_digest, identify
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load
-from paddle_hpc.schema import RunConfig
+from paddle_hpc.core import runstate
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.container import ImageError
+from paddle_hpc.node.guest import enter_image
+from paddle_hpc.node.image_digest import content_digest, identify
 from tests.test_sweep_cluster import CHECK_TOKEN, sweep, write_conf
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.extend import changed_keys, check_base, flatten, merge
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry
+from paddle_hpc.plan.extend import changed_keys, check_base, flatten, merge
 
 BASE = {
     "optim": {"lr": 0.1, "sched": {"warmup": "${..lr}"}},

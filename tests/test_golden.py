@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 
 import paddle_hpc
-from paddle_hpc.config import BUNDLED_CONF
-from paddle_hpc.plan import build_manifest, make_plan
+from paddle_hpc.plan.build import build_manifest, make_plan
+from paddle_hpc.plan.config import BUNDLED_CONF
 from paddle_hpc.sweep import print_dry_run
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -43,7 +43,7 @@ PACKED = [
 
 def dry_run(overrides: list[str]) -> str:
     cwd = Path("/home/ana/experiments")  # only written into paths: the example is a module
-    plan = make_plan(BUNDLED_CONF, "config", overrides, cwd, which=lambda name: "/usr/bin/sbatch")
+    plan = make_plan(BUNDLED_CONF, "config", overrides, cwd)
     out = io.StringIO()
     print_dry_run(plan, build_manifest(plan, ["sweep"]), Console(file=out, soft_wrap=True))
     return out.getvalue().replace(str(Path(paddle_hpc.__file__).parent), "<paddle_hpc>")

@@ -8,8 +8,8 @@ import pytest
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import expand, grid_axes, parse_override, render_value, run_id
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.plan.grid import expand, grid_axes, parse_override, render_value, run_id
 
 GROUPS = {"model": ("resnet", "vit", "mlp")}
 

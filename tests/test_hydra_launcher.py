@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.hydra_launcher import PaddleHpcLauncherConf, hydra_plan, quoted
-from paddle_hpc.manifest import load
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.manifest import load
+from paddle_hpc.integrations.hydra_launcher import PaddleHpcLauncherConf, hydra_plan, quoted
 from tests.cluster import run_logs
 
 APP = Path(__file__).parent / "hydra_app" / "train.py"

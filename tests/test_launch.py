@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.launch import RUN_MODULE_SHIM, build_node_launch, clean_env, master_port
-from paddle_hpc.schema import RunConfig
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.launch import RUN_MODULE_SHIM, build_node_launch, clean_env, master_port
 
 CONFIG: dict[str, Any] = {
     "program": {"script": "/home/u/train.py", "module": None, "args": ["--lr", 0.1, "a b"]},

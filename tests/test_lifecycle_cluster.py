@@ -21,8 +21,8 @@ import pytest
 
 from paddle_hpc.backend import backend_for, states
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
 from tests.cluster import assert_nothing_left, tracks_every_array
 
 pytestmark = pytest.mark.slurm

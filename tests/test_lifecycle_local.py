@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from tests.test_lifecycle_cluster import BROKEN, FLAKY, PROGRAM, project
 from tests.test_lifecycle_cluster import cli as cluster_cli
 

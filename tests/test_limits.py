@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.schema import ResourcesConfig
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import ResourcesConfig
 from paddle_hpc.slurm.limits import check_fits
 from paddle_hpc.slurm.parse import Partition
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save, update
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save, update
 
 WRITERS, CHANGES = 6, 15
 

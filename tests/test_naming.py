@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry
-from paddle_hpc.naming import parse_states, pick_run, pick_runs
+from paddle_hpc.backend.naming import parse_states, pick_run, pick_runs
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry
 
 RUNS = (
     RunEntry("r8fe5cf36b6", 0, ("a=1",), {"a": "1"}, 0),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from paddle_hpc.orphans import stat_fields
+from paddle_hpc.node.orphans import stat_fields
 
 SCRIPT = """\
 import os, signal, subprocess, sys, time
-from paddle_hpc import orphans
+from paddle_hpc.node import orphans
 assert orphans.become_subreaper()
 # a 'launcher' that starts a worker in a session of its own, as Paddle's does, then dies
 launcher = subprocess.Popen([sys.executable, "-c", '''
@@ -43,7 +43,7 @@ def test_a_worker_the_launcher_left_is_ended() -> None:
 
 SIBLINGS = """\
 import os, subprocess, sys, threading
-from paddle_hpc import orphans
+from paddle_hpc.node import orphans
 assert orphans.become_subreaper()
 launchers = orphans.Launchers()
 sleep = [sys.executable, "-c", "import time; time.sleep(600)"]

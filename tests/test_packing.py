@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from paddle_hpc import mps, packing
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig
-from paddle_hpc.trials import next_attempt, slot_env, task_devices
+from paddle_hpc.core import packing
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node import mps
+from paddle_hpc.node.trials import next_attempt, slot_env, task_devices
 
 GOLDEN = Path(__file__).parent / "golden"
 

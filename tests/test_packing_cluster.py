@@ -16,9 +16,9 @@ import pytest
 from paddle_hpc.backend import states
 from paddle_hpc.backend.slurm import SlurmBackend
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import load
-from paddle_hpc.runstate import RunState, read
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
+from paddle_hpc.core.runstate import RunState, read
 from tests.test_lifecycle_cluster import cancel_all, cli, project
 from tests.test_resume_cluster import preempt, release  # noqa: F401 - a fixture
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from paddle_hpc.config import ComposedBase
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.manifest import load
-from paddle_hpc.plan import (
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.manifest import load
+from paddle_hpc.plan.build import (
     build_manifest,
     chosen_already,
     configs_as_yaml,
@@ -18,6 +17,7 @@ from paddle_hpc.plan import (
     to_yaml,
     write_plan,
 )
+from paddle_hpc.plan.config import ComposedBase
 
 CONFIG = """\
 defaults:
@@ -49,12 +49,12 @@ def conf(tmp_path: Path) -> Path:
     return tmp_path / "conf"
 
 
-def plan(conf: Path, *overrides: str, sbatch: str | None = "/usr/bin/sbatch") -> object:
-    return make_plan(conf, "config", list(overrides), conf.parent, which=lambda name: sbatch)
+def plan(conf: Path, *overrides: str) -> object:
+    return make_plan(conf, "config", list(overrides), conf.parent)
 
 
 def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
-    result = make_plan(conf, "config", ["model=small,big"], conf.parent, which=lambda n: None)
+    result = make_plan(conf, "config", ["model=small,big"], conf.parent)
     args = [r.config["program"]["args"] for r in result.runs]
     assert args == [
         ["--lr", "0.1", "--name", "small"],
@@ -64,7 +64,7 @@ def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
     ]
     assert result.runs[1].config["model"]["width"] == 64
     assert result.runs[1].swept == {"optim.lr": "0.1", "model": "big"}
-    assert result.executor == "local"  # no sbatch on the PATH
+    assert result.executor == "auto"  # as configured: the backend resolves it
     assert result.sweep_dir == conf.parent / "sweeps" / "t"
 
 
@@ -107,7 +107,6 @@ def test_sweep_settings_from_the_command_line_apply(conf: Path) -> None:
         "config",
         ["sweep.name=other", "sweep.max_parallel=3", "+sweep.grid.width=[1,2,3]"],
         conf.parent,
-        which=lambda n: None,
     )
     assert result.sweep_dir == conf.parent / "sweeps" / "other"
     assert result.base["sweep"]["max_parallel"] == 3
@@ -196,7 +195,6 @@ def test_run_dir_and_id_resolve_per_run(conf: Path) -> None:
             "sweep.dir='sweeps/with space $(x)'",
         ],
         conf.parent,
-        which=lambda n: None,
     )
     sweep = conf.parent / "sweeps" / "with space $(x)"
     assert result.sweep_dir == sweep

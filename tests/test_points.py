@@ -14,9 +14,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from paddle_hpc.config import validate
-from paddle_hpc.grid import parse_override
-from paddle_hpc.points import PointResolver, dependencies, interpolations, references, resolved
+from paddle_hpc.plan.config import validate
+from paddle_hpc.plan.grid import parse_override
+from paddle_hpc.plan.points import PointResolver, dependencies, interpolations, references, resolved
 
 BASE = """
 program:

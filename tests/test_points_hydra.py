@@ -15,9 +15,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from paddle_hpc.config import register_schemas, validate
-from paddle_hpc.plan import make_plan
-from paddle_hpc.points import resolved
+from paddle_hpc.plan.build import make_plan
+from paddle_hpc.plan.config import register_schemas, validate
+from paddle_hpc.plan.points import resolved
 
 CONFIG = """\
 defaults:
@@ -74,7 +74,7 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("overrides", SHAPES, ids=[" ".join(s) for s in SHAPES])
 def test_each_point_is_what_hydra_composes(conf: Path, overrides: list[str]) -> None:
-    plan = make_plan(conf, "config", overrides, conf.parent, which=lambda name: None)
+    plan = make_plan(conf, "config", overrides, conf.parent)
     assert len(plan.runs) > 1
     for run in plan.runs:
         expected = hydra_compose(conf, list(run.point.overrides))

@@ -44,13 +44,15 @@ def imported(modules: str, expression: str) -> str:
 
 def test_node_side_imports_neither_pandas_nor_hydra() -> None:
     heavy = "{'pandas', 'hydra', 'omegaconf', 'pyarrow', 'matplotlib', 'rich'}"
-    node_side = "paddle_hpc.node, paddle_hpc.launch, paddle_hpc.metrics, paddle_hpc.checkpoint"
+    node_side = (
+        "paddle_hpc.node.runner, paddle_hpc.node.launch, paddle_hpc.metrics, paddle_hpc.checkpoint"
+    )
     assert (
         imported(node_side, f"sorted({{m.split('.')[0] for m in sys.modules}} & {heavy})") == "[]"
     )
 
 
 def test_the_login_side_collector_imports_no_node_code() -> None:
-    node = "('paddle_hpc.node', 'paddle_hpc.launch')"
+    node = "('paddle_hpc.node.runner', 'paddle_hpc.node.launch')"
     login_side = "paddle_hpc.collect, paddle_hpc.status, paddle_hpc.list"
     assert imported(login_side, f"sorted(m for m in sys.modules if m in {node})") == "[]"

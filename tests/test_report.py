@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.collect import load
-from paddle_hpc.errors import ConfigError
+from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.report import write_report
 from tests.fakes import make_sweep, write_run
 

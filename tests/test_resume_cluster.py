@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from tests.cluster import assert_nothing_left, task_ended
 from tests.test_sweep_cluster import sweep, write_conf
 

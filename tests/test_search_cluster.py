@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from tests.cluster import tracks_every_array
 from tests.test_sweep_cluster import queued_jobs, run_module, sweep, write_conf
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from paddle_hpc.errors import ConfigError, PaddleHpcError
-from paddle_hpc.launch import SECRETS_SHIM
-from paddle_hpc.plan import make_plan
-from paddle_hpc.secret_env import (
+from paddle_hpc.core.errors import ConfigError, PaddleHpcError
+from paddle_hpc.core.secret_env import (
     REDACTED,
     is_secret,
     redact_override,
     resolve_env_refs,
     split_secrets,
 )
+from paddle_hpc.node.launch import SECRETS_SHIM
+from paddle_hpc.plan.build import make_plan
 from tests.test_launch import build as launch_of
 
 TOKEN = "tok-3f9a$(id)'q\" x"
@@ -137,9 +137,7 @@ def conf(tmp_path: Path) -> Path:
 
 def test_the_plan_keeps_env_references_as_text(conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_TOKEN", TOKEN)
-    plan = make_plan(
-        conf, "config", ["+launch.env.HF_TOKEN=${oc.env:MY_TOKEN}"], conf.parent, lambda n: None
-    )
+    plan = make_plan(conf, "config", ["+launch.env.HF_TOKEN=${oc.env:MY_TOKEN}"], conf.parent)
     for config in [plan.base, *(r.config for r in plan.runs)]:
         assert config["launch"]["env"] == {
             "API_KEY": "${oc.env:MY_TOKEN}",
@@ -154,7 +152,7 @@ def test_a_secret_written_in_the_config_is_refused(
 ) -> None:
     monkeypatch.setenv("MY_TOKEN", TOKEN)
     with pytest.raises(ConfigError, match=r"launch.env.HF_TOKEN: a secret's value.*oc.env:HF"):
-        make_plan(conf, "config", ["+launch.env.HF_TOKEN=abc"], conf.parent, lambda n: None)
+        make_plan(conf, "config", ["+launch.env.HF_TOKEN=abc"], conf.parent)
     monkeypatch.delenv("MY_TOKEN")  # checked at plan time: the nodes would miss it too
     with pytest.raises(ConfigError, match="MY_TOKEN"):
-        make_plan(conf, "config", [], conf.parent, lambda n: None)
+        make_plan(conf, "config", [], conf.parent)

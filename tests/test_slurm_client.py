@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.errors import (
+from paddle_hpc.core.errors import (
     ConfigError,
     SlurmRejectedError,
     SlurmUnavailableError,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paddle_hpc.errors import SlurmRejectedError, SlurmUnavailableError, UnknownJobError
+from paddle_hpc.core.errors import SlurmRejectedError, SlurmUnavailableError, UnknownJobError
 from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, SubprocessRunner
 
 pytestmark = pytest.mark.slurm

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from paddle_hpc.errors import (
+from paddle_hpc.core.errors import (
     SlurmError,
     SlurmRejectedError,
     SlurmUnavailableError,

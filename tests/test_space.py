@@ -7,9 +7,9 @@ import warnings
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from paddle_hpc import space
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import parse_override
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.plan.grid import parse_override
+from paddle_hpc.search import space
 
 with warnings.catch_warnings():  # its old distribution classes are deprecated in Optuna
     warnings.simplefilter("ignore")
@@ -104,7 +104,7 @@ def test_probes_are_the_corners_of_the_space() -> None:
 
 
 def test_a_batch_of_trials_is_one_point_per_trial_not_a_product() -> None:
-    from paddle_hpc.grid import Axis, searched
+    from paddle_hpc.plan.grid import Axis, searched
 
     fixed = [Axis("steps", ("steps=3",), False)]
     axes, points = searched(
@@ -137,6 +137,6 @@ def test_a_batch_of_trials_is_one_point_per_trial_not_a_product() -> None:
 def test_a_trials_state_in_the_study_follows_its_run(
     state: str, ended: bool, objective: float | None, expected: str
 ) -> None:
-    from paddle_hpc.runstate import study_state
+    from paddle_hpc.core.runstate import study_state
 
     assert study_state(state, ended, objective) == expected

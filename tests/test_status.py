@@ -8,11 +8,11 @@ import pytest
 from rich.table import Table
 
 from paddle_hpc.backend.slurm import run_status, task_rows
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, load, save
-from paddle_hpc.runstate import RunState
+from paddle_hpc.backend.view import attempt_text, exit_code, is_done, render
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, save
+from paddle_hpc.core.runstate import RunState
 from paddle_hpc.slurm.parse import parse_sacct
-from paddle_hpc.view import attempt_text, exit_code, is_done, render
 
 RUNS = tuple(RunEntry(f"r{i}", i, (f"a={i}",), {"a": str(i)}, 0) for i in range(5))
 MANIFEST = Manifest("s", "2026-11-23T10:00:00+00:00", ("python",), "slurm", ("a",), ({},), RUNS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from tests.test_sweep_cluster import run_module, sweep, write_conf
 
 SUITES = Path(__file__).parent / "suites"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.collect import load as load_tables
-from paddle_hpc.manifest import load
+from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
 
 UGLY = "a b 'c' \"d\" $(touch pwned) `id`; x"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paddle_hpc import runstate
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.runstate import RunState
-from paddle_hpc.trials import run_trials
+from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.node.trials import run_trials
 
 TRIAL = """\
 import json, os, sys, time

@@ -8,10 +8,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc.layout import RunDir
-from paddle_hpc.node import Watchdog, last_output, stalled_state
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig
+from paddle_hpc.core.layout import RunDir
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.runner import Watchdog, last_output, stalled_state
 
 
 def test_the_watchdog_stops_a_silent_run(tmp_path: Path) -> None:

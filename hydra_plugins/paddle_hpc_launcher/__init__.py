@@ -1,10 +1,10 @@
 """Hydra finds this plugin here (the `hydra_plugins` namespace): `hydra/launcher=paddle_hpc`.
 Hydra accepts only plugin classes defined in this namespace, so the launcher is declared
-here; what it does is in paddle_hpc.hydra_launcher."""
+here; what it does is in paddle_hpc.integrations.hydra_launcher."""
 
 from hydra.core.config_store import ConfigStore
 
-from paddle_hpc import hydra_launcher
+from paddle_hpc.integrations import hydra_launcher
 
 
 class PaddleHpcLauncher(hydra_launcher.PaddleHpcLauncher):

@@ -7,16 +7,18 @@ output. `retry` and extending a sweep are `submit` of the runs that need it.
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from paddle_hpc import orphans, runstate
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import SweepConfig
+from paddle_hpc.core import runstate
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import SweepConfig
+from paddle_hpc.node import orphans
 from paddle_hpc.slurm.parse import TERMINAL_STATES
 
 ENDED_STATES = TERMINAL_STATES | {runstate.PRUNED}  # Slurm's, and a search's pruned runs
@@ -81,7 +83,8 @@ Say = Callable[[str], None]
 
 
 class Backend(Protocol):
-    name: str
+    name: str  # what manifest.json records as the sweep's executor
+    runs_here: bool  # whether `submit` runs the runs itself, here, before it returns
 
     def check(self, manifest: Manifest) -> None:
         """Raises ConfigError when a run asks for what the backend can never give."""
@@ -114,7 +117,10 @@ def states(backend: Backend, sweep: SweepDir, manifest: Manifest) -> list[RunSta
     return found
 
 
-def backend_for(executor: str) -> Backend:
+def backend_for(executor: str, which: Callable[[str], str | None] = shutil.which) -> Backend:
+    """The backend of `cluster.executor`; "auto" is Slurm when sbatch is on the PATH."""
+    if executor == "auto":
+        executor = "slurm" if which("sbatch") else "local"
     if executor == "local":
         from paddle_hpc.backend.local import LocalBackend
 

@@ -14,13 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import image_digest, orphans, runstate
 from paddle_hpc.backend import RunStatus, Say, local_status
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.image_digest import ImageId
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry, update
-from paddle_hpc.node import (
+from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry, update
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig, SweepConfig
+from paddle_hpc.node import image_digest, orphans
+from paddle_hpc.node.image_digest import ImageId
+from paddle_hpc.node.runner import (
     STOP_GRACE_S,
     free_port,
     load_run_config,
@@ -28,8 +31,6 @@ from paddle_hpc.node import (
     retry_left,
     run_node,
 )
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig, SweepConfig
 
 
 def on_one_node(config: RunConfig) -> RunConfig:
@@ -49,6 +50,7 @@ def local_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 class LocalBackend:
     name = "local"
+    runs_here = True
 
     def check(self, manifest: Manifest) -> None:
         """Everything runs here, on one node: nothing to refuse."""

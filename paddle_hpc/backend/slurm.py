@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc import packing, runstate
 from paddle_hpc.backend import NOT_SUBMITTED, RunStatus, Say
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry
-from paddle_hpc.schema import ResourcesConfig, SweepConfig
+from paddle_hpc.core import packing, runstate
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry
+from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SacctRecord, SlurmClient
 from paddle_hpc.slurm.limits import check_fits
 
@@ -107,6 +107,7 @@ def trial_ended(path: Path, run: RunEntry) -> bool:
 
 class SlurmBackend:
     name = "slurm"
+    runs_here = False
 
     def __init__(self, client: SlurmClient | None = None) -> None:
         self.client = client or SlurmClient()
@@ -120,7 +121,7 @@ class SlurmBackend:
     def submit(
         self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:
-        from paddle_hpc.submit import submit  # Hydra and submitit: not for reading states
+        from paddle_hpc.backend.arrays import submit
 
         submitted, new = submit(sweep.path, self.client, config, run_ids)
         if not new:

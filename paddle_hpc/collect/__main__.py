@@ -14,9 +14,9 @@ from rich.table import Table
 from paddle_hpc.collect import visualdl
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
 from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
-from paddle_hpc.command import console as make_console
-from paddle_hpc.command import run
-from paddle_hpc.errors import ConfigError
+from paddle_hpc.core.command import console as make_console
+from paddle_hpc.core.command import run
+from paddle_hpc.core.errors import ConfigError
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from paddle_hpc.errors import SlurmError
-from paddle_hpc.files import write_atomic
-from paddle_hpc.layout import SACCT
-from paddle_hpc.manifest import Manifest
+from paddle_hpc.core.errors import SlurmError
+from paddle_hpc.core.files import write_atomic
+from paddle_hpc.core.layout import SACCT
+from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, parse_sacct
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from paddle_hpc.collect.sources import Fingerprint, fingerprint
 from paddle_hpc.collect.tables import VERSION
-from paddle_hpc.files import write_atomic
+from paddle_hpc.core.files import write_atomic
 
 CHECK_FILE = "collect-check.json"
 MISSING = (-1, -1)

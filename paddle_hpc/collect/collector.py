@@ -46,10 +46,10 @@ from paddle_hpc.collect.tables import (
     user_patterns,
     visualdl_folders,
 )
-from paddle_hpc.files import temp_beside, write_atomic
-from paddle_hpc.layout import CONFIG, MANIFEST, METRICS, STATE, rel_run
-from paddle_hpc.manifest import Manifest
-from paddle_hpc.manifest import load as load_manifest
+from paddle_hpc.core.files import temp_beside, write_atomic
+from paddle_hpc.core.layout import CONFIG, MANIFEST, METRICS, STATE, rel_run
+from paddle_hpc.core.manifest import Manifest
+from paddle_hpc.core.manifest import load as load_manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient
 
 log = logging.getLogger(__name__)

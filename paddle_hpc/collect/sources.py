@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.layout import METRICS, STATE, rel_run
+from paddle_hpc.core.layout import METRICS, STATE, rel_run
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`

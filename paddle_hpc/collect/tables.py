@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from paddle_hpc import layout, packing, runstate
 from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, local_status
-from paddle_hpc.collect import jsonl, logs, sources
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import parse_override
-from paddle_hpc.manifest import Manifest
+from paddle_hpc.collect import jsonl, sources
+from paddle_hpc.collect import worker_logs as logs
+from paddle_hpc.core import layout, packing, runstate
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.metrics import whole_step
+from paddle_hpc.plan.grid import parse_override
 from paddle_hpc.slurm import SacctRecord
 
 log = logging.getLogger(__name__)
@@ -496,7 +497,7 @@ def runs_frame(
     ]
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
     search = manifest.extra.get("search")
-    if search:  # a search's runs: their trials' states in the study (search.py)
+    if search:  # a search's runs: their trials' states in the study (search/driver.py)
         objective = joined.get(search["objective"], pd.Series(np.nan, index=joined.index))
         joined.insert(
             list(joined.columns).index("state") + 1,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from paddle_hpc.collect.tables import Tables, swept_keys
-from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.core.errors import PaddleHpcError
 
 FOLDER = "visualdl"
 

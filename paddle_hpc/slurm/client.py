@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from paddle_hpc.errors import ConfigError
+from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
     SINFO_FORMAT,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.schema import ResourcesConfig
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import ResourcesConfig
 from paddle_hpc.slurm.parse import Partition, memory_mb, time_limit_minutes
 
 

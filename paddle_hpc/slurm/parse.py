@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from paddle_hpc.errors import (
+from paddle_hpc.core.errors import (
     SlurmError,
     SlurmRejectedError,
     SlurmUnavailableError,

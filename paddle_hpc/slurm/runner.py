@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from paddle_hpc.errors import SlurmUnavailableError
+from paddle_hpc.core.errors import SlurmUnavailableError
 
 
 @dataclass(frozen=True)

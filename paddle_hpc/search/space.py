@@ -31,8 +31,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import parse_override, render_value
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.plan.grid import parse_override, render_value
 
 
 def distribution(override: Override) -> BaseDistribution:

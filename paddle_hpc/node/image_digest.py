@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.container import ImageError, image_kind
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.files import write_json_atomic
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.node.container import ImageError, image_kind
 
 
 @dataclass(frozen=True)

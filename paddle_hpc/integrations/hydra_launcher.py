@@ -21,7 +21,6 @@ import logging
 import os
 import pickle
 import re
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,9 +33,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.files import temp_beside
-from paddle_hpc.schema import (
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.files import temp_beside
+from paddle_hpc.core.schema import (
     CollectConfig,
     ContainerConfig,
     LaunchConfig,
@@ -47,7 +46,7 @@ from paddle_hpc.schema import (
 
 if TYPE_CHECKING:
     from paddle_hpc.backend import RunStatus
-    from paddle_hpc.plan import Plan
+    from paddle_hpc.plan.build import Plan
 
 log = logging.getLogger(__name__)
 RETURN_FILE = "return.pkl"  # the app's return value, in its run's folder
@@ -190,10 +189,10 @@ def hydra_plan(
     jobs: Sequence[Sequence[str]],
 ) -> Plan:
     """A paddle_hpc plan of Hydra's jobs; each is checked as `sweep` checks a point."""
-    from paddle_hpc.config import check_resolved
-    from paddle_hpc.grid import Axis, Point, run_id
-    from paddle_hpc.layout import SweepDir
-    from paddle_hpc.plan import Plan, RunSpec
+    from paddle_hpc.core.layout import SweepDir
+    from paddle_hpc.plan.build import Plan, RunSpec
+    from paddle_hpc.plan.config import check_resolved
+    from paddle_hpc.plan.grid import Axis, Point, run_id
 
     keys = list(dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job))
     values: dict[str, list[str]] = {key: [] for key in keys}
@@ -217,10 +216,7 @@ def hydra_plan(
             raise PaddleHpcError(f"hydra.launcher: {exc}") from exc
         runs.append(RunSpec(point, swept, config))
     base = run_config(launcher, app, cwd, sweep_dir, name, (), None)
-    executor = launcher.executor
-    if executor == "auto":
-        executor = "slurm" if shutil.which("sbatch") else "local"
-    return Plan(sweep_dir, base, axes, tuple(runs), executor, {}, cwd)
+    return Plan(sweep_dir, base, axes, tuple(runs), launcher.executor, {}, cwd)
 
 
 class PaddleHpcLauncher(Launcher):
@@ -240,14 +236,12 @@ class PaddleHpcLauncher(Launcher):
     ) -> Sequence[JobReturn]:
         # imported here: Hydra imports every plugin when any Hydra app starts, each rank
         # of each run too, and these would double what this module costs it
-        from paddle_hpc.backend import backend_for, states
-        from paddle_hpc.capture import write_sweep_environment
-        from paddle_hpc.command import console as make_console
-        from paddle_hpc.layout import SweepDir
-        from paddle_hpc.plan import build_manifest
-        from paddle_hpc.secret_env import redact_override
-        from paddle_hpc.sweep import prepare, was_run
-        from paddle_hpc.view import watch
+        from paddle_hpc.backend import states
+        from paddle_hpc.backend.submission import submit_plan
+        from paddle_hpc.backend.view import watch
+        from paddle_hpc.core.command import console as make_console
+        from paddle_hpc.core.secret_env import redact_override
+        from paddle_hpc.plan.build import build_manifest
 
         assert self.config is not None and self.hydra_context is not None
         hydra = self.config.hydra
@@ -259,30 +253,16 @@ class PaddleHpcLauncher(Launcher):
         app = Path(sys.argv[0]).resolve()
         plan = hydra_plan(self.params, app, cwd, sweep_dir, str(hydra.job.name), jobs)
         command = ("python", *map(redact_override, sys.argv))
-        manifest = build_manifest(plan, command)
         console = make_console(stderr=True)
-        backend = backend_for(manifest.executor)
-        backend.check(manifest)
-        sweep = SweepDir(sweep_dir)
-        is_new = not sweep.manifest.exists()
-        manifest = prepare(plan, manifest, False, console)
-        if is_new:
-            write_sweep_environment(sweep.path, cwd)
-        planned = {r.run_id for r in plan.runs}
-        todo = [
-            r.run_id
-            for r in manifest.runs
-            if r.run_id in planned and r.job_id is None and (is_new or not was_run(sweep, r.run_id))
-        ]
-        if todo:
-            manifest = backend.submit(sweep, plan.sweep, todo, console.print)
-        console.print(f"paddle_hpc: {len(todo)} run(s) in {sweep.path}")
+        done = submit_plan(plan, build_manifest(plan, command), console.print)
+        manifest, sweep = done.manifest, done.sweep
+        console.print(f"paddle_hpc: {len(done.run_ids)} run(s) in {sweep.path}")
         found: dict[str, RunStatus] = {}
-        if self.params.wait or manifest.executor == "local":
-            if manifest.executor == "local":  # the runs ran in submit
-                ended = states(backend, sweep, manifest)
+        if self.params.wait or done.backend.runs_here:
+            if done.backend.runs_here:  # the runs ran in submit
+                ended = states(done.backend, sweep, manifest)
             else:
-                ended = watch(sweep, manifest, backend, console)
+                ended = watch(sweep, manifest, done.backend, console)
             found = {s.run_id: s for s in ended}
         entries = {r.run_id: r for r in manifest.runs}
         returns = []

@@ -1,5 +1,5 @@
 """paddle_hpc's own config groups as typed dataclasses. No Hydra here: compute nodes read
-a run's resolved config.yaml into a `RunConfig` without importing it. `config.py`
+a run's resolved config.yaml into a `RunConfig` without importing it. `plan/config.py`
 registers these with Hydra and OmegaConf, which check keys and types at compose time.
 """
 
@@ -77,7 +77,7 @@ class LaunchConfig:
 
 
 class Runtime(enum.Enum):
-    auto = "auto"  # the first on the node that can run the image (container.py)
+    auto = "auto"  # the first on the node that can run the image (node/container.py)
     apptainer = "apptainer"
     singularity = "singularity"
     charliecloud = "charliecloud"
@@ -99,7 +99,7 @@ class ClusterConfig:
     executor: Executor = Executor.auto  # auto: Slurm when sbatch is on the PATH
     setup: list[str] = field(default_factory=list)  # shell lines run first on compute nodes
     python: str | None = None  # the interpreter on compute nodes; default: this one
-    # the image each node's launcher runs in (container.py); default: none, the host's
+    # the image each node's launcher runs in (node/container.py); default: none, the host's
     container: ContainerConfig = field(default_factory=ContainerConfig)
 
 
@@ -119,7 +119,7 @@ class Direction(enum.Enum):
 
 @dataclass
 class SearchConfig:
-    """An Optuna search instead of a grid (search.py): on when n_trials is set."""
+    """An Optuna search instead of a grid (search/driver.py): on when n_trials is set."""
 
     n_trials: int = 0  # the study's trials in all; run the sweep again with more to add
     batch_size: int = 4  # trials asked at once, submitted as one array per resource shape
@@ -169,7 +169,7 @@ class RunConfig:
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> RunConfig:
-        """From a resolved config (enums as their names), as plan.py and config.yaml hold it."""
+        """From a resolved config (enums as their names), as a plan and config.yaml hold it."""
         cluster = dict(config.get("cluster") or {})
         if "executor" in cluster:
             cluster["executor"] = Executor(str(cluster["executor"]))

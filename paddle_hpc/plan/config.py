@@ -22,12 +22,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc import packing
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.schema import GROUPS, RETRYABLE
+from paddle_hpc.core import packing
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import GROUPS, RETRYABLE
 from paddle_hpc.slurm.parse import time_limit_minutes
 
-BUNDLED_CONF = Path(__file__).resolve().parent.parent / "conf"
+BUNDLED_CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def register_schemas() -> None:

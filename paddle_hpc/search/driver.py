@@ -37,18 +37,18 @@ from typing import IO, TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from paddle_hpc import runstate, space
 from paddle_hpc.backend import Backend, backend_for, states
-from paddle_hpc.command import console as make_console
-from paddle_hpc.command import run
-from paddle_hpc.config import compose_base, config_groups
-from paddle_hpc.errors import ConfigError, PaddleHpcError
-from paddle_hpc.files import write_json_atomic
-from paddle_hpc.grid import parse_override
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, load
-from paddle_hpc.plan import Plan, build_manifest, explain, make_plan
-from paddle_hpc.schema import SearchConfig
+from paddle_hpc.core import runstate
+from paddle_hpc.core.command import console as make_console
+from paddle_hpc.core.errors import ConfigError, PaddleHpcError
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, load
+from paddle_hpc.core.schema import SearchConfig
+from paddle_hpc.plan.build import Plan, build_manifest, explain, make_plan
+from paddle_hpc.plan.config import compose_base, config_groups
+from paddle_hpc.plan.grid import parse_override
+from paddle_hpc.search import space
 
 if TYPE_CHECKING:
     import optuna
@@ -82,8 +82,8 @@ def search_space(config_dir: Path, config_name: str, overrides: Sequence[str]) -
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from paddle_hpc import study
-    from paddle_hpc.points import apply_overrides
+    from paddle_hpc.plan.points import apply_overrides
+    from paddle_hpc.search import study
 
     parsed = [parse_override(text) for text in overrides]
     plain = [o for o in parsed if not o.is_sweep_override()]
@@ -231,7 +231,7 @@ def drive(sweep: SweepDir, console: Console) -> int:
 
 class Driver:
     def __init__(self, sweep: SweepDir, console: Console) -> None:
-        from paddle_hpc import study
+        from paddle_hpc.search import study
 
         self.sweep, self.console = sweep, console
         self.request = read_request(sweep)
@@ -297,8 +297,7 @@ class Driver:
     def submit(self, count: int) -> None:
         import optuna
 
-        from paddle_hpc.capture import write_sweep_environment
-        from paddle_hpc.sweep import code_dir, prepare
+        from paddle_hpc.backend.submission import submit_plan
 
         if self.running_here is not None:  # the batch before ran here: its thread ends too
             self.running_here.join()
@@ -312,36 +311,25 @@ class Driver:
         manifest = build_manifest(plan, self.request.command)
         objective = {"objective": self.space.config.objective}
         manifest = replace(manifest, extra={**manifest.extra, "search": objective})
-        is_new = not self.sweep.manifest.exists()
-        manifest = prepare(plan, manifest, self.request.allow_config_change, make_console(True))
-        if is_new:
-            write_sweep_environment(
-                self.sweep.path, code_dir(plan.runs[0].config["program"], Path(self.request.cwd))
-            )
         for trial, spec in zip(trials, plan.runs, strict=True):
             trial.set_user_attr("run_id", spec.run_id)
             self.active[trial.number] = Active(trial, spec.run_id)
-        backend = backend_for(manifest.executor)
-        ids = [spec.run_id for spec in plan.runs]
+        # runs here run in a thread: the driver watches them meanwhile
+        done = submit_plan(plan, manifest, self.say, self.request.allow_config_change, True)
+        self.running_here = done.running_here
         numbers = ", ".join(str(t.number) for t in trials)
-        if backend.name == "local":  # it runs them in submit: watch them meanwhile
-            self.running_here = threading.Thread(
-                target=backend.submit,
-                args=(self.sweep, plan.sweep, ids, self.say),
-                daemon=True,
-            )
-            self.running_here.start()
-            self.say(f"trials {numbers}: running here")
-        else:
-            backend.submit(self.sweep, plan.sweep, ids, self.say)
-            self.say(f"trials {numbers} submitted")
+        self.say(
+            f"trials {numbers}: running here"
+            if done.running_here
+            else f"trials {numbers} submitted"
+        )
 
     def look(self) -> None:
         """One look at the active trials: report, prune, tell the ended ones."""
         import optuna
 
-        from paddle_hpc import study
         from paddle_hpc.collect import load as collect
+        from paddle_hpc.search import study
 
         manifest = load(self.sweep.path)
         backend = backend_for(manifest.executor)
@@ -427,7 +415,3 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
     return drive(SweepDir(args.sweep_dir.resolve()), make_console())
-
-
-if __name__ == "__main__":
-    sys.exit(run(main, sys.argv[1:]))

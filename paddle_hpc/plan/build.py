@@ -1,13 +1,12 @@
 """From config and overrides to a checked plan, and the plan to a sweep directory.
 
 Every point is composed, resolved and checked here, before anything reaches Slurm.
-The sweep directory's layout is in layout.py.
+The sweep directory's layout is in core/layout.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,21 +19,21 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc import container
-from paddle_hpc.config import (
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry, save
+from paddle_hpc.core.schema import RunConfig, SweepConfig
+from paddle_hpc.core.secret_env import has_env_ref, is_secret
+from paddle_hpc.node import container
+from paddle_hpc.plan.config import (
     ComposedBase,
     check_resolved,
     compose_base,
     config_groups,
     resolving_run,
 )
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.grid import Axis, Point, expand, grid_axes, parse_override, searched
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest, RunEntry, save
-from paddle_hpc.points import PointResolver, apply_overrides, parses_kept, related, resolved
-from paddle_hpc.schema import RunConfig, SweepConfig
-from paddle_hpc.secret_env import has_env_ref, is_secret
+from paddle_hpc.plan.grid import Axis, Point, expand, grid_axes, parse_override, searched
+from paddle_hpc.plan.points import PointResolver, apply_overrides, parses_kept, related, resolved
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -62,7 +61,7 @@ class Plan:
     base: dict[str, Any]  # resolved base config
     axes: tuple[Axis, ...]
     runs: tuple[RunSpec, ...]
-    executor: str  # "slurm" or "local"
+    executor: str  # as configured: "auto", "slurm" or "local" (the backend resolves it)
     composed: dict[str, Any]  # the base as composed, before any override, unresolved
     cwd: Path = Path()  # where the sweep starts: the runs' working folder by default
 
@@ -120,7 +119,6 @@ def make_plan(
     config_name: str,
     overrides: Sequence[str],
     cwd: Path,
-    which: Callable[[str], str | None] = shutil.which,
     trials: Sequence[tuple[int, Sequence[str]]] | None = None,
 ) -> Plan:
     """The checked plan of a grid; or, given trials (number, the trial's overrides), of
@@ -156,8 +154,6 @@ def make_plan(
     base = common_config(apply_overrides(first.config, fixed))
     keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})
     executor = runs[0].config["cluster"]["executor"]
-    if executor == "auto":
-        executor = "slurm" if which("sbatch") else "local"
     composed = OmegaConf.to_container(first.config, resolve=False, enum_to_str=True)
     assert isinstance(composed, dict)
     composed_base = {str(k): v for k, v in composed.items()}
@@ -178,7 +174,7 @@ def chosen_already(composed: ComposedBase, group_overrides: Sequence[str]) -> bo
 
 
 class SearchRequested(Exception):
-    """make_plan of a sweep that searches (search.n_trials): search.py plans it."""
+    """make_plan of a sweep that searches (search.n_trials): search/driver.py plans it."""
 
 
 def sweep_settings(first: ComposedBase, overrides: Sequence[str]) -> DictConfig:

@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from paddle_hpc.backend import Backend, RunStatus, states
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import Manifest
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest
 
 SHOWN = 20  # rows shown without --all
 _COLOURS = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow"}

@@ -15,17 +15,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc import image_digest, packing
-from paddle_hpc.errors import PaddleHpcError, SubmissionError
-from paddle_hpc.image_digest import ImageId
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save
-from paddle_hpc.node import NodeTask
-from paddle_hpc.schema import ResourcesConfig, SweepConfig
+from paddle_hpc.core import packing
+from paddle_hpc.core.errors import PaddleHpcError, SubmissionError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save
+from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
+from paddle_hpc.node import image_digest
+from paddle_hpc.node.image_digest import ImageId
+from paddle_hpc.node.runner import NodeTask
+from paddle_hpc.node.trials import TrialsTask
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
 from paddle_hpc.slurm.executor import SeamExecutor, sbatch_script
 from paddle_hpc.slurm.parse import time_limit_minutes
-from paddle_hpc.trials import TrialsTask
 
 log = logging.getLogger(__name__)
 ARRAY_OPTIONS = ("partition", "account", "qos", "constraint", "mem")

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 
 from paddle_hpc.backend import ENDED_STATES
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.manifest import Manifest, RunEntry
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.manifest import Manifest, RunEntry
 
 _TASK = re.compile(r"^(\d+)_(\d+)$")
 STATES = frozenset({*ENDED_STATES, "PENDING", "RUNNING", "NOT_SUBMITTED", "REQUEUED"})

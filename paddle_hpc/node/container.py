@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.errors import ConfigError, PaddleHpcError
-from paddle_hpc.schema import ContainerConfig
+from paddle_hpc.core.errors import ConfigError, PaddleHpcError
+from paddle_hpc.core.schema import ContainerConfig
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # paddle_hpc/
 # the program each runtime is run with, in the order `auto` tries them
 PROGRAMS = {
     "apptainer": "apptainer",

@@ -3,7 +3,7 @@ Python packages, Paddle's build and Slurm's version, in `SWEEP_DIR/environment.j
 and, per node of each run, where it ran, in `logs/node<N>/environment.json`.
 
 Secrets are not written: the node's record is the launcher's environment, from which
-they were taken (secret_env.py), with any secret-looking name redacted besides.
+they were taken (core/secret_env.py), with any secret-looking name redacted besides.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.files import write_json_atomic
-from paddle_hpc.secret_env import REDACTED, is_secret
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.secret_env import REDACTED, is_secret
 
 ENVIRONMENT = "environment.json"
 DIFF = "git.diff"

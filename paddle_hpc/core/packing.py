@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from paddle_hpc import runstate
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.runstate import RunState
+from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.runstate import RunState
 
 
 @dataclass(frozen=True)

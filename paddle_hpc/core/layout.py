@@ -37,7 +37,7 @@ LOGS = "logs"
 ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
 CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
-SEARCH = "search"  # a search's study, request and driver (search.py)
+SEARCH = "search"  # a search's study, request and driver (search/driver.py)
 STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
 

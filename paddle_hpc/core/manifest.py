@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.files import write_json_atomic
-from paddle_hpc.layout import MANIFEST, MANIFEST_LOCK
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.layout import MANIFEST, MANIFEST_LOCK
 
 VERSION = 1
 

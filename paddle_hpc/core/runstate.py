@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.files import write_json_atomic
+from paddle_hpc.core.files import write_json_atomic
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
 STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
-PRUNED = "PRUNED"  # a search's run its pruner stopped; search.py writes it once it ended
+PRUNED = "PRUNED"  # a search's run its pruner stopped; search/driver.py writes it once it ended
 
 
 @dataclass(frozen=True)

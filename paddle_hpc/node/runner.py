@@ -38,16 +38,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from paddle_hpc import capture, checkpoint, container, layout, orphans, runstate
-from paddle_hpc.container import Guest, ImageError
-from paddle_hpc.errors import PaddleHpcError, SlurmError
-from paddle_hpc.files import write_json_atomic
-from paddle_hpc.guest import enter_image
-from paddle_hpc.image_digest import ImageId
-from paddle_hpc.launch import NodeLaunch, build_node_launch
-from paddle_hpc.layout import RunDir, SweepDir
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig
+from paddle_hpc import checkpoint
+from paddle_hpc.core import layout, runstate
+from paddle_hpc.core.errors import PaddleHpcError, SlurmError
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.layout import RunDir, SweepDir
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node import capture, container, orphans
+from paddle_hpc.node.container import Guest, ImageError
+from paddle_hpc.node.guest import enter_image
+from paddle_hpc.node.image_digest import ImageId
+from paddle_hpc.node.launch import NodeLaunch, build_node_launch
 from paddle_hpc.slurm.client import SlurmClient
 from paddle_hpc.slurm.parse import time_limit_minutes
 

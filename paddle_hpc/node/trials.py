@@ -1,9 +1,9 @@
 """What a packed array task runs on its node: its trials, as many at once as its slots
-allow (packing.py), each through its own paddle.distributed.launch.
+allow (core/packing.py), each through its own paddle.distributed.launch.
 
 Each trial gets its slot's GPUs (CUDA_VISIBLE_DEVICES), a free master port, and so,
 with the CPU build, a gloo group of its own. A trial is one run, with everything a
-run has (node.py): its own state, logs, metrics, checkpoints, stall watchdog. A trial
+run has (node/runner.py): its own state, logs, metrics, checkpoints, stall watchdog. A trial
 that fails with retries left runs again at once in its slot, not by a requeue of the
 task, which would rerun its siblings. Slurm's stop signal (USR2) and SIGTERM reach
 every running trial, and no further trial starts; a task that comes back (a
@@ -26,11 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paddle_hpc import mps, packing, runstate
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.image_digest import ImageId
-from paddle_hpc.layout import SweepDir
-from paddle_hpc.node import (
+from paddle_hpc.core import packing, runstate
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node import mps
+from paddle_hpc.node.image_digest import ImageId
+from paddle_hpc.node.runner import (
     SIGNALS,
     Attempt,
     free_port,
@@ -41,8 +44,6 @@ from paddle_hpc.node import (
     run_attempt,
     slurm_job,
 )
-from paddle_hpc.runstate import RunState
-from paddle_hpc.schema import RunConfig
 from paddle_hpc.slurm.client import SlurmClient
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """A search's Optuna study: kept in the sweep directory, so that it outlives the driver.
 
 The study is Optuna's journal file (`search/study.journal`), which needs no database
-server and takes appends from one driver at a time (search.py holds a lock). The
+server and takes appends from one driver at a time (search/driver.py holds a lock). The
 sampler and the pruner are instantiated as Hydra instantiates objects (`_target_`).
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from hydra.utils import instantiate
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.schema import Direction, SearchConfig
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import Direction, SearchConfig
 
 STUDY_NAME = "paddle_hpc"
 JOURNAL = "study.journal"

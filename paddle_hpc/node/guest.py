@@ -1,6 +1,6 @@
 """A node entering its container image (cluster.container): the image checked against
 the one submitted, the runtime picked, the copy of paddle_hpc made, and the image's
-Python asked what Paddle it has, before the launcher starts inside (node.py)."""
+Python asked what Paddle it has, before the launcher starts inside (node/runner.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc import container, image_digest
-from paddle_hpc.container import Guest, ImageError
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.image_digest import ImageId
-from paddle_hpc.layout import RunDir
-from paddle_hpc.schema import RunConfig
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import RunDir
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node import container, image_digest
+from paddle_hpc.node.container import Guest, ImageError
+from paddle_hpc.node.image_digest import ImageId
 
 PROBE = """\
 import json, sys
 try:
-    from paddle_hpc.capture import paddle_cuda_version, paddle_version
+    from paddle_hpc.node.capture import paddle_cuda_version, paddle_version
     found = {"python": sys.executable, "paddle": paddle_version(), "cuda": paddle_cuda_version()}
 except ImportError as exc:
     found = {"python": sys.executable, "error": str(exc)}

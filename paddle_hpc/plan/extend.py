@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from paddle_hpc.errors import ConfigError
-from paddle_hpc.manifest import Manifest, RunEntry
-from paddle_hpc.points import related
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.manifest import Manifest, RunEntry
+from paddle_hpc.plan.points import related
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

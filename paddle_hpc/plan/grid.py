@@ -26,7 +26,7 @@ from hydra.core.override_parser.types import Glob, Override, OverrideType, Value
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc.errors import ConfigError
+from paddle_hpc.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

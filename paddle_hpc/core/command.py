@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from paddle_hpc.errors import PaddleHpcError
+from paddle_hpc.core.errors import PaddleHpcError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paddle_hpc import container
-from paddle_hpc.container import PACKAGE, Guest
-from paddle_hpc.errors import PaddleHpcError
-from paddle_hpc.layout import RunDir
-from paddle_hpc.schema import RunConfig
-from paddle_hpc.secret_env import resolve_env_refs, split_secrets
+from paddle_hpc.core.errors import PaddleHpcError
+from paddle_hpc.core.layout import RunDir
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.core.secret_env import resolve_env_refs, split_secrets
+from paddle_hpc.node import container
+from paddle_hpc.node.container import PACKAGE, Guest
 from paddle_hpc.slurm.parse import expand_nodelist
 
 RUN_MODULE, SECRETS = "run_module.py", "secrets_shim.py"

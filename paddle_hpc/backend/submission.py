@@ -1,0 +1,95 @@
+"""The one way a plan is submitted, whoever asks (`sweep`, the search driver, the Hydra
+launcher): the sweep's backend resolved, the plan written (or its new points added to
+the sweep there) under the sweep's lock, the environment recorded the first time, and
+the runs not submitted yet submitted, which records their arrays in the manifest.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from paddle_hpc.backend import Backend, Say, backend_for
+from paddle_hpc.core import index
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, load, locked, save
+from paddle_hpc.node.capture import write_sweep_environment
+from paddle_hpc.plan import extend
+from paddle_hpc.plan.build import Plan, write_plan, write_runs
+
+
+@dataclass(frozen=True)
+class Submission:
+    sweep: SweepDir
+    backend: Backend
+    manifest: Manifest  # as saved once the runs were submitted (or written, in background)
+    run_ids: tuple[str, ...]  # the runs submitted now
+    running_here: threading.Thread | None = None  # the local runs, when in background
+
+
+def submit_plan(
+    plan: Plan, manifest: Manifest, say: Say, allow_change: bool = False, background: bool = False
+) -> Submission:
+    """Writes and submits a plan (`manifest` is build_manifest's). A backend that runs
+    the runs here does so before this returns, or in a thread when `background`."""
+    backend = backend_for(plan.executor)
+    manifest = replace(manifest, executor=backend.name)
+    backend.check(manifest)
+    sweep = SweepDir(plan.sweep_dir)
+    is_new = not sweep.manifest.exists()
+    manifest = write(plan, manifest, allow_change, say)
+    if is_new:
+        write_sweep_environment(sweep.path, code_dir(plan.runs[0].config["program"], plan.cwd))
+    planned = {r.run_id for r in plan.runs}
+    todo = tuple(
+        r.run_id
+        for r in manifest.runs
+        if r.run_id in planned and r.job_id is None and (is_new or not was_run(sweep, r.run_id))
+    )
+    if not todo:
+        return Submission(sweep, backend, manifest, ())
+    if backend.runs_here:
+        say(f"no Slurm here: running {len(todo)} runs locally in {sweep.path}")
+    if backend.runs_here and background:
+        thread = threading.Thread(
+            target=backend.submit, args=(sweep, plan.sweep, todo, say), daemon=True
+        )
+        thread.start()
+        return Submission(sweep, backend, manifest, todo, thread)
+    return Submission(sweep, backend, backend.submit(sweep, plan.sweep, todo, say), todo)
+
+
+def write(plan: Plan, manifest: Manifest, allow_change: bool, say: Say) -> Manifest:
+    """Writes the sweep directory, or adds the new points to the one there, under the
+    sweep's lock; returns the manifest saved."""
+    sweep = SweepDir(plan.sweep_dir)
+    with locked(sweep.path):
+        if not sweep.manifest.exists():
+            write_plan(plan, manifest)
+            index.record(sweep.path, manifest.name, manifest.created)
+            return manifest
+        old = load(sweep.path)
+        extend.check_base(old, manifest, allow_change)
+        merged, added = extend.merge(old, manifest)
+        existing = len(plan.runs) - len(added)
+        say(f"{len(added)} new point(s), {existing} already in {sweep.path}")
+        new_ids = set(added)
+        write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
+        save(sweep.path, merged)
+        return merged
+
+
+def code_dir(program: dict[str, Any], cwd: Path) -> Path:
+    """Where the training code is: program.cwd, the script's folder, or here."""
+    if program.get("cwd"):
+        return Path(program["cwd"])
+    if program.get("script"):
+        return Path(program["script"]).parent
+    return cwd
+
+
+def was_run(sweep: SweepDir, run_id: str) -> bool:
+    """Whether a run without a Slurm job (a local run) has run: it has a state file."""
+    return sweep.run(run_id).state.exists()

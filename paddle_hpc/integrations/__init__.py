@@ -1,0 +1,1 @@
+"""paddle_hpc inside other tools: the Hydra launcher plugin (`hydra_launcher`)."""
