@@ -29,7 +29,7 @@ from paddle_hpc.core.command import run
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.list import Listed, gather, under
 from paddle_hpc.metrics import RESERVED
-from paddle_hpc.node.runner import last_output
+from paddle_hpc.node.watchdog import last_output
 
 TAIL_BYTES = 64 * 1024  # the end of a metrics file holds each metric's latest value
 

@@ -20,21 +20,19 @@ from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import RunDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
-from paddle_hpc.node.launch import NodeLaunch
-from paddle_hpc.node.runner import (
+from paddle_hpc.node.attempts import carry_metrics, ended_as
+from paddle_hpc.node.ending import (
     LIMIT_SLACK_S,
-    _ended,
-    _Signals,
-    _Stop,
-    _told_ended,
-    _ToldEnd,
-    carry_metrics,
-    ended_as,
+    WarnedEnd,
+    ended_after_warning,
+    launcher_ended,
     limit_at,
     saved_since,
     stopped_state,
-    told_reason,
+    warning_reason,
 )
+from paddle_hpc.node.launch import NodeLaunch
+from paddle_hpc.node.signals import Signals, Stop
 
 
 @pytest.fixture
@@ -94,21 +92,21 @@ def test_should_stop_follows_the_stop_request(run_dir: Path) -> None:
 def test_told_reason() -> None:
     config = RunConfig.of({"resources": {"time": "10", "signal_before": 90}})
     started = 1000.0
-    assert told_reason(started, config, started + 600 - 90) == "TIMEOUT"
-    assert told_reason(started, config, started + 600 - 140) == "TIMEOUT"  # a minute's slack
-    assert told_reason(started, config, started + 60) == "PREEMPTED"
+    assert warning_reason(started, config, started + 600 - 90) == "TIMEOUT"
+    assert warning_reason(started, config, started + 600 - 140) == "TIMEOUT"  # a minute's slack
+    assert warning_reason(started, config, started + 60) == "PREEMPTED"
     unlimited = RunConfig.of({"resources": {"time": "UNLIMITED"}})
-    assert told_reason(started, unlimited, started + 10**6) == "PREEMPTED"
+    assert warning_reason(started, unlimited, started + 10**6) == "PREEMPTED"
 
 
 def test_slurms_stop_signal_stays_said_for_listeners_that_come_later() -> None:
     """Slurm sends USR2 up to a minute early: it can come while the task starts, before
     the run's listener exists. Real signals, to this process."""
-    signals = _Signals()
+    signals = Signals()
     assert signals.install()
     try:
         os.kill(os.getpid(), signal.SIGUSR2)
-        assert signals.told
+        assert signals.warned
         heard: list[int] = []
         signals.add(heard.append)
         assert heard == [signal.SIGUSR2]
@@ -119,14 +117,14 @@ def test_slurms_stop_signal_stays_said_for_listeners_that_come_later() -> None:
         assert later == [signal.SIGUSR2]
     finally:
         signals.uninstall()
-    assert not signals.told
-    quiet = _Signals()
+    assert not signals.warned
+    quiet = Signals()
     assert quiet.install()
     try:
         os.kill(os.getpid(), signal.SIGTERM)  # no listener yet: nothing is kept of it
         heard = []
         quiet.add(heard.append)
-        assert heard == [] and not quiet.told
+        assert heard == [] and not quiet.warned
     finally:
         quiet.uninstall()
 
@@ -137,21 +135,21 @@ def test_a_sigterm_at_the_time_limit_without_slurms_signal_is_a_timeout() -> Non
     assert limit_at(None, config) is None  # not in Slurm
     assert limit_at(1000.0, RunConfig.of({"resources": {"time": "UNLIMITED"}})) is None
     stopped: list[int] = []
-    late = _Stop(stopped=stopped.append, limit_at=time.time() - 1)
+    late = Stop(stopped=stopped.append, limit_at=time.time() - 1)
     late.on_signal(signal.SIGTERM)
-    assert late.told == "TIMEOUT" and stopped == [signal.SIGTERM]
+    assert late.warning == "TIMEOUT" and stopped == [signal.SIGTERM]
     base = RunState("RUNNING", attempt=1, job="7_0")
-    assert stopped_state(base, signal.SIGTERM, late.told, config).reason == (
+    assert stopped_state(base, signal.SIGTERM, late.warning, config).reason == (
         "TIMEOUT: stopped by SIGTERM before it exited; no checkpoint saved in this attempt "
         "(paddle_hpc.checkpoint)"
     )
     for stop, signum in (
-        (_Stop(limit_at=time.time() + 60), signal.SIGTERM),  # scancel before the limit
-        (_Stop(limit_at=None), signal.SIGTERM),  # no limit
-        (_Stop(limit_at=time.time() - 1), signal.SIGINT),  # Ctrl-C
+        (Stop(limit_at=time.time() + 60), signal.SIGTERM),  # scancel before the limit
+        (Stop(limit_at=None), signal.SIGTERM),  # no limit
+        (Stop(limit_at=time.time() - 1), signal.SIGINT),  # Ctrl-C
     ):
         stop.on_signal(signum)
-        assert stop.told is None and stop.signal == signum
+        assert stop.warning is None and stop.signal == signum
 
 
 def test_the_state_of_a_stopped_attempt() -> None:
@@ -193,9 +191,9 @@ def test_a_stopped_end_is_what_the_signal_said(run_dir: Path, told: str, saved: 
         checkpoint.save(saved)
     at_signal = stopped_state(base, signal.SIGTERM, told, config, saved_since(run, started))
     node0 = NodeLaunch((), {}, "cpu", "127.0.0.1:1", 0, 2, 2, run_dir / "logs")
-    end = _ToldEnd(told, signal.SIGTERM, started)
+    end = WarnedEnd(told, signal.SIGTERM, started)
     with pytest.raises(PaddleHpcError, match="stopped by SIGTERM before it exited"):
-        _told_ended(run, node0, base, -15, end, config, lambda job: None)
+        ended_after_warning(run, node0, base, -15, end, config, lambda job: None)
     ended = runstate.read(run.state)
     assert ended is not None
     assert (ended.state, ended.reason, ended.retrying, ended.returncode) == (
@@ -215,14 +213,14 @@ def test_a_node_that_fails_after_node_0_completed_fails_the_attempt(run_dir: Pat
     base = RunState("RUNNING", attempt=1, job="7_0")
     node0 = NodeLaunch((), {}, "cpu", "127.0.0.1:1", 0, 2, 2, run_dir / "logs" / "node0")
     node1 = replace(node0, node_rank=1, log_dir=run_dir / "logs" / "node1")
-    assert _ended(run, node0, base, 0, None, config, lambda job: None) == 0
+    assert launcher_ended(run, node0, base, 0, None, config, lambda job: None) == 0
     with pytest.raises(PaddleHpcError, match="exited with code 241 on node 1"):
-        _ended(run, node1, base, 241, None, config, lambda job: None)
+        launcher_ended(run, node1, base, 241, None, config, lambda job: None)
     ended = runstate.read(run.state)
     assert ended is not None and (ended.state, ended.returncode) == ("FAILED", 241)
 
     with pytest.raises(PaddleHpcError, match="on node 0"):  # srun ends node 0 after it
-        _ended(run, node0, base, -15, None, config, lambda job: None)
+        launcher_ended(run, node0, base, -15, None, config, lambda job: None)
     again = runstate.read(run.state)
     assert again is not None and (again.state, again.returncode) == ("FAILED", 241)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from paddle_hpc.core.layout import RunDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
-from paddle_hpc.node.runner import Watchdog, last_output, stalled_state
+from paddle_hpc.node.ending import stalled_state
+from paddle_hpc.node.watchdog import Watchdog, last_output
 
 
 def test_the_watchdog_stops_a_silent_run(tmp_path: Path) -> None:

@@ -22,15 +22,10 @@ from paddle_hpc.core.manifest import Manifest, RunEntry, update
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig, SweepConfig
 from paddle_hpc.node import image_digest, orphans
+from paddle_hpc.node.ending import retry_left
 from paddle_hpc.node.image_digest import ImageId
-from paddle_hpc.node.runner import (
-    STOP_GRACE_S,
-    free_port,
-    load_run_config,
-    paddle_has_cuda,
-    retry_left,
-    run_node,
-)
+from paddle_hpc.node.runner import free_port, load_run_config, paddle_has_cuda, run_node
+from paddle_hpc.node.signals import STOP_GRACE_S
 
 
 def on_one_node(config: RunConfig) -> RunConfig:

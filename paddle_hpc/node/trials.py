@@ -32,18 +32,11 @@ from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
 from paddle_hpc.node import mps
+from paddle_hpc.node.attempts import Attempt, slurm_job
+from paddle_hpc.node.ending import requeue, requeues_allowed
 from paddle_hpc.node.image_digest import ImageId
-from paddle_hpc.node.runner import (
-    SIGNALS,
-    Attempt,
-    free_port,
-    load_run_config,
-    paddle_has_cuda,
-    requeue,
-    requeues_allowed,
-    run_attempt,
-    slurm_job,
-)
+from paddle_hpc.node.runner import free_port, load_run_config, paddle_has_cuda, run_attempt
+from paddle_hpc.node.signals import SIGNALS
 from paddle_hpc.slurm.client import SlurmClient
 
 log = logging.getLogger(__name__)
@@ -101,10 +94,10 @@ class _Task:
         self.stopping = threading.Event()  # a signal came: no trial starts any more
         self.come_back = threading.Event()  # a trial asks for the task to run again
         self.failed: list[str] = []
-        self.told = False  # Slurm's stop signal came (a time limit or a preemption)
+        self.warned = False  # Slurm's stop signal came (a time limit or a preemption)
 
     def on_signal(self, signum: int) -> None:
-        self.told = self.told or signum == signal.SIGUSR2
+        self.warned = self.warned or signum == signal.SIGUSR2
         self.stopping.set()
 
     def next(self) -> tuple[str, int] | None:
@@ -129,7 +122,7 @@ class _Task:
             this = Attempt(
                 attempt,
                 attempt - submitted,
-                again=lambda job: None,  # decided below, from the trial's state
+                requeue_task=lambda job: None,  # decided below, from the trial's state
                 devices=",".join(slot.devices) or None,
                 cancellable=True,
                 image=self.image,
@@ -197,7 +190,7 @@ def run_trials(
     job = slurm_job(env)
     waiting = [run_id for run_id, _ in task.queue]
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
-    if waiting and task.told and restarts < requeues_allowed(first):
+    if waiting and task.warned and restarts < requeues_allowed(first):
         task.come_back.set()  # the trials not started yet run when it comes back
     if task.come_back.is_set() and job is not None and "SLURM_JOB_ID" in env:
         requeue(slurm, job)

@@ -1,0 +1,262 @@
+"""How an attempt ends, and whether its task comes back: the state a node writes when
+its launcher exits, is stopped, stalls or was warned by Slurm, and the policy of
+retries (sweep.max_retries) and requeues (sweep.max_requeues). The first word on an
+attempt's end stands (`settled`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import NoReturn
+
+from paddle_hpc import checkpoint
+from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import PaddleHpcError, SlurmError
+from paddle_hpc.core.layout import RunDir
+from paddle_hpc.core.runstate import RunState
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.launch import NodeLaunch
+from paddle_hpc.slurm.client import SlurmClient
+from paddle_hpc.slurm.parse import time_limit_minutes
+
+log = logging.getLogger(__name__)
+
+
+# A SIGTERM that comes this close to the time limit (counted from when the node process
+# began, a little after the job) without Slurm's USR2 before it is the time limit.
+LIMIT_SLACK_S = 15.0
+
+
+NO_CHECKPOINT = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
+
+
+def limit_at(began: float | None, config: RunConfig) -> float | None:
+    """From when a SIGTERM is Slurm's time limit for a task whose node process began at
+    `began`; None without a limit, or outside Slurm."""
+    minutes = time_limit_minutes(config.resources.time)
+    if began is None or minutes is None:
+        return None
+    return began + minutes * 60 - LIMIT_SLACK_S
+
+
+def warning_reason(started: float, config: RunConfig, now: float) -> str:
+    """TIMEOUT when Slurm's signal came about resources.signal_before seconds before the
+    time limit (give or take a minute: the limit counts from the job's start, a little
+    before this node's), PREEMPTED otherwise."""
+    minutes = time_limit_minutes(config.resources.time)
+    if minutes is None:
+        return "PREEMPTED"
+    limit_at = started + minutes * 60 - config.resources.signal_before
+    return "TIMEOUT" if now >= limit_at - 60 else "PREEMPTED"
+
+
+def saved_since(run: RunDir, since: float) -> int | None:
+    """The step of a checkpoint saved after `since`, if any."""
+    found = checkpoint.latest(run.checkpoints)
+    if found is None:
+        return None
+    try:
+        written = (found.path / "state.json").stat().st_mtime
+    except OSError:
+        return None
+    return found.step if written >= since - 1 else None
+
+
+@dataclass(frozen=True)
+class WarnedEnd:
+    reason: str  # why Slurm's USR2 came: TIMEOUT or PREEMPTED
+    stopped_by: int | None  # the signal that then stopped the launcher, if any
+    started: float  # when this attempt's launcher started
+
+
+def ended_after_warning(
+    run: RunDir,
+    node: NodeLaunch,
+    base: RunState,
+    returncode: int,
+    warned: WarnedEnd,
+    config: RunConfig,
+    requeue_task: Callable[[str], None],
+) -> int:
+    """After Slurm's stop signal: a run that exited cleanly with a checkpoint saved in
+    this attempt is requeued to resume from it (node 0 asks, up to sweep.max_requeues);
+    one that saved none ends TIMEOUT, or PREEMPTED, which Slurm requeues itself. A run
+    stopped by a signal meanwhile ends as `stopped_state` said when the signal came, so
+    its state is the same whether or not Slurm's KillWait ended this process first."""
+    reason, started = warned.reason, warned.started
+    step = saved_since(run, started)
+    now = runstate.read(run.state)
+    if settled(now, base.attempt) and node.node_rank != 0:
+        return 0 if now is not None and now.state != runstate.FAILED else 1
+    if returncode == 0 and step is None:  # it ended by itself in the meantime
+        return launcher_ended(run, node, base, returncode, None, config, requeue_task)
+    left = requeue_left(base, config)
+    if step is not None and returncode == 0 and left:
+        state = replace(
+            base,
+            state=reason,
+            returncode=returncode,
+            retrying=True,
+            reason=f"{reason}: saved step {step}; requeued to resume from it",
+        )
+        if node.node_rank == 0:
+            runstate.write(run.state, state)
+            assert base.job is not None
+            requeue_task(base.job)
+        return 0
+    if warned.stopped_by is not None:
+        stopped = stopped_state(base, warned.stopped_by, reason, config, step)
+        state = replace(stopped, returncode=returncode)
+    else:
+        if step is None:
+            why = NO_CHECKPOINT
+        elif returncode != 0:
+            why = f"the program did not exit cleanly after saving step {step}"
+        else:
+            why = "no requeues left (sweep.max_requeues)"
+        slurm_requeues = reason == "PREEMPTED" and left
+        state = replace(
+            base,
+            state=reason,
+            returncode=returncode,
+            retrying=slurm_requeues,
+            reason=f"{reason}: {why}" + ("; Slurm requeues it" if slurm_requeues else ""),
+        )
+    if node.node_rank == 0 or returncode != 0:
+        runstate.write(run.state, state)
+    raise PaddleHpcError(f"run {run.path.name}: {state.reason}")
+
+
+def stopped_state(
+    base: RunState, signum: int, warning: str | None, config: RunConfig, saved: int | None = None
+) -> RunState:
+    """How an attempt ends that is stopped by `signum`: CANCELLED (scancel, `paddle-hpc
+    cancel`), or after Slurm's warning (`warning`) as PREEMPTED or TIMEOUT, with the
+    step of the checkpoint `saved` in this attempt, if any; Slurm requeues a preempted
+    run while requeues are left. This reason is complete because Slurm's KillWait may
+    end the node runner before it says more."""
+    name = signal.Signals(signum).name
+    if warning is None:
+        return replace(base, state=runstate.CANCELLED, reason=f"stopped by {name}")
+    requeued = warning == "PREEMPTED" and requeue_left(base, config)
+    why = f"{warning}: stopped by {name} before it exited; " + (
+        NO_CHECKPOINT if saved is None else f"it had saved step {saved}"
+    )
+    return replace(
+        base,
+        state=warning,
+        retrying=requeued,
+        reason=why + ("; Slurm requeues it" if requeued else ""),
+    )
+
+
+def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) -> RunState:
+    """FAILED with reason STALLED and the time of the last output; retrying when
+    sweep.retry_on and sweep.max_retries allow another attempt."""
+    when = datetime.fromtimestamp(last, timezone.utc).isoformat(timespec="seconds")
+    retry = base.job is not None and retry_left(config, base.restarts)
+    return replace(
+        base,
+        state=runstate.FAILED,
+        reason=f"{runstate.STALLED}: no output for {timeout} s; the last at {when}",
+        retrying=retry,
+    )
+
+
+def stalled_ended(
+    run: RunDir, base: RunState, returncode: int, requeue_task: Callable[[str], None]
+) -> int:
+    """Node 0 after its watchdog stopped the run: requeue it when the state says so."""
+    state = runstate.read(run.state)
+    if state is not None and state.retrying and base.job is not None:
+        requeue_task(base.job)
+    raise PaddleHpcError(
+        f"run {run.path.name}: stopped, {state.reason if state else runstate.STALLED} "
+        f"(the launcher exited with code {returncode})"
+    )
+
+
+def launcher_ended(
+    run: RunDir,
+    node: NodeLaunch,
+    base: RunState,
+    returncode: int,
+    stopped_by: int | None,
+    config: RunConfig,
+    requeue_task: Callable[[str], None],
+) -> int:
+    """Records how the launcher ended; requeues the task for a retry when one is left.
+    The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
+    failed first (the others are then stopped by srun, which is no news). Node 0's
+    COMPLETED is the exception: it speaks for node 0 only, so a node that fails after
+    it (its ranks still running when node 0's ended) makes the attempt FAILED."""
+    now = runstate.read(run.state)
+    said = now.state if now is not None and settled(now, base.attempt) else None
+    failed_after_node0 = said == runstate.COMPLETED and returncode != 0 and stopped_by is None
+    if said is not None and not failed_after_node0:
+        returncode = returncode or (0 if said == runstate.COMPLETED else 1)
+    elif stopped_by is not None:
+        state = stopped_state(base, stopped_by, None, config)
+        runstate.write(run.state, replace(state, returncode=returncode))
+        returncode = returncode or 1
+    elif returncode != 0 or node.node_rank == 0:
+        # Node 0 records success; the node that failed records the failure, since srun
+        # (--kill-on-bad-exit) may end node 0 before it learns of it.
+        ended = "COMPLETED" if returncode == 0 else "FAILED"
+        state = replace(base, state=ended, returncode=returncode)
+        retry = returncode != 0 and base.job is not None and retry_left(config, base.restarts)
+        if retry:
+            state = replace(state, retrying=True, reason="requeued for another attempt")
+        runstate.write(run.state, state)
+        if retry:
+            assert base.job is not None
+            requeue_task(base.job)
+    if returncode != 0:
+        raise PaddleHpcError(
+            f"run {run.path.name}: paddle.distributed.launch exited with code {returncode} "
+            f"on node {node.node_rank}; see {node.log_dir}/workerlog.*"
+        )
+    return 0
+
+
+def settled(state: RunState | None, attempt: int) -> bool:
+    """Whether `state` already says how `attempt` ended."""
+    return state is not None and state.attempt == attempt and state.state != runstate.RUNNING
+
+
+def fail_to_start(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn:
+    """An attempt that cannot start: FAILED, and no retry (it would fail the same way).
+    The first node to say so is heard; the others only raise."""
+    if node_rank == 0 or not settled(runstate.read(run.state), state.attempt):
+        runstate.write(run.state, replace(state, reason=reason))
+    raise PaddleHpcError(f"run {run.path.name}: {reason}")
+
+
+# End states a node sees itself (its launcher failed), and so requeues its task for.
+IN_JOB = frozenset({"FAILED", "OUT_OF_MEMORY"})
+
+
+def requeues_allowed(config: RunConfig) -> int:
+    """How often a task may come back: a retry after a failure, or a requeue after Slurm's
+    stop signal, a preemption or a node failure."""
+    return config.sweep.max_retries + config.sweep.max_requeues
+
+
+def requeue_left(base: RunState, config: RunConfig) -> bool:
+    """Whether this attempt, a Slurm task, may come back once more."""
+    return base.job is not None and base.restarts < requeues_allowed(config)
+
+
+def retry_left(config: RunConfig, restarts: int) -> bool:
+    return bool(IN_JOB & set(config.sweep.retry_on)) and restarts < config.sweep.max_retries
+
+
+def requeue(client: SlurmClient, job: str) -> None:
+    """Asks Slurm to start this task again. Another node may have asked first: fine."""
+    try:
+        client.requeue(job)
+    except SlurmError as exc:
+        log.warning("requeue of %s: %s", job, exc.slurm_message)
