@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from paddle_hpc.core import index
+from paddle_hpc.core import index, runstate
 from paddle_hpc.core.command import run
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.list import Listed, gather, under
@@ -109,7 +109,7 @@ def families(listed: Sequence[Listed], now: float) -> list[Metric]:
                 step.add_metric(where, latest)
             for name, value in sorted(values.items()):
                 metric.add_metric([*where, name], value)
-            if status.state == "RUNNING" and (last := last_output(run_dir, 0.0)) > 0:
+            if status.state == runstate.RUNNING and (last := last_output(run_dir, 0.0)) > 0:
                 quiet.add_metric(where, max(0.0, now - last))
     return [runs, attempt, step, quiet, metric]
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from paddle_hpc.backend import TERMINAL_STATES, backend_for, states
 from paddle_hpc.backend.naming import described, parse_states, pick_runs
+from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load, update
 from paddle_hpc.core.schema import RunConfig
 
-DEFAULT = TERMINAL_STATES - {"COMPLETED", "CANCELLED"}
+DEFAULT = TERMINAL_STATES - {runstate.COMPLETED, runstate.CANCELLED}
 
 
 def main(argv: Sequence[str]) -> int:

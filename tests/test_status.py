@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from rich.table import Table
 
-from paddle_hpc.backend.slurm import run_status, task_rows
+from paddle_hpc.backend import run_status
 from paddle_hpc.backend.view import attempt_text, exit_code, is_done, render
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, save
 from paddle_hpc.core.runstate import RunState
-from paddle_hpc.slurm.parse import parse_sacct
+from paddle_hpc.slurm.parse import parse_sacct, task_rows
 
 RUNS = tuple(RunEntry(f"r{i}", i, (f"a={i}",), {"a": str(i)}, 0) for i in range(5))
 MANIFEST = Manifest("s", "2026-11-23T10:00:00+00:00", ("python",), "slurm", ("a",), ({},), RUNS)
@@ -31,7 +31,9 @@ def statuses(manifest: Manifest, text: str, own: dict[str, RunState] | None = No
     rows = task_rows(parse_sacct(text))
     own = own or {}
     return [
-        run_status(r, rows.get((r.job_id, r.array_task)) if r.job_id else None, own.get(r.run_id))
+        run_status(
+            r, rows.get((r.job_id, r.array_task)) if r.job_id else None, own.get(r.run_id), False
+        )
         for r in manifest.runs
     ]
 

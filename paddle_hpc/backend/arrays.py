@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.core import packing
+from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save
@@ -30,7 +30,7 @@ from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
 ARRAY_OPTIONS = ("partition", "account", "qos", "constraint", "mem")
-REQUEUED_BY_SLURM = frozenset({"NODE_FAIL", "PREEMPTED", "BOOT_FAIL"})
+REQUEUED_BY_SLURM = frozenset({runstate.NODE_FAIL, runstate.PREEMPTED, runstate.BOOT_FAIL})
 
 
 def array_parameters(

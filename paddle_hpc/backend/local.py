@@ -14,12 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from paddle_hpc.backend import RunStatus, Say, local_status
+from paddle_hpc.backend import RunStatus, Say, run_status
 from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, update
-from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig, SweepConfig
 from paddle_hpc.node import image_digest, orphans
 from paddle_hpc.node.ending import retry_left
@@ -46,6 +45,7 @@ def local_env(environ: Mapping[str, str]) -> dict[str, str]:
 class LocalBackend:
     name = "local"
     runs_here = True
+    accounted = False
 
     def check(self, manifest: Manifest) -> None:
         """Everything runs here, on one node: nothing to refuse."""
@@ -95,25 +95,35 @@ class LocalBackend:
         self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
     ) -> list[list[RunStatus]]:
         return [
-            [local_status(r, runstate.read(sweep.run(r.run_id).state)) for r in manifest.runs]
+            [
+                run_status(r, None, runstate.read(sweep.run(r.run_id).state), True)
+                for r in manifest.runs
+            ]
             for sweep, manifest in sweeps
         ]
 
-    def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
-        """Marks each run CANCELLED, then stops its launcher's process group if it runs
-        (SIGTERM, SIGKILL after STOP_GRACE_S); the run's node runner ends its workers."""
+    def cancel(
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        run_ids: Sequence[str],
+        pruned: str | None = None,
+    ) -> None:
+        """Marks each run CANCELLED (PRUNED, with the pruner's reason), then stops its
+        launcher's process group if it runs (SIGTERM, SIGKILL after STOP_GRACE_S); the
+        run's node runner ends its workers. A run that ended first keeps its own end."""
         wanted = set(run_ids)
+        word = runstate.CANCELLED if pruned is None else runstate.PRUNED
         groups = []
         for run in manifest.runs:
             if run.run_id not in wanted:
                 continue
             path = sweep.run(run.run_id).state
             state = runstate.read(path)
-            if state is None or state.attempt < run.attempt:
-                runstate.write(path, RunState(runstate.CANCELLED, attempt=run.attempt))
+            if not runstate.stop(path, run.attempt, None, word, pruned) or state is None:
                 continue
-            runstate.write(path, replace(state, state=runstate.CANCELLED, time="", retrying=False))
-            if state.pgid is not None and state.host == socket.gethostname():
+            here = state.host == socket.gethostname() and state.attempt == run.attempt
+            if state.pgid is not None and here:
                 groups.append(state.pgid)
         orphans.end_groups(groups, STOP_GRACE_S)
 

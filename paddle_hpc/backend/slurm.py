@@ -2,96 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import NOT_SUBMITTED, RunStatus, Say
-from paddle_hpc.core import packing, runstate
+from paddle_hpc.backend import RunStatus, Say
+from paddle_hpc.backend.run_status import run_status
+from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
-from paddle_hpc.slurm import SacctRecord, SlurmClient
+from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.limits import check_fits
-
-
-def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
-    """(array job id, task) -> its allocation row; a collapsed row of pending tasks
-    ('12_[4-9%2]') stands for each of them."""
-    rows: dict[tuple[int, int], SacctRecord] = {}
-    for row in records:
-        if row.ref.step is None and row.ref.tasks is not None:
-            for task in row.ref.tasks:
-                rows[(row.ref.job, task)] = row
-    return rows
-
-
-def run_status(
-    run: RunEntry, record: SacctRecord | None, state: runstate.RunState | None
-) -> RunStatus:
-    """A run's status from its task's sacct row and its own state file. Pure.
-
-    A task sacct does not list yet (just submitted) is PENDING; a run never submitted
-    is NOT_SUBMITTED.
-    """
-    attempt = run.attempt
-    reason = ""
-    history: tuple[str, ...] = ()
-    if state is not None and state.attempt >= run.attempt:
-        attempt, reason, history = state.attempt, state.reason or "", state.history
-    if run.job_id is None:
-        return RunStatus(run.run_id, run.swept, NOT_SUBMITTED, None, (), "", run.attempt)
-    if runstate.pruned(state, run.attempt) and (record is None or record.state != "RUNNING"):
-        nodes = record.nodes if record is not None else ()
-        elapsed = record.elapsed_s if record is not None and not run.packed else None
-        return RunStatus(
-            run.run_id,
-            run.swept,
-            runstate.PRUNED,
-            elapsed,
-            nodes,
-            run.job,
-            attempt,
-            reason,
-            history,
-        )
-    if run.packed:
-        shown, reason = packing.trial_state(record.state if record else None, state, run.attempt)
-        nodes = record.nodes if record is not None and shown != "PENDING" else ()
-        elapsed = (
-            packing.trial_elapsed(state)
-            if state is not None and state.attempt >= run.attempt
-            else None
-        )
-        return RunStatus(
-            run.run_id, run.swept, shown, elapsed, nodes, run.job, attempt, reason, history
-        )
-    if record is None:
-        return RunStatus(
-            run.run_id, run.swept, "PENDING", None, (), run.job, attempt, reason, history
-        )
-    return RunStatus(
-        run.run_id,
-        run.swept,
-        record.state,
-        record.elapsed_s,
-        record.nodes,
-        run.job,
-        attempt,
-        reason,
-        history,
-    )
-
-
-def mark_cancelled(path: Path, run: RunEntry) -> None:
-    """Says CANCELLED in a packed trial's state file, for the attempt it is at."""
-    state = runstate.read(path)
-    if state is None or state.attempt < run.attempt:
-        runstate.write(
-            path, runstate.RunState(runstate.CANCELLED, attempt=run.attempt, job=run.job)
-        )
-    elif state.state == runstate.RUNNING or state.retrying:
-        runstate.write(path, replace(state, state=runstate.CANCELLED, time="", retrying=False))
+from paddle_hpc.slurm.parse import task_rows
 
 
 def trial_ended(path: Path, run: RunEntry) -> bool:
@@ -108,6 +30,7 @@ def trial_ended(path: Path, run: RunEntry) -> bool:
 class SlurmBackend:
     name = "slurm"
     runs_here = False
+    accounted = True
 
     def __init__(self, client: SlurmClient | None = None) -> None:
         self.client = client or SlurmClient()
@@ -144,21 +67,30 @@ class SlurmBackend:
                         run,
                         rows.get((run.job_id, run.array_task or 0)) if run.job_id else None,
                         runstate.read(sweep.run(run.run_id).state) if run_files else None,
+                        runs_here=False,
                     )
                     for run in manifest.runs
                 ]
             )
         return found
 
-    def cancel(self, sweep: SweepDir, manifest: Manifest, run_ids: Sequence[str]) -> None:
+    def cancel(
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        run_ids: Sequence[str],
+        pruned: str | None = None,
+    ) -> None:
         """scancel of the runs' tasks. A packed trial's state file says CANCELLED first,
         and its task is cancelled only when no trial of it is left to run: the task skips
-        a trial not started, and the trial's watchdog stops a running one."""
+        a trial not started, and the trial's watchdog stops a running one. A pruned run's
+        state file says PRUNED first, packed or not."""
         wanted = set(run_ids)
         runs = [r for r in manifest.runs if r.job_id is not None]
         for run in runs:
-            if run.run_id in wanted and run.packed:
-                mark_cancelled(sweep.run(run.run_id).state, run)
+            if run.run_id in wanted and (run.packed or pruned is not None):
+                word = runstate.CANCELLED if pruned is None else runstate.PRUNED
+                runstate.stop(sweep.run(run.run_id).state, run.attempt, run.job, word, pruned)
         busy = {
             r.job
             for r in runs

@@ -11,11 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from paddle_hpc.backend import Backend, RunStatus, states
+from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest
 
 SHOWN = 20  # rows shown without --all
-_COLOURS = {"COMPLETED": "green", "RUNNING": "cyan", "PENDING": "yellow"}
+_COLOURS = {runstate.COMPLETED: "green", runstate.RUNNING: "cyan", runstate.PENDING: "yellow"}
 
 
 def is_done(statuses: Sequence[RunStatus]) -> bool:
@@ -23,7 +24,7 @@ def is_done(statuses: Sequence[RunStatus]) -> bool:
 
 
 def needs_attention(status: RunStatus) -> bool:
-    return status.ended and status.state not in ("COMPLETED", "PRUNED")
+    return status.ended and status.state not in (runstate.COMPLETED, runstate.PRUNED)
 
 
 def state_counts(statuses: Sequence[RunStatus]) -> str:
@@ -57,7 +58,7 @@ def rows_table(manifest: Manifest, statuses: Sequence[RunStatus], title: str) ->
             *(s.swept.get(axis, "") for axis in manifest.axes),
             Text(s.state, style=_COLOURS.get(s.state, "red")),
             attempt_text(s),
-            _elapsed(s.elapsed_s) if s.state != "PENDING" else "",
+            _elapsed(s.elapsed_s) if s.state != runstate.PENDING else "",
             ",".join(s.nodes),
             s.reason,
         )

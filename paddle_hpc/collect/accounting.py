@@ -15,6 +15,7 @@ from paddle_hpc.core.files import write_atomic
 from paddle_hpc.core.layout import SACCT
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, parse_sacct
+from paddle_hpc.slurm.parse import task_rows
 
 log = logging.getLogger(__name__)
 SACCT_FILE = SACCT
@@ -31,17 +32,8 @@ def saved(sweep_dir: Path) -> list[SacctRecord]:
         return []
 
 
-def by_task(records: list[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
-    """(array job id, task index) -> the task's allocation row."""
-    rows = {}
-    for row in records:
-        if row.ref.step is None and row.ref.task is not None:
-            rows[(row.ref.job, row.ref.task)] = row
-    return rows
-
-
 def is_final(manifest: Manifest, records: list[SacctRecord]) -> bool:
-    rows = by_task(records)
+    rows = task_rows(records)
     return all(
         (r.job_id, r.array_task) in rows and rows[(r.job_id, r.array_task)].state in TERMINAL_STATES
         for r in manifest.runs

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from paddle_hpc.backend import backend_for
 from paddle_hpc.collect import accounting, check, sources
 from paddle_hpc.collect.sources import Fingerprint
 from paddle_hpc.collect.tables import (
@@ -46,15 +47,16 @@ from paddle_hpc.collect.tables import (
     user_patterns,
     visualdl_folders,
 )
+from paddle_hpc.core import runstate
 from paddle_hpc.core.files import temp_beside, write_atomic
 from paddle_hpc.core.layout import CONFIG, MANIFEST, METRICS, STATE, rel_run
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.core.manifest import load as load_manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient
+from paddle_hpc.slurm.parse import task_rows
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv")
-ENDED = ("COMPLETED", "FAILED", "PRUNED")  # final words of state.json: a node's, or a search's
 COMPACT: dict[str, Any] = {"separators": (",", ":")}
 
 
@@ -140,6 +142,11 @@ class Scan:
         )
 
 
+def accounted(executor: str) -> bool:
+    """Whether Slurm's accounting has the sweep's tasks (its backend says)."""
+    return backend_for(executor).accounted
+
+
 def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Scan:
     state, state_print = previous_state(out, fmt)
     manifest_print = sources.fingerprint(sweep_dir / MANIFEST)
@@ -150,7 +157,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
         manifest = load_manifest(sweep_dir)
         run_ids, executor = [r.run_id for r in manifest.runs], manifest.executor
     records = None
-    if executor == "slurm" and not (state and state.get("final") and manifest is None):
+    if accounted(executor) and not (state and state.get("final") and manifest is None):
         manifest = manifest or load_manifest(sweep_dir)
         records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
     found = sources.find(
@@ -203,7 +210,7 @@ def collect(
     manifest = seen.manifest or load_manifest(sweep_dir)
     records = seen.records
     if records is None:
-        records = accounting.saved(sweep_dir) if seen.executor == "slurm" else []
+        records = accounting.saved(sweep_dir) if accounted(seen.executor) else []
     config = base_config(sweep_dir)
     incremental = (
         state is not None and fmt == "parquet" and state["inputs"][CONFIG] == seen.inputs[CONFIG]
@@ -245,7 +252,7 @@ def collect(
     background = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-write")
     metrics_written = background.submit(writer(metrics, table_path(out, "metrics", fmt), fmt))
     background.shutdown(wait=False)
-    rows = accounting.by_task(records)
+    rows = task_rows(records)
     log_errors_all = concat(error_parts, ERROR_COLUMNS)
     stalled = stall_errors(manifest, states)
     explained = set(log_errors_all["run_id"].astype(str)) | set(stalled["run_id"])
@@ -255,12 +262,13 @@ def collect(
     )
     for column in ("node", "rank", "local_rank", "line"):
         errors[column] = errors[column].astype("Int64")
-    tables = Tables(runs_frame(manifest, rows, states, metrics), metrics, errors)
+    runs_here = backend_for(manifest.executor).runs_here
+    tables = Tables(runs_frame(manifest, rows, states, metrics, runs_here), metrics, errors)
     for name in ("runs", "errors"):
         writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
     metrics_written.result()
     # every run's Slurm state is final: sacct need not be asked again
-    final = seen.executor == "slurm" and accounting.is_final(manifest, records)
+    final = accounted(seen.executor) and accounting.is_final(manifest, records)
     saved = {
         "version": VERSION,
         "format": fmt,
@@ -291,8 +299,8 @@ def save_check(
     """Saves the quick check for the next collect when its answer would be sound. The
     next collect does not look at the log folders of runs that have ended (see
     sources.find), so neither does the check, nor does it mind their listings."""
-    ended_runs = {run_id for run_id, s in states.items() if s.get("state") in ENDED}
-    if (seen.executor == "slurm" and not final) or seen.found.unsettled - ended_runs:
+    ended_runs = {run_id for run_id, s in states.items() if s.get("state") in runstate.LOGS_FINAL}
+    if (accounted(seen.executor) and not final) or seen.found.unsettled - ended_runs:
         check.discard(out)
         return
     paths = dict(seen.found.looked)
@@ -327,7 +335,7 @@ def ended(state: dict[str, Any]) -> dict[str, list[int]]:
     return {
         run_id: state["files"][rel]
         for run_id, run_state in state.get("states", {}).items()
-        if run_state.get("state") in ENDED
+        if run_state.get("state") in runstate.LOGS_FINAL
         and (rel := f"{rel_run(run_id)}/{STATE}") in state["files"]
     }
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, local_status
+from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, run_status
 from paddle_hpc.collect import jsonl, sources
 from paddle_hpc.collect import worker_logs as logs
 from paddle_hpc.core import layout, packing, runstate
@@ -35,12 +35,12 @@ STATE_FILE = "collect.json"
 VERSION = 4
 NAMES = ("runs", "metrics", "errors")
 SLURM_FAILURES = {
-    "TIMEOUT": "TIMEOUT",
-    "OUT_OF_MEMORY": "OOM",
-    "NODE_FAIL": "NODE_FAIL",
-    "BOOT_FAIL": "BOOT_FAIL",
-    "DEADLINE": "DEADLINE",
-    "PREEMPTED": "PREEMPTED",
+    runstate.TIMEOUT: runstate.TIMEOUT,
+    runstate.OUT_OF_MEMORY: "OOM",
+    runstate.NODE_FAIL: runstate.NODE_FAIL,
+    runstate.BOOT_FAIL: runstate.BOOT_FAIL,
+    runstate.DEADLINE: runstate.DEADLINE,
+    runstate.PREEMPTED: runstate.PREEMPTED,
 }
 METRIC_COLUMNS = ["run_id", "step", "name", "value", "time", "attempt", "source"]
 # rank: the global rank (Paddle's PADDLE_TRAINER_ID); local_rank: N of workerlog.N
@@ -338,7 +338,7 @@ def slurm_errors(
             own = runstate.from_dict(states.get(run.run_id))
             state, _ = packing.trial_state(record.state, own, run.attempt)
         kind = SLURM_FAILURES.get(state)
-        if kind is None and not (state == "FAILED" and run.run_id not in logged):
+        if kind is None and not (state == runstate.FAILED and run.run_id not in logged):
             continue
         err = f"slurm/{run.job_id}_{run.array_task}_0_log.err"
         found.append(
@@ -347,7 +347,7 @@ def slurm_errors(
                 "node": None,
                 "rank": None,
                 "local_rank": None,
-                "kind": kind or "FAILED",
+                "kind": kind or runstate.FAILED,
                 "message": f"Slurm state {record.state_detail or record.state}, exit code "
                 f"{record.exit_code}" + (f", signal {record.signal}" if record.signal else ""),
                 "log": err if (sweep_dir / err).exists() else "",
@@ -392,7 +392,10 @@ def runs_frame(
     rows: Mapping[tuple[int, int], SacctRecord],
     states: Mapping[str, Mapping[str, Any]],
     metrics: pd.DataFrame,
+    runs_here: bool = False,
 ) -> pd.DataFrame:
+    """One row per run: its swept values, its state by the one rule (run_status), its
+    task's accounting and its final metrics."""
     data: dict[str, list[Any]] = {key: [] for key in manifest.axes}
     slurm: dict[str, list[Any]] = {
         key: []
@@ -408,44 +411,21 @@ def runs_frame(
             if run.job_id is not None and run.array_task is not None
             else None
         )
-        if record is not None and run.packed:
-            trial, _ = packing.trial_state(record.state, own, run.attempt)
+        status = run_status(run, record, own, runs_here)
+        start, end = (record.start, record.end) if record is not None else (None, None)
+        if record is not None and run.packed:  # the trial's own times, not its task's
             mine = own if own is not None and own.attempt >= run.attempt else None
-            values = [
-                trial,
-                record.exit_code,
-                ",".join(record.nodes),
-                packing.local_time(mine.started) if mine else None,
-                packing.local_time(mine.time) if mine and trial in TERMINAL_STATES else None,
-                packing.trial_elapsed(mine) if mine else None,
-            ]
-        elif record is not None:
-            values = [
-                runstate.PRUNED if runstate.pruned(own, run.attempt) else record.state,
-                record.exit_code,
-                ",".join(record.nodes),
-                record.start,
-                record.end,
-                record.elapsed_s,
-            ]
-        elif manifest.executor == "local":
-            values = [
-                local_status(run, own).state,
-                None,
-                "localhost",
-                None,
-                None,
-                None,
-            ]
-        else:
-            values = [
-                "PENDING" if run.job_id is not None else "NOT_SUBMITTED",
-                None,
-                "",
-                None,
-                None,
-                None,
-            ]
+            start = packing.local_time(mine.started) if mine else None
+            ended = status.state in TERMINAL_STATES
+            end = packing.local_time(mine.time) if mine and ended else None
+        values = [
+            status.state,
+            record.exit_code if record is not None else None,
+            ",".join(status.nodes),
+            start,
+            end,
+            status.elapsed_s,
+        ]
         for key, value in zip(
             ("state", "slurm_exit_code", "nodelist", "start", "end", "elapsed_s"),
             values,

@@ -32,6 +32,7 @@ RESULTS = "results"
 REPORT = "report"
 RUNS = "runs"
 STATE = "state.json"
+STATE_LOCK = ".state.lock"  # held while a run's end is written (runstate.write_unless_ended)
 METRICS = "metrics.jsonl"
 LOGS = "logs"
 ATTEMPTS = "attempts"

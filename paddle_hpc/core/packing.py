@@ -93,15 +93,21 @@ def trial_state(task: str | None, own: RunState | None, attempt: int) -> tuple[s
     current = own if own is not None and own.attempt >= attempt else None
     if current is not None and current.state == runstate.CANCELLED:
         return runstate.CANCELLED, current.reason or ""
-    if task is None or task == "PENDING":
-        return "PENDING", ""
-    task_ended = task not in ("RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
+    if task is None or task == runstate.PENDING:
+        return runstate.PENDING, ""
+    task_ended = task not in (
+        runstate.RUNNING,
+        "COMPLETING",
+        "SUSPENDED",
+        runstate.REQUEUED,
+        "RESIZING",
+    )
     if current is None:
         if task_ended:
             return task, "its task ended before it started"
-        return "PENDING", "waits for a slot in its task"
+        return runstate.PENDING, "waits for a slot in its task"
     if current.retrying and not task_ended:
-        return "PENDING", current.reason or ""
+        return runstate.PENDING, current.reason or ""
     if current.state == runstate.RUNNING:
         return (task, "its task ended while it ran") if task_ended else (runstate.RUNNING, "")
     return current.state, current.reason or ""

@@ -8,22 +8,53 @@ missing, partly written or foreign file reads as None, unknown keys are ignored.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.layout import STATE_LOCK
 
-RUNNING, COMPLETED, FAILED, CANCELLED = "RUNNING", "COMPLETED", "FAILED", "CANCELLED"
+# Every state name paddle_hpc spells: Slurm's own, and its additions.
+PENDING, RUNNING, REQUEUED = "PENDING", "RUNNING", "REQUEUED"
+COMPLETED, FAILED, CANCELLED = "COMPLETED", "FAILED", "CANCELLED"
+TIMEOUT, PREEMPTED, OUT_OF_MEMORY = "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"
+NODE_FAIL, BOOT_FAIL, DEADLINE = "NODE_FAIL", "BOOT_FAIL", "DEADLINE"
+NOT_SUBMITTED = "NOT_SUBMITTED"  # in the manifest, never submitted
+UNKNOWN = "UNKNOWN"  # an earlier attempt's end that neither it nor Slurm recorded
 STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
-PRUNED = "PRUNED"  # a search's run its pruner stopped; search/driver.py writes it once it ended
+PRUNED = "PRUNED"  # a search's run its pruner stopped
+
+# After these Slurm never runs a task again (unless requeued).
+SLURM_ENDED = frozenset(
+    {
+        BOOT_FAIL,
+        CANCELLED,
+        COMPLETED,
+        DEADLINE,
+        FAILED,
+        NODE_FAIL,
+        OUT_OF_MEMORY,
+        PREEMPTED,
+        TIMEOUT,
+    }
+)
+ENDED = SLURM_ENDED | {PRUNED}  # a run in one of these has ended
+# The words a state file says only once the run's launchers have exited, so its logs no
+# longer change; CANCELLED, TIMEOUT and PREEMPTED are written at the signal, while the
+# ranks may still write.
+LOGS_FINAL = frozenset({COMPLETED, FAILED, PRUNED})
 
 
 @dataclass(frozen=True)
 class RunState:
-    state: str  # RUNNING, COMPLETED, FAILED or CANCELLED
+    state: str  # RUNNING, or how the attempt ended (one of ENDED)
     time: str = ""  # when it was written, ISO 8601 UTC
     attempt: int = 1  # 1 for the first run of this run id; each retry adds one
     job: str | None = None  # Slurm's array task as '12_3'; None for a local run
@@ -96,3 +127,47 @@ def read(path: Path) -> RunState | None:
 
 def write(path: Path, state: RunState) -> None:
     write_json_atomic(path, asdict(replace(state, time=state.time or now())))
+
+
+def settled(state: RunState | None, attempt: int) -> bool:
+    """Whether `state` already says how `attempt` ended."""
+    return state is not None and state.attempt == attempt and state.state != RUNNING
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """The run's state lock, a file beside its state file (fcntl, so that it holds
+    across the nodes of a shared filesystem too): one writer of an end at a time."""
+    fd = os.open(path.with_name(STATE_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_unless_ended(path: Path, state: RunState) -> bool:
+    """Writes `state` unless the state file already says how its attempt ended: the
+    first word on an attempt's end stands, whoever says it (a node, `cancel`, a
+    search's pruner). Returns whether it wrote."""
+    with _locked(path):
+        if settled(read(path), state.attempt):
+            return False
+        write(path, state)
+        return True
+
+
+def stop(path: Path, attempt: int, job: str | None, word: str, reason: str | None) -> bool:
+    """`cancel`'s word (CANCELLED) or a search pruner's (PRUNED) on a run's current
+    attempt, said before its processes are stopped so that it is the first word. An
+    attempt that ended by itself first keeps its own; one retrying is stopped from
+    coming back. Returns whether it was said."""
+    with _locked(path):
+        state = read(path)
+        if state is None or state.attempt < attempt:
+            write(path, RunState(word, attempt=attempt, job=job, reason=reason))
+            return True
+        if state.state != RUNNING and not state.retrying:
+            return False
+        write(path, replace(state, state=word, time="", retrying=False, reason=reason))
+        return True

@@ -11,8 +11,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from paddle_hpc.core import runstate
+
 # Slurm end states a run may be retried after (sweep.retry_on, `retry --state`).
-RETRYABLE = ("FAILED", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "TIMEOUT", "BOOT_FAIL")
+RETRYABLE = (
+    runstate.FAILED,
+    runstate.NODE_FAIL,
+    runstate.PREEMPTED,
+    runstate.OUT_OF_MEMORY,
+    runstate.TIMEOUT,
+    runstate.BOOT_FAIL,
+)
 
 
 class Executor(enum.Enum):
@@ -61,7 +70,9 @@ class SweepConfig:
     max_parallel: int = 8  # the %K of the job array
     max_retries: int = 0  # automatic retries of a run that ends in a retry_on state
     max_requeues: int = 3  # requeues of a run that saved a checkpoint when told to stop
-    retry_on: list[str] = field(default_factory=lambda: ["FAILED", "NODE_FAIL", "PREEMPTED"])
+    retry_on: list[str] = field(
+        default_factory=lambda: [runstate.FAILED, runstate.NODE_FAIL, runstate.PREEMPTED]
+    )
     trials_per_task: int = 1  # runs packed into one array task (one node), see packing.py
 
 

@@ -33,6 +33,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.files import temp_beside
 from paddle_hpc.core.schema import (
@@ -281,7 +282,7 @@ class PaddleHpcLauncher(Launcher):
                 job = f"{entry.job_id}_{entry.array_task}" if entry.job_id is not None else ""
                 ret.return_value = Submitted(spec.run_id, job, str(sweep.path))
                 ret.status = JobStatus.COMPLETED
-            elif status.state == "COMPLETED":
+            elif status.state == runstate.COMPLETED:
                 ret.return_value = _saved_return(run_dir)
                 ret.status = JobStatus.COMPLETED
             else:

@@ -88,10 +88,10 @@ def ended_as(state: RunState, job: str | None, ended_before: Callable[[str], str
         return runstate.STALLED if stalled else state.state
     if state.job is not None:
         try:
-            return ended_before(state.job) or "UNKNOWN"
+            return ended_before(state.job) or runstate.UNKNOWN
         except SlurmError as exc:
             log.warning("how attempt %d ended: %s", state.attempt, exc.slurm_message)
-    return "UNKNOWN"
+    return runstate.UNKNOWN
 
 
 def carry_metrics(earlier: Path, into: Path, upto: int) -> None:

@@ -48,9 +48,9 @@ def warning_reason(started: float, config: RunConfig, now: float) -> str:
     before this node's), PREEMPTED otherwise."""
     minutes = time_limit_minutes(config.resources.time)
     if minutes is None:
-        return "PREEMPTED"
+        return runstate.PREEMPTED
     limit_at = started + minutes * 60 - config.resources.signal_before
-    return "TIMEOUT" if now >= limit_at - 60 else "PREEMPTED"
+    return runstate.TIMEOUT if now >= limit_at - 60 else runstate.PREEMPTED
 
 
 def saved_since(run: RunDir, since: float) -> int | None:
@@ -89,8 +89,10 @@ def ended_after_warning(
     reason, started = warned.reason, warned.started
     step = saved_since(run, started)
     now = runstate.read(run.state)
-    if settled(now, base.attempt) and node.node_rank != 0:
+    if runstate.settled(now, base.attempt) and node.node_rank != 0:
         return 0 if now is not None and now.state != runstate.FAILED else 1
+    if now is not None and runstate.pruned(now, base.attempt):  # the pruner's word stands
+        raise PaddleHpcError(f"run {run.path.name}: {now.reason or runstate.PRUNED}")
     if returncode == 0 and step is None:  # it ended by itself in the meantime
         return launcher_ended(run, node, base, returncode, None, config, requeue_task)
     left = requeue_left(base, config)
@@ -117,7 +119,7 @@ def ended_after_warning(
             why = f"the program did not exit cleanly after saving step {step}"
         else:
             why = "no requeues left (sweep.max_requeues)"
-        slurm_requeues = reason == "PREEMPTED" and left
+        slurm_requeues = reason == runstate.PREEMPTED and left
         state = replace(
             base,
             state=reason,
@@ -141,7 +143,7 @@ def stopped_state(
     name = signal.Signals(signum).name
     if warning is None:
         return replace(base, state=runstate.CANCELLED, reason=f"stopped by {name}")
-    requeued = warning == "PREEMPTED" and requeue_left(base, config)
+    requeued = warning == runstate.PREEMPTED and requeue_left(base, config)
     why = f"{warning}: stopped by {name} before it exited; " + (
         NO_CHECKPOINT if saved is None else f"it had saved step {saved}"
     )
@@ -194,18 +196,18 @@ def launcher_ended(
     COMPLETED is the exception: it speaks for node 0 only, so a node that fails after
     it (its ranks still running when node 0's ended) makes the attempt FAILED."""
     now = runstate.read(run.state)
-    said = now.state if now is not None and settled(now, base.attempt) else None
+    said = now.state if now is not None and runstate.settled(now, base.attempt) else None
     failed_after_node0 = said == runstate.COMPLETED and returncode != 0 and stopped_by is None
     if said is not None and not failed_after_node0:
         returncode = returncode or (0 if said == runstate.COMPLETED else 1)
     elif stopped_by is not None:
         state = stopped_state(base, stopped_by, None, config)
-        runstate.write(run.state, replace(state, returncode=returncode))
+        runstate.write_unless_ended(run.state, replace(state, returncode=returncode))
         returncode = returncode or 1
     elif returncode != 0 or node.node_rank == 0:
         # Node 0 records success; the node that failed records the failure, since srun
         # (--kill-on-bad-exit) may end node 0 before it learns of it.
-        ended = "COMPLETED" if returncode == 0 else "FAILED"
+        ended = runstate.COMPLETED if returncode == 0 else runstate.FAILED
         state = replace(base, state=ended, returncode=returncode)
         retry = returncode != 0 and base.job is not None and retry_left(config, base.restarts)
         if retry:
@@ -222,21 +224,16 @@ def launcher_ended(
     return 0
 
 
-def settled(state: RunState | None, attempt: int) -> bool:
-    """Whether `state` already says how `attempt` ended."""
-    return state is not None and state.attempt == attempt and state.state != runstate.RUNNING
-
-
 def fail_to_start(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn:
     """An attempt that cannot start: FAILED, and no retry (it would fail the same way).
     The first node to say so is heard; the others only raise."""
-    if node_rank == 0 or not settled(runstate.read(run.state), state.attempt):
+    if node_rank == 0 or not runstate.settled(runstate.read(run.state), state.attempt):
         runstate.write(run.state, replace(state, reason=reason))
     raise PaddleHpcError(f"run {run.path.name}: {reason}")
 
 
 # End states a node sees itself (its launcher failed), and so requeues its task for.
-IN_JOB = frozenset({"FAILED", "OUT_OF_MEMORY"})
+IN_JOB = frozenset({runstate.FAILED, runstate.OUT_OF_MEMORY})
 
 
 def requeues_allowed(config: RunConfig) -> int:

@@ -51,7 +51,6 @@ from paddle_hpc.node.ending import (
     requeue,
     requeues_allowed,
     saved_since,
-    settled,
     stalled_ended,
     stalled_state,
     stopped_state,
@@ -128,7 +127,7 @@ def run_attempt(
         fail_to_start(
             run,
             node_rank,
-            RunState("FAILED", attempt=attempt.number, job=job, history=history),
+            RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history),
             f"Slurm requeued it {attempt.restarts} times; sweep.max_retries + "
             f"sweep.max_requeues is {allowed}",
         )
@@ -144,7 +143,7 @@ def run_attempt(
                     config, run, env, Path(private), attempt.number, attempt.image
                 )
             except ImageError as exc:
-                state = RunState("FAILED", attempt=attempt.number, job=job, history=history)
+                state = RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history)
                 fail_to_start(
                     run,
                     node_rank,
@@ -170,7 +169,7 @@ def run_attempt(
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(node.secrets, handle)
         base = RunState(
-            "RUNNING",
+            runstate.RUNNING,
             attempt=attempt.number,
             job=job,
             restarts=attempt.restarts,
@@ -214,15 +213,16 @@ def _launch(
 
     def stopped(signum: int) -> None:
         # Slurm's KillWait may end this process before the launcher has: say it now
-        if node.node_rank == 0 and not settled(runstate.read(run.state), base.attempt):
+        if node.node_rank == 0:
             saved = saved_since(run, started) if stop.warning else None
-            runstate.write(run.state, stopped_state(base, signum, stop.warning, config, saved))
+            state = stopped_state(base, signum, stop.warning, config, saved)
+            runstate.write_unless_ended(run.state, state)
 
     with Stop(on_warning, stopped, limit_at(attempt.began, config)) as stop:
         proc = _LAUNCHERS.start(node.argv, node.env, config.program.cwd, _launcher_setup)
         stop.watch(proc)
-        if node.node_rank == 0 and not settled(runstate.read(run.state), base.attempt):
-            runstate.write(run.state, replace(base, pgid=proc.pid))
+        if node.node_rank == 0:
+            runstate.write_unless_ended(run.state, replace(base, pgid=proc.pid))
         watchdog = _watchdog(run, config, node, base, attempt, proc.pid)
         returncode = proc.wait()
         _LAUNCHERS.ended(proc.pid)
@@ -280,7 +280,7 @@ def _watchdog(
 
     def stalled(last: float) -> None:
         assert timeout is not None
-        runstate.write(run.state, stalled_state(base, config, timeout, last))
+        runstate.write_unless_ended(run.state, stalled_state(base, config, timeout, last))
 
     watchdog = Watchdog(run, timeout, pgid, stalled, base.attempt if attempt.cancellable else None)
     watchdog.start()

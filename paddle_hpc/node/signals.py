@@ -16,6 +16,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from paddle_hpc.core import runstate
+
 log = logging.getLogger(__name__)
 
 
@@ -81,7 +83,7 @@ class Stop:
 
     def __init__(
         self,
-        on_warning: Callable[[], str] = lambda: "PREEMPTED",
+        on_warning: Callable[[], str] = lambda: runstate.PREEMPTED,
         stopped: Callable[[int], None] = lambda signum: None,
         limit_at: float | None = None,
     ) -> None:
@@ -113,7 +115,7 @@ class Stop:
                 self.warning = self._on_warning()
             return
         if self.warning is None and signum == signal.SIGTERM and self._past_limit():
-            self.warning = "TIMEOUT"
+            self.warning = runstate.TIMEOUT
         first = self.signal is None
         self.signal = signum
         if self._proc is not None and self._proc.poll() is None:

@@ -40,7 +40,9 @@ from paddle_hpc.node.signals import SIGNALS
 from paddle_hpc.slurm.client import SlurmClient
 
 log = logging.getLogger(__name__)
-COME_BACK = frozenset({"TIMEOUT", "PREEMPTED"})  # a trial that ends so, retrying, needs its task
+COME_BACK = frozenset(
+    {runstate.TIMEOUT, runstate.PREEMPTED}
+)  # a trial that ends so, retrying, needs its task
 
 
 def next_attempt(state: RunState | None, submitted: int) -> int | None:

@@ -22,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from paddle_hpc.core import packing
+from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.schema import GROUPS, RETRYABLE
 from paddle_hpc.slurm.parse import time_limit_minutes
@@ -167,7 +167,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
             )
     packing.check(resources, sweep["trials_per_task"])
     for state in sweep["retry_on"]:
-        if state == "TIMEOUT":
+        if state == runstate.TIMEOUT:
             raise ConfigError(
                 "sweep.retry_on: TIMEOUT is not retried automatically: without a checkpoint a "
                 "retry starts from scratch and reaches the same limit. Raise resources.time, "

@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     import optuna
 
 REQUEST, LOCK, LOG = "request.json", "driver.lock", "driver.log"
-PRUNE_GRACE_S = 60.0  # after a cancel, how long the node may take to write its last state
 
 
 @dataclass(frozen=True)
@@ -215,8 +214,7 @@ class Active:
     trial: optuna.trial.Trial
     run_id: str
     last_step: float = float("-inf")
-    pruned_at: float | None = None  # when its run was cancelled (monotonic time)
-    pruned_reason: str = ""
+    pruned: bool = False  # its run was cancelled as PRUNED
 
 
 def drive(sweep: SweepDir, console: Console) -> int:
@@ -341,21 +339,22 @@ class Driver:
             status = found.get(active.run_id)
             if status is None:
                 continue
-            if active.pruned_at is None:
+            if not active.pruned:
                 self.report(active, metrics[metrics["run_id"] == active.run_id])
                 if not status.ended and active.trial.should_prune():
                     self.prune(backend, manifest, active)
                     continue
             if not status.ended:
                 continue
-            if active.pruned_at is not None:
-                if not self.pruned_settled(active):
-                    continue
+            if status.state == runstate.PRUNED:
                 self.study.tell(active.trial, state=optuna.trial.TrialState.PRUNED)
-                self.say(f"trial {number} (run {active.run_id}): PRUNED, {active.pruned_reason}")
+                self.say(f"trial {number} (run {active.run_id}): PRUNED, {status.reason}")
             else:
                 value = None
-                if status.state == "COMPLETED" and self.space.config.objective in tables.runs:
+                if (
+                    status.state == runstate.COMPLETED
+                    and self.space.config.objective in tables.runs
+                ):
                     value = study.objective_value(
                         tables.runs.at[active.run_id, self.space.config.objective]
                     )
@@ -365,7 +364,7 @@ class Driver:
                 else:
                     why = (
                         status.state
-                        if status.state != "COMPLETED"
+                        if status.state != runstate.COMPLETED
                         else (f"no {self.space.config.objective} in the runs table")
                     )
                     active.trial.set_user_attr("reason", why)
@@ -384,30 +383,10 @@ class Driver:
         value = active.trial.storage.get_trial(active.trial._trial_id).intermediate_values.get(
             int(step)
         )
-        active.pruned_reason = f"pruned by Optuna at step {int(step)} ({value})"
-        active.pruned_at = time.monotonic()
-        backend.cancel(self.sweep, manifest, [active.run_id])
-        self.say(f"trial {active.trial.number} (run {active.run_id}): {active.pruned_reason}")
-
-    def pruned_settled(self, active: Active) -> bool:
-        """Whether the pruned run's nodes are done writing its state; then it says PRUNED."""
-        assert active.pruned_at is not None
-        path = self.sweep.run(active.run_id).state
-        state = runstate.read(path)
-        writing = state is not None and state.state == runstate.RUNNING
-        if writing and time.monotonic() - active.pruned_at < PRUNE_GRACE_S:
-            return False
-        manifest = load(self.sweep.path)
-        (entry,) = [r for r in manifest.runs if r.run_id == active.run_id]
-        mine = state if state is not None and state.attempt >= entry.attempt else None
-        base = mine or runstate.RunState(runstate.PRUNED, attempt=entry.attempt, job=entry.job)
-        runstate.write(
-            path,
-            replace(
-                base, state=runstate.PRUNED, time="", retrying=False, reason=active.pruned_reason
-            ),
-        )
-        return True
+        reason = f"pruned by Optuna at step {int(step)} ({value})"
+        active.pruned = True
+        backend.cancel(self.sweep, manifest, [active.run_id], pruned=reason)
+        self.say(f"trial {active.trial.number} (run {active.run_id}): {reason}")
 
 
 def main(argv: Sequence[str]) -> int:

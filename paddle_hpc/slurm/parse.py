@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import (
     SlurmError,
     SlurmRejectedError,
@@ -33,19 +34,7 @@ SACCT_FIELDS = (
 )
 
 # States after which a job or task never runs again (unless requeued by hand).
-TERMINAL_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "TIMEOUT",
-    }
-)
+TERMINAL_STATES = runstate.SLURM_ENDED
 
 
 @dataclass(frozen=True)
@@ -429,3 +418,14 @@ def classify_error(argv: Sequence[str], returncode: int | None, stderr: str) -> 
         returncode=returncode,
         slurm_message=message,
     )
+
+
+def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
+    """(array job id, task) -> its allocation row; a collapsed row of pending tasks
+    ('12_[4-9%2]') stands for each of them."""
+    rows: dict[tuple[int, int], SacctRecord] = {}
+    for row in records:
+        if row.ref.step is None and row.ref.tasks is not None:
+            for task in row.ref.tasks:
+                rows[(row.ref.job, task)] = row
+    return rows
