@@ -52,14 +52,11 @@ def gather(entries: Sequence[index.Entry], run_files: bool = False) -> list[List
             listed.append(Listed(entry, load(sweep.path), ""))
         except PaddleHpcError as exc:
             listed.append(Listed(entry, None, f"unreadable: {exc}"))
-    for executor in ("slurm", "local"):
-        picked = [
-            i
-            for i, item in enumerate(listed)
-            if item.manifest and item.manifest.executor == executor
-        ]
-        if not picked:
-            continue
+    by_executor: dict[str, list[int]] = {}
+    for i, item in enumerate(listed):
+        if item.manifest:
+            by_executor.setdefault(item.manifest.executor, []).append(i)
+    for executor, picked in by_executor.items():
         pairs = [(SweepDir(listed[i].entry.dir), listed[i].manifest) for i in picked]
         try:
             found = backend_for(executor).states_of(pairs, run_files=run_files)  # type: ignore[arg-type]

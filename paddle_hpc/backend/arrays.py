@@ -25,7 +25,7 @@ from paddle_hpc.node.image_digest import ImageId
 from paddle_hpc.node.runner import NodeTask
 from paddle_hpc.node.trials import TrialsTask
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
-from paddle_hpc.slurm.executor import SeamExecutor, sbatch_script
+from paddle_hpc.slurm.executor import array_executor, sbatch_script
 from paddle_hpc.slurm.parse import time_limit_minutes
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _submit_arrays(
             image = images.get(shape_index)
             python = python_for(shape)
             for chunk in [runs[i : i + limit * k] for i in range(0, len(runs), limit * k)]:
-                executor = SeamExecutor(folder, client, python)
+                executor = array_executor(folder, client, python)
                 executor.update_parameters(**array_parameters(shape, manifest.name, sweep))
                 tasks = tasks_of(sweep_dir, chunk, python, k, image)
                 job_id = executor.submit_array_job(tasks)

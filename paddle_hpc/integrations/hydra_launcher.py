@@ -100,7 +100,7 @@ class SaveReturn(Callback):
         if job_return.status != JobStatus.COMPLETED:
             return
         try:
-            data = pickle.dumps(job_return._return_value)
+            data = pickle.dumps(job_return.return_value)
         except Exception as exc:
             log.warning("the return value cannot be pickled (%s); not kept", exc)
             return

@@ -33,7 +33,7 @@ from paddle_hpc.plan.config import (
     resolving_run,
 )
 from paddle_hpc.plan.grid import Axis, Point, expand, grid_axes, parse_override, searched
-from paddle_hpc.plan.points import PointResolver, apply_overrides, parses_kept, related, resolved
+from paddle_hpc.plan.points import PointResolver, apply_overrides, related, resolved
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -148,8 +148,7 @@ def make_plan(
             return first
         return compose_base(config_dir, config_name, group_choice)
 
-    with parses_kept():
-        runs = resolve_runs(axes, compose, cwd, sweep_dir, points)
+    runs = resolve_runs(axes, compose, cwd, sweep_dir, points)
     fixed = [a.override(a.choices[0]) for a in axes if not a.swept and not a.is_group]
     base = common_config(apply_overrides(first.config, fixed))
     keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})

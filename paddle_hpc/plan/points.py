@@ -20,26 +20,23 @@ copy of the base that every point of that shape then changes in place. Overrides
 delete keys (`~key`) or whose value is a list or a mapping (which Hydra merges into
 what is there) would leave traces in a shared copy; a point with any of them is
 applied to its own copy of the base instead. Either way the overrides go through
-Hydra's own `_apply_overrides_to_config`, so the schema checks and error messages are
-Hydra's and OmegaConf's; and while points are resolved, OmegaConf's parse of each
-interpolation's text is kept (`parses_kept`) rather than redone at every point.
+Hydra's own way of applying them (`core.compat.apply_overrides`), so the schema checks
+and error messages are Hydra's and OmegaConf's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import enum
-import functools
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import omegaconf.base
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.types import Override, OverrideType
-from omegaconf import Container, DictConfig, ListConfig, Node, OmegaConf
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf
+
+from paddle_hpc.core import compat
 
 
 def resolved(cfg: Container) -> dict[str, Any]:
@@ -52,23 +49,24 @@ def resolved(cfg: Container) -> dict[str, Any]:
 def apply_overrides(base: DictConfig, overrides: Sequence[Override]) -> DictConfig:
     """A copy of base with the overrides applied the way Hydra applies them."""
     cfg = copy.deepcopy(base)
-    ConfigLoaderImpl._apply_overrides_to_config(list(overrides), cfg)
+    compat.apply_overrides(overrides, cfg)
     return cfg
 
 
-def interpolations(cfg: DictConfig | ListConfig, prefix: str = "") -> dict[str, str]:
+def interpolations(cfg: DictConfig | ListConfig) -> dict[str, str]:
     """Dotted path -> text of every node whose value is an interpolation ('${...}')."""
+    return _interpolations(cfg, OmegaConf.to_container(cfg, resolve=False), "")
+
+
+def _interpolations(cfg: DictConfig | ListConfig, plain: Any, prefix: str) -> dict[str, str]:
     found = {}
-    keys: Sequence[Any] = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
-    for key in keys:
-        node = cfg._get_node(key)
+    items = enumerate(plain) if isinstance(plain, list) else plain.items()
+    for key, value in items:
         path = f"{prefix}{key}"
-        if not isinstance(node, Node):
-            continue
-        if node._is_interpolation():
-            found[path] = str(node._value())
-        elif isinstance(node, DictConfig | ListConfig) and not node._is_none():
-            found.update(interpolations(node, f"{path}."))
+        if OmegaConf.is_interpolation(cfg, key):
+            found[path] = str(value)
+        elif isinstance(value, dict | list):
+            found.update(_interpolations(cfg[key], value, f"{path}."))
     return found
 
 
@@ -148,19 +146,6 @@ def is_in_place(override: Override) -> bool:
 
 def adds(override: Override) -> bool:
     return override.type in (OverrideType.ADD, OverrideType.FORCE_ADD)
-
-
-@contextlib.contextmanager
-def parses_kept() -> Iterator[None]:
-    """OmegaConf parses an interpolation's text each time it resolves it (about half a
-    millisecond); meanwhile the parse of each text is kept and reused. The parse trees
-    are only read when they are resolved."""
-    parse = vars(omegaconf.base)["parse"]
-    vars(omegaconf.base)["parse"] = functools.lru_cache(maxsize=4096)(parse)
-    try:
-        yield
-    finally:
-        vars(omegaconf.base)["parse"] = parse
 
 
 def plain_copy(value: Any) -> Any:
@@ -243,7 +228,7 @@ class _SharedCopy:
         self._seen: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def resolve(self, overrides: Sequence[Override]) -> dict[str, Any]:
-        ConfigLoaderImpl._apply_overrides_to_config(list(overrides), self._work)
+        compat.apply_overrides(overrides, self._work)
         config: dict[str, Any] = plain_copy(self._plain)
         values = {o.key_or_group: o.input_line or "" for o in overrides}
         keys = tuple(values)

@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from paddle_hpc.backend import Backend, backend_for, states
-from paddle_hpc.core import runstate
+from paddle_hpc.core import compat, runstate
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.errors import ConfigError, PaddleHpcError
 from paddle_hpc.core.files import write_json_atomic
@@ -214,6 +214,7 @@ class Active:
     trial: optuna.trial.Trial
     run_id: str
     last_step: float = float("-inf")
+    last_value: float | None = None  # reported at last_step
     pruned: bool = False  # its run was cancelled as PRUNED
 
 
@@ -282,11 +283,11 @@ class Driver:
         for frozen in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
             run_id = frozen.user_attrs.get("run_id")
             if run_id in known:
-                trial = optuna.trial.Trial(self.study, frozen._trial_id)
+                trial = compat.running_trial(self.study, frozen)
                 steps = frozen.intermediate_values
-                self.active[frozen.number] = Active(
-                    trial, run_id, max(steps, default=float("-inf"))
-                )
+                last = max(steps, default=float("-inf"))
+                value = steps[int(last)] if steps else None
+                self.active[frozen.number] = Active(trial, run_id, last, value)
             else:  # asked, never submitted
                 self.study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
         if self.active:
@@ -376,14 +377,10 @@ class Driver:
         for step, value in zip(rows["step"], rows["value"], strict=True):
             if step > active.last_step:
                 active.trial.report(float(value), int(step))
-                active.last_step = step
+                active.last_step, active.last_value = step, float(value)
 
     def prune(self, backend: Backend, manifest: Manifest, active: Active) -> None:
-        step = active.last_step
-        value = active.trial.storage.get_trial(active.trial._trial_id).intermediate_values.get(
-            int(step)
-        )
-        reason = f"pruned by Optuna at step {int(step)} ({value})"
+        reason = f"pruned by Optuna at step {int(active.last_step)} ({active.last_value})"
         active.pruned = True
         backend.cancel(self.sweep, manifest, [active.run_id], pruned=reason)
         self.say(f"trial {active.trial.number} (run {active.run_id}): {reason}")

@@ -1,0 +1,99 @@
+"""Each private API paddle_hpc uses (paddle_hpc/core/compat.py), against the release
+installed: a new release that changes one fails here, with the name of what changed,
+rather than somewhere in a sweep."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import pickle
+from pathlib import Path
+
+import optuna
+import pytest
+import tomllib
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from packaging.requirements import Requirement
+
+from paddle_hpc.core import compat
+from paddle_hpc.plan.grid import parse_override
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("package", ["hydra-core", "omegaconf", "submitit", "optuna"])
+def test_the_installed_release_is_one_the_pins_allow(package: str) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    listed = [
+        *project["dependencies"],
+        *itertools.chain(*project["optional-dependencies"].values()),
+    ]
+    pins = [req for req in map(Requirement, listed) if req.name == package]
+    assert pins and all(pin.specifier for pin in pins), f"pyproject.toml pins no {package}"
+    installed = importlib.metadata.version(package)
+    for pin in pins:
+        assert pin.specifier.contains(installed), (
+            f"{package} {installed} is outside {pin.specifier}: check core/compat.py against it"
+        )
+
+
+def test_hydras_overrides_apply_in_place_with_its_checks() -> None:
+    cfg = OmegaConf.create({"optim": {"lr": 0.1}, "tags": ["a"]})
+    OmegaConf.set_struct(cfg, True)
+    overrides = [parse_override(o) for o in ["optim.lr=0.5", "+model.width=8", "~tags"]]
+    compat.apply_overrides(overrides, cfg)
+    assert OmegaConf.to_container(cfg) == {"optim": {"lr": 0.5}, "model": {"width": 8}}
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'optim\.momentum'"):
+        compat.apply_overrides([parse_override("optim.momentum=0.9")], cfg)
+
+
+def test_submitits_sbatch_script_quotes_each_value(tmp_path: Path) -> None:
+    script = compat.sbatch_string(
+        "python -m submitit.core._submit /x",
+        tmp_path,
+        {"job_name": "a b", "array_parallelism": 2, "map_count": 4, "comment": "$(id)"},
+    )
+    assert "#SBATCH --array=0-3%2" in script
+    assert "#SBATCH --job-name='a b'" in script
+    assert "#SBATCH --comment='$(id)'" in script
+    assert script.rstrip().endswith("python -m submitit.core._submit /x")
+
+
+def test_submitits_array_layout_with_our_own_sbatch_call(tmp_path: Path) -> None:
+    scripts: list[str] = []
+
+    def submit(script: Path) -> int:
+        scripts.append(script.read_text())
+        return 4321
+
+    executor = compat.SeamExecutor(tmp_path, "/usr/bin/python3", submit)
+    executor.update_parameters(time="UNLIMITED", array_parallelism=2)
+    assert executor.submit_array_job([len, abs, str]) == 4321
+    assert "#SBATCH --array=0-2%2" in scripts[0]
+    for task in range(3):
+        pickled = tmp_path / f"4321_{task}_submitted.pkl"
+        assert pickled.exists(), sorted(p.name for p in tmp_path.rglob("*"))
+        with pickled.open("rb") as handle:
+            assert pickle.load(handle).function in (len, abs, str)
+    assert (tmp_path / "4321_submission.sh").exists()
+
+    def refused(script: Path) -> int:
+        raise RuntimeError("sbatch: error: invalid partition")
+
+    failing = compat.SeamExecutor(tmp_path / "other", "/usr/bin/python3", refused)
+    with pytest.raises(RuntimeError, match="invalid partition"):
+        failing.submit_array_job([len])
+    assert list((tmp_path / "other").rglob("*.pkl")) == []  # nothing half-submitted
+
+
+def test_optunas_running_trial_can_be_taken_up() -> None:
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    asked = study.ask()
+    asked.report(0.5, 1)
+    (frozen,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    trial = compat.running_trial(study, frozen)
+    trial.report(0.25, 2)
+    study.tell(trial, 0.1)
+    (done,) = study.get_trials()
+    assert done.intermediate_values == {1: 0.5, 2: 0.25} and done.value == 0.1
