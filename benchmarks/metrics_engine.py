@@ -32,6 +32,7 @@ import polars as pl
 import pyarrow.json as pa_json
 
 from paddle_hpc.collect import jsonl
+from paddle_hpc.collect.jsonl_parsers import parse_as_csv
 
 LINES = 100_000
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str]) -> int:
         chunk = jsonl._read_chunk([path], [len(data)], 0)
         assert chunk.keys is not None, "the chunk should take the CSV path"
         engines: dict[str, Callable[[], Any]] = {
-            "collector (pyarrow CSV on the chunk)": lambda: jsonl._parse_as_csv(
+            "collector (pyarrow CSV on the chunk)": lambda: parse_as_csv(
                 chunk.csv, LINES, chunk.keys or [], chunk.fields
             ),
             "pyarrow read_json (the fallback)": lambda: pa_json.read_json(io.BytesIO(data)),

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from paddle_hpc.collect import collect, collector, jsonl, load
-from paddle_hpc.collect.tables import typed, user_metrics
+from paddle_hpc.collect.readers import user_metrics
+from paddle_hpc.collect.tables import typed
 from paddle_hpc.collect.worker_logs import failures, log_metrics
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.plan.grid import parse_override
@@ -209,7 +210,7 @@ def test_metric_names_survive_whatever_they_hold(
         def json_reader(*args: object) -> None:
             raise AssertionError("the fast path fell back to the JSON reader")
 
-        monkeypatch.setattr(jsonl, "_parse", json_reader)
+        monkeypatch.setattr(jsonl, "parse_json", json_reader)
     fast = jsonl.start([same]).result()  # alone in its chunk
     assert [fast.names[n] for n in fast.name] == names * 3
     assert fast.value.tolist() == [i + k for i in range(3) for k in range(len(names))]
@@ -236,7 +237,7 @@ def test_files_that_log_the_same_keys_share_the_fast_path(
     def json_reader(*args: object) -> None:
         raise AssertionError("the fast path fell back to the JSON reader")
 
-    monkeypatch.setattr(jsonl, "_parse", json_reader)
+    monkeypatch.setattr(jsonl, "parse_json", json_reader)
     cols = jsonl.start(paths).result()
     rows = list(zip(cols.file.tolist(), cols.step.tolist(), cols.value.tolist(), strict=True))
     assert rows == [(f, s, v) for f in range(3) for s in range(2) for v in (f + s / 10, -s)]

@@ -1,6 +1,6 @@
 """The package's shape (docs/design.md): folders by stage in a declared order, each
-importing only from itself and the layers below it, and no import cycle between
-modules, lazy imports inside functions included."""
+importing only from itself and the layers below it, no import cycle between modules
+(lazy imports inside functions included), and sizes a reader can hold."""
 
 from __future__ import annotations
 
@@ -150,3 +150,42 @@ def test_the_checks_find_an_upward_import_and_a_cycle() -> None:
     assert cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
     # `from paddle_hpc.node import runner` names the module, not the package
     assert "paddle_hpc.node.runner" in {name for name, _ in imports("paddle_hpc.backend.local")}
+
+
+MODULE_LINES, FUNCTION_LINES = 400, 60
+# longer than FUNCTION_LINES still, each to be cut into the steps it takes
+TO_SPLIT = {
+    "paddle_hpc.collect.collector.collect",
+    "paddle_hpc.collect.sources.find",
+    "paddle_hpc.collect.tables.runs_frame",
+    "paddle_hpc.examples.digits.main",
+    "paddle_hpc.integrations.hydra_launcher.PaddleHpcLauncher.launch",
+    "paddle_hpc.node.launch.build_node_launch",
+    "paddle_hpc.node.runner.run_attempt",
+}
+
+
+def functions(module: str) -> Iterator[tuple[str, int]]:
+    """Each function of `module` by its dotted name (methods by their class), and its length."""
+
+    def visit(node: ast.AST, prefix: str) -> Iterator[tuple[str, int]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert child.end_lineno is not None
+                yield f"{prefix}.{child.name}", child.end_lineno - child.lineno + 1
+            elif isinstance(child, ast.ClassDef):
+                yield from visit(child, f"{prefix}.{child.name}")
+
+    yield from visit(ast.parse(MODULES[module].read_text()), module)
+
+
+def test_modules_and_functions_a_reader_can_hold() -> None:
+    long_modules = [
+        f"{m}: {n} lines"
+        for m, path in MODULES.items()
+        if (n := len(path.read_text().splitlines())) > MODULE_LINES
+    ]
+    assert long_modules == []
+    long = {name: n for m in MODULES for name, n in functions(m) if n > FUNCTION_LINES}
+    assert set(long) <= TO_SPLIT, {k: v for k, v in long.items() if k not in TO_SPLIT}
+    assert set(long) >= TO_SPLIT, f"split already, drop from TO_SPLIT: {TO_SPLIT - set(long)}"

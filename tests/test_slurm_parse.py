@@ -12,10 +12,10 @@ from paddle_hpc.core.errors import (
     SlurmUnavailableError,
     UnknownJobError,
 )
+from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     JobRef,
     Partition,
-    classify_error,
     expand_nodelist,
     gres_gpus,
     max_array_size,

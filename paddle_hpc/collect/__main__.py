@@ -13,7 +13,8 @@ from rich.table import Table
 
 from paddle_hpc.collect import visualdl
 from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
-from paddle_hpc.collect.tables import NAMES, RESULTS, Tables, swept_keys
+from paddle_hpc.collect.results import NAMES, RESULTS
+from paddle_hpc.collect.tables import Tables, swept_keys
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
 from paddle_hpc.core.errors import ConfigError

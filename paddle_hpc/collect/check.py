@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from paddle_hpc.collect.results import VERSION
 from paddle_hpc.collect.sources import Fingerprint, fingerprint
-from paddle_hpc.collect.tables import VERSION
 from paddle_hpc.core.files import write_atomic
 
 CHECK_FILE = "collect-check.json"

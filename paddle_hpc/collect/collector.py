@@ -24,28 +24,27 @@ import pyarrow.parquet as pq
 
 from paddle_hpc.backend import backend_for
 from paddle_hpc.collect import accounting, check, sources
-from paddle_hpc.collect.sources import Fingerprint
-from paddle_hpc.collect.tables import (
-    ERROR_COLUMNS,
-    METRIC_COLUMNS,
-    NAMES,
-    RESULTS,
-    STATE_FILE,
-    VERSION,
-    Outcome,
-    Tables,
+from paddle_hpc.collect.readers import (
     base_config,
-    empty,
     jsonl_metrics,
     read_log_metrics,
     read_visualdl_metrics,
-    runs_frame,
-    slurm_errors,
-    stall_errors,
     start_jsonl_metrics,
     user_parsers,
     user_patterns,
     visualdl_folders,
+)
+from paddle_hpc.collect.results import NAMES, RESULTS, STATE_FILE, VERSION
+from paddle_hpc.collect.sources import Fingerprint
+from paddle_hpc.collect.tables import (
+    ERROR_COLUMNS,
+    METRIC_COLUMNS,
+    Outcome,
+    Tables,
+    empty,
+    runs_frame,
+    slurm_errors,
+    stall_errors,
 )
 from paddle_hpc.core import runstate
 from paddle_hpc.core.files import temp_beside, write_atomic

@@ -16,7 +16,6 @@ and counted as truncated."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,16 +23,20 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pa_compute
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 
+from paddle_hpc.collect.jsonl_parsers import (
+    DROP,
+    TO_CSV,
+    parse_as_csv,
+    parse_json,
+    parse_lines,
+    whole_steps,
+)
 from paddle_hpc.collect.sources import fingerprint
 from paddle_hpc.metrics import RESERVED
 
 _Skipped = dict[int, tuple[int, int]]  # file index -> (lines skipped, the first one)
 NAT = np.iinfo(np.int64).min  # numpy's and pandas' "not a time" as int64
-BLOCK_SIZE = 4 << 20  # bytes per parsing block
 CHUNK = 8 << 20  # bytes read and translated while the chunk before is parsed
 OWN_KEYS = frozenset({"step", *RESERVED})  # what log_metrics writes besides the metrics
 
@@ -119,7 +122,7 @@ def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -
     buffer, spans, counts, skipped = _read_all(paths, sizes)
     chunk = _Chunk(first, buffer, spans, counts, {first + i: v for i, v in skipped.items()}, None)
     firsts = [bytes(buffer[a : buffer.find(b"\n", a, b)]) for a, b in spans if b > a]
-    signatures = {_signature(line.translate(_TO_CSV, _DROP).split(b",")) for line in firsts}
+    signatures = {_signature(line.translate(TO_CSV, DROP).split(b",")) for line in firsts}
     if len(signatures) != 1:
         return chunk
     fields, pairs, spaced = next(iter(signatures))
@@ -127,7 +130,7 @@ def _read_chunk(paths: Sequence[str | Path], sizes: Sequence[int], first: int) -
     keys = [name.decode(errors="replace") for name in names]
     lines = sum(counts)
     if pairs and all(key and "\\" not in key for key in keys) and len(set(keys)) == len(keys):
-        csv = buffer.translate(_TO_CSV, _DROP)
+        csv = buffer.translate(TO_CSV, DROP)
         # a brace or quote in a key would vanish from it (a ':' or ',' adds a CSV field,
         # which the CSV reader refuses): those dropped must be each line's two braces
         # and its keys' two quotes each, no more
@@ -153,12 +156,12 @@ def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
     files = np.repeat(np.arange(chunk.first, chunk.first + len(counts), dtype=np.int32), counts)
     if chunk.keys is not None:
         try:
-            table = _parse_as_csv(chunk.csv, sum(counts), chunk.keys, chunk.fields)
+            table = parse_as_csv(chunk.csv, sum(counts), chunk.keys, chunk.fields)
             return _wide(table, files, skipped), skipped
         except (pa.ArrowInvalid, ValueError):
             pass
     try:
-        return _wide(_parse(chunk.buffer, sum(counts)), files, skipped), skipped
+        return _wide(parse_json(chunk.buffer, sum(counts)), files, skipped), skipped
     except (pa.ArrowInvalid, ValueError):
         pass
     parts = []
@@ -166,9 +169,9 @@ def _parse_chunk(chunk: _Chunk) -> tuple[list[_Wide], _Skipped]:
         index = chunk.first + offset
         data = bytes(chunk.buffer[a:b])
         try:
-            table = _parse(data, count)
+            table = parse_json(data, count)
         except (pa.ArrowInvalid, ValueError):
-            table, bad, first = _parse_lines(data)
+            table, bad, first = parse_lines(data)
             if bad:
                 before, first_before = skipped.get(index, (0, 0))
                 skipped[index] = (before + bad, min(first, first_before or first))
@@ -208,94 +211,10 @@ def _read_all(
     return buffer, spans, counts, skipped
 
 
-_TO_CSV = bytes.maketrans(b":", b",")
-_DROP = b'{}"'  # spaces stay: pyarrow reads ' 0.5' as a number
-
-
-def _parse_as_csv(
-    data: bytes | bytearray, lines: int, keys: Sequence[str], fields: Sequence[bytes]
-) -> pa.Table:
-    """The fast path (see the module docstring); raises ValueError when it does not apply."""
-    names = [part for key in keys for part in (f"{key}\0", key)]
-    table = pa_csv.read_csv(
-        pa.py_buffer(data),
-        read_options=pa_csv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
-        parse_options=pa_csv.ParseOptions(quote_char=False),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={
-                name: pa.binary() if name.endswith("\0") else pa.float64() for name in names
-            },
-            null_values=["null", " null"],
-            strings_can_be_null=False,
-        ),
-    )
-    if table.num_rows != lines:
-        raise ValueError("line count")
-    for key, raw in zip(keys, fields, strict=True):
-        expected = pa.scalar(raw, pa.binary())
-        if not pa_compute.all(pa_compute.equal(table[f"{key}\0"], expected)).as_py():
-            raise ValueError(f"not every line has {key!r} in the same place")
-    return table.select(keys)
-
-
-def _parse(data: bytes | bytearray, lines: int) -> pa.Table:
-    if lines == 0:
-        return pa.table({})
-    table = pa_json.read_json(
-        pa.BufferReader(pa.py_buffer(data)), read_options=pa_json.ReadOptions(block_size=BLOCK_SIZE)
-    )
-    if table.num_rows != lines:  # blank lines are not rows
-        raise ValueError("line count")
-    for name in table.column_names:
-        if not _numeric(table.schema.field(name).type):
-            raise ValueError(f"{name} is not a number")
-    return table
-
-
-def _numeric(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind))
-
-
-def _parse_lines(data: bytes) -> tuple[pa.Table, int, int]:
-    """The good lines of one file as a table, the number of bad ones, and the first bad one."""
-    rows = []
-    bad, first = 0, 0
-    for number, line in enumerate(data.split(b"\n")[:-1], start=1):
-        try:
-            row = json.loads(line)
-            ok = (
-                isinstance(row, dict)
-                and all(
-                    value is None
-                    or (isinstance(value, int | float) and not isinstance(value, bool))
-                    for value in row.values()
-                )
-                and _whole(np.array([row.get("step")], dtype=float))[0]
-            )
-        except ValueError:
-            ok = False
-        if ok:
-            rows.append(row)
-        elif line.strip():
-            bad += 1
-            first = first or number
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    columns = {name: [row.get(name) for row in rows] for name in names}
-    table = pa.table({name: pa.array(values, pa.float64()) for name, values in columns.items()})
-    return table, bad, first
-
-
 def _column(table: pa.Table, name: str) -> np.ndarray:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
     return np.asarray(table[name].cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
-
-
-def _whole(step: np.ndarray) -> np.ndarray:
-    """Which steps are whole numbers an int64 holds, or missing (NaN)."""
-    with np.errstate(invalid="ignore"):
-        whole: np.ndarray = np.isnan(step) | ((np.floor(step) == step) & (np.abs(step) < 2.0**63))
-    return whole
 
 
 def _nanos(seconds: np.ndarray) -> np.ndarray:
@@ -316,7 +235,7 @@ def _skip_bad_steps(
     """Drops the lines whose step is not a whole number and counts them in `skipped`.
     The table's rows are its files' lines, in order."""
     step = _column(table, "step")
-    good = _whole(step)
+    good = whole_steps(step)
     if good.all():
         return table, files, step
     bad = np.flatnonzero(~good)
@@ -344,7 +263,7 @@ class _Wide:
 
 def _wide(table: pa.Table, files: np.ndarray, skipped: _Skipped) -> list[_Wide]:
     """A parsed table as a _Wide (none when it has no metric). The table's rows are its
-    files' lines, in order (from `_parse_lines`: only the good ones, steps checked)."""
+    files' lines, in order (from `parse_lines`: only the good ones, steps checked)."""
     metrics = [n for n in table.column_names if n not in OWN_KEYS]
     if not metrics or table.num_rows == 0:
         return []

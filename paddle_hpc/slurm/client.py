@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
     SINFO_FORMAT,
     Partition,
     SacctRecord,
-    classify_error,
     max_array_size,
     parse_sacct,
     parse_sbatch_output,

@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from paddle_hpc.core import runstate
-from paddle_hpc.core.errors import (
-    SlurmError,
-    SlurmRejectedError,
-    SlurmUnavailableError,
-    UnknownJobError,
-)
 
 # What `sacct --parsable2` is asked for. JobName goes last: a name may hold '|'.
 SACCT_FIELDS = (
@@ -359,65 +353,6 @@ def parse_sbatch_output(text: str) -> int:
         if match:
             return int(match[1])
     raise ValueError(f"no job id in sbatch's output: {text!r}")
-
-
-_UNAVAILABLE = (
-    "Unable to contact slurm controller",
-    "Socket timed out",
-    "Connection refused",
-    "Zero Bytes were transmitted",
-    "slurm_persist_conn_open",
-    "Munge encode failed",
-    "Could not establish a configuration source",
-    "Unable to establish controller machine",
-)
-_UNKNOWN_JOB = ("Invalid job id", "Bad job/step specified")
-_REJECTED = (
-    "Batch job submission failed",
-    "unrecognized option",
-    "invalid option",
-    "invalid partition",
-    "Invalid --",
-    "invalid --",
-    "error: Invalid",
-    'Try "sbatch --help"',
-)
-
-
-def classify_error(argv: Sequence[str], returncode: int | None, stderr: str) -> SlurmError:
-    """Turns a failed Slurm command into the typed error, keeping Slurm's own words."""
-    message = stderr.strip() or f"exit code {returncode} and no message"
-    command = " ".join(argv)
-    if any(marker in message for marker in _UNAVAILABLE):
-        return SlurmUnavailableError(
-            f"Slurm's controller does not answer `{command}`: {message}\n"
-            "Check `scontrol ping` (for the test cluster: `slurm/status`, then `slurm/up`).",
-            argv=argv,
-            returncode=returncode,
-            slurm_message=message,
-        )
-    if any(marker in message for marker in _UNKNOWN_JOB):
-        return UnknownJobError(
-            f"Slurm does not know the job in `{command}`: {message}\n"
-            "Check the id with `squeue --me` or `sacct -X`.",
-            argv=argv,
-            returncode=returncode,
-            slurm_message=message,
-        )
-    if any(marker in message for marker in _REJECTED):
-        return SlurmRejectedError(
-            f"Slurm rejected `{command}`: {message}\n"
-            "Fix the option it names (see `man sbatch`, and `sinfo -s` for partitions).",
-            argv=argv,
-            returncode=returncode,
-            slurm_message=message,
-        )
-    return SlurmError(
-        f"`{command}` failed (exit code {returncode}): {message}",
-        argv=argv,
-        returncode=returncode,
-        slurm_message=message,
-    )
 
 
 def task_rows(records: Iterable[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:

@@ -1,0 +1,240 @@
+"""The metrics and errors of a sweep's run files: `log_metrics`' files (`jsonl`), the
+worker logs (`worker_logs`, with the suites' lines and the user's own patterns and
+parsers), and VisualDL's records; each as rows of the metrics and errors tables."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+import yaml
+
+from paddle_hpc.collect import jsonl, sources
+from paddle_hpc.collect import worker_logs as logs
+from paddle_hpc.collect.tables import ERROR_COLUMNS, METRIC_COLUMNS, empty
+from paddle_hpc.core import layout
+from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.metrics import whole_step
+
+log = logging.getLogger(__name__)
+LineParser = Callable[[str], "Mapping[str, float] | None"]
+
+
+def user_patterns(config: Mapping[str, Any]) -> list[re.Pattern[str]]:
+    texts = config.get("collect", {}).get("patterns", [])
+    try:
+        return [re.compile(text) for text in texts]
+    except re.error as exc:
+        raise ConfigError(f"collect.patterns: {exc.pattern!r} is not a regex: {exc}") from exc
+
+
+def user_parsers(config: Mapping[str, Any]) -> list[LineParser]:
+    """collect.parsers: 'package.module:function', called with each log line."""
+    parsers = []
+    for text in config.get("collect", {}).get("parsers", []):
+        module, _, name = text.partition(":")
+        try:
+            parsers.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"collect.parsers: cannot import {text!r} ({exc}); give 'package.module:function'."
+            ) from exc
+    return parsers
+
+
+def base_config(sweep_dir: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load((sweep_dir / layout.CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Columns) -> pd.DataFrame:
+    """Rows read from metrics files; file i is run_ids[i]'s, at rels[i]."""
+    codes = cols.file
+    frame = pd.DataFrame(
+        {
+            "run_id": pd.Categorical.from_codes(codes, categories=pd.Index(run_ids)),
+            "step": pd.arrays.IntegerArray(cols.step, cols.no_step),
+            "name": pd.Categorical.from_codes(cols.name, categories=pd.Index(cols.names)),
+            "value": cols.value,
+            "time": pd.Series(cols.time.view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "attempt": pd.arrays.IntegerArray(cols.attempt, cols.attempt == 0),
+            "source": pd.Categorical.from_codes(codes, categories=pd.Index(rels)),
+        }
+    )
+    return cast(pd.DataFrame, frame)
+
+
+def start_jsonl_metrics(
+    sweep_dir: Path, runs: Sequence[sources.RunFiles], changed: set[str], sizes: Mapping[str, int]
+) -> tuple[list[tuple[str, str]], jsonl.Reading]:
+    """The changed metrics files, as (run id, relative path), and their reading, begun."""
+    picked = [(r.run_id, r.metrics) for r in runs if r.metrics and r.metrics in changed]
+    root = str(sweep_dir)
+    reading = jsonl.start([f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked])
+    return picked, reading
+
+
+def jsonl_metrics(
+    picked: Sequence[tuple[str, str]], cols: jsonl.Columns, skipped: dict[str, int]
+) -> pd.DataFrame:
+    """The rows read from the picked metrics files; bad lines counted in `skipped`."""
+    if not picked:
+        return empty(METRIC_COLUMNS)
+    for index, (count, first) in cols.skipped.items():
+        if count:
+            log.warning(
+                "%s: %d bad or truncated line(s) skipped (first: line %d)",
+                picked[index][1],
+                count,
+                first,
+            )
+            skipped["bad metric lines"] = skipped.get("bad metric lines", 0) + count
+    return metrics_frame([run_id for run_id, _ in picked], [rel for _, rel in picked], cols)
+
+
+def read_log_metrics(
+    sweep_dir: Path,
+    runs: Sequence[sources.RunFiles],
+    changed: set[str],
+    patterns: Sequence[re.Pattern[str]],
+    parsers: Sequence[LineParser],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics from global rank 0's worker log, and failures from every worker log."""
+    metric_rows: list[dict[str, Any]] = []
+    error_rows: list[dict[str, Any]] = []
+    for run in runs:
+        ranks = global_ranks(run.worker_logs)
+        for rel, node, rank in run.worker_logs:
+            if rel not in changed:
+                continue
+            try:
+                text = sources.read(f"{sweep_dir}/{rel}").decode("utf-8", errors="replace")
+            except OSError as exc:
+                log.warning("%s: cannot read (%s); skipped", rel, exc)
+                continue
+            lines = text.splitlines(keepends=True)
+            for failure in logs.failures(lines):
+                error_rows.append(
+                    {
+                        "run_id": run.run_id,
+                        "node": node,
+                        "rank": ranks[node, rank],
+                        "local_rank": rank,
+                        "kind": failure.kind,
+                        "message": failure.message,
+                        "log": rel,
+                        "line": failure.line,
+                        "traceback": failure.traceback,
+                    }
+                )
+            if node != 0 or rank != 0:
+                continue
+            found = [(row.step, row.name, row.value) for row in logs.log_metrics(lines, patterns)]
+            found += user_metrics(parsers, lines, rel)
+            if not found:
+                continue
+            attempt = attempt_of(sweep_dir / rel)
+            metric_rows.extend(
+                {
+                    "run_id": run.run_id,
+                    "step": step,
+                    "name": name,
+                    "value": value,
+                    "attempt": attempt,
+                    "source": rel,
+                }
+                for step, name, value in found
+            )
+    columns = ["run_id", "step", "name", "value", "attempt", "source"]
+    metrics = pd.DataFrame(metric_rows, columns=columns)
+    for column in ("step", "attempt"):
+        metrics[column] = metrics[column].astype("Int64")
+    metrics["value"] = metrics["value"].astype(float)
+    metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
+    return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def visualdl_folders(config: Mapping[str, Any]) -> list[str]:
+    """collect.visualdl: the folders, relative to a run's, that hold its VisualDL logs."""
+    collect = config.get("collect") or {}
+    return [str(f).strip("/") for f in collect.get("visualdl", ["visualdl"]) or []]
+
+
+def read_visualdl_metrics(
+    sweep_dir: Path,
+    runs: Sequence[sources.RunFiles],
+    changed: set[str],
+    skipped: dict[str, int],
+) -> pd.DataFrame:
+    """The scalars of the VisualDL logs that changed, read with VisualDL's own reader:
+    each tag a metric, each record's id its step and its timestamp the time."""
+    wanted = [(run.run_id, rel) for run in runs for rel in run.visualdl if rel in changed]
+    if not wanted:
+        return empty(METRIC_COLUMNS)
+    try:
+        from visualdl import LogReader  # type: ignore[import-untyped]
+    except ImportError:
+        log.warning("%d VisualDL log(s) skipped: pip install visualdl to read them", len(wanted))
+        skipped["VisualDL logs (no visualdl)"] = len(wanted)
+        return empty(METRIC_COLUMNS)
+    rows: list[tuple[str, int, str, float, int, str]] = []
+    for run_id, rel in wanted:
+        try:
+            reader = LogReader(file_path=f"{sweep_dir}/{rel}")
+            for tag in reader.get_tags().get("scalar", []):
+                for record in reader.get_data("scalar", tag):
+                    rows.append((run_id, record.id, tag, record.value, record.timestamp, rel))
+        except Exception as exc:
+            log.warning("%s: VisualDL cannot read it (%r); skipped", rel, exc)
+            skipped["unreadable VisualDL logs"] = skipped.get("unreadable VisualDL logs", 0) + 1
+    frame = pd.DataFrame(rows, columns=["run_id", "step", "name", "value", "time", "source"])
+    frame["step"] = frame["step"].astype("Int64")
+    frame["value"] = frame["value"].astype(float)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    frame["attempt"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    picked: pd.DataFrame = frame[METRIC_COLUMNS]
+    return picked
+
+
+def attempt_of(log: Path) -> int | None:
+    """The attempt that wrote a worker log: its folder's mark, which the node writes."""
+    try:
+        return int((log.parent / layout.ATTEMPT_MARK).read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+
+
+def global_ranks(worker_logs: Sequence[tuple[str, int, int]]) -> dict[tuple[int, int], int]:
+    """(node, local rank) -> global rank: paddle.distributed.launch numbers the ranks node
+    by node, each node's local ranks in order."""
+    pairs = sorted({(node, rank) for _, node, rank in worker_logs})
+    return {pair: index for index, pair in enumerate(pairs)}
+
+
+def user_metrics(
+    parsers: Sequence[LineParser], lines: Sequence[str], rel: str
+) -> list[tuple[int | None, str, float]]:
+    """What the user's parsers find in the lines. A parser that raises, or returns a value
+    that is not a number or a step that is not a whole number, is skipped for this file
+    with a warning."""
+    found: list[tuple[int | None, str, float]] = []
+    for parser in parsers:
+        rows: list[tuple[int | None, str, float]] = []
+        try:
+            for line in lines:
+                values = dict(parser(line) or {})
+                step = whole_step(values.pop("step", None))
+                rows.extend((step, str(name), float(value)) for name, value in values.items())
+        except Exception as exc:
+            log.warning("%s: collect.parsers %r failed (%r); skipped", rel, parser, exc)
+        else:
+            found += rows
+    return found
