@@ -102,15 +102,15 @@ def families(listed: Sequence[Listed], now: float) -> list[Metric]:
             if not status.active:
                 continue
             run_dir = SweepDir(item.entry.dir).run(status.run_id)
-            where = [*sweep, status.run_id]
-            attempt.add_metric(where, status.attempt)
+            labels = [*sweep, status.run_id]
+            attempt.add_metric(labels, status.attempt)
             latest, values = latest_metrics(run_dir.metrics)
             if latest is not None:
-                step.add_metric(where, latest)
+                step.add_metric(labels, latest)
             for name, value in sorted(values.items()):
-                metric.add_metric([*where, name], value)
+                metric.add_metric([*labels, name], value)
             if status.state == runstate.RUNNING and (last := last_output(run_dir, 0.0)) > 0:
-                quiet.add_metric(where, max(0.0, now - last))
+                quiet.add_metric(labels, max(0.0, now - last))
     return [runs, attempt, step, quiet, metric]
 
 

@@ -153,16 +153,6 @@ def test_the_checks_find_an_upward_import_and_a_cycle() -> None:
 
 
 MODULE_LINES, FUNCTION_LINES = 400, 60
-# longer than FUNCTION_LINES still, each to be cut into the steps it takes
-TO_SPLIT = {
-    "paddle_hpc.collect.collector.collect",
-    "paddle_hpc.collect.sources.find",
-    "paddle_hpc.collect.tables.runs_frame",
-    "paddle_hpc.examples.digits.main",
-    "paddle_hpc.integrations.hydra_launcher.PaddleHpcLauncher.launch",
-    "paddle_hpc.node.launch.build_node_launch",
-    "paddle_hpc.node.runner.run_attempt",
-}
 
 
 def functions(module: str) -> Iterator[tuple[str, int]]:
@@ -187,5 +177,4 @@ def test_modules_and_functions_a_reader_can_hold() -> None:
     ]
     assert long_modules == []
     long = {name: n for m in MODULES for name, n in functions(m) if n > FUNCTION_LINES}
-    assert set(long) <= TO_SPLIT, {k: v for k, v in long.items() if k not in TO_SPLIT}
-    assert set(long) >= TO_SPLIT, f"split already, drop from TO_SPLIT: {TO_SPLIT - set(long)}"
+    assert long == {}

@@ -194,23 +194,13 @@ def collect(
     state = seen.state
     if seen.unchanged:
         assert state is not None
-        written = [table_path(out, name, fmt) for name in NAMES]
-        as_read: dict[str, Fingerprint | None] = {}
-        if seen.found.listings != state.get("listings"):  # folders listed again; keep that
-            new_state = state | {"listings": seen.found.listings}
-            write_atomic(out / STATE_FILE, json.dumps(new_state, **COMPACT))
-            written.append(out / STATE_FILE)
-        else:  # as read: a collect that writes it meanwhile is noticed next time
-            as_read[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
-        final = bool(state.get("final"))
-        save_check(sweep_dir, out, fmt, seen, state.get("states", {}), final, written, as_read)
+        _keep(sweep_dir, out, fmt, seen, state)
         return Outcome(None, 0)
 
     manifest = seen.manifest or load_manifest(sweep_dir)
     records = seen.records
     if records is None:
         records = accounting.saved(sweep_dir) if accounted(seen.executor) else []
-    config = base_config(sweep_dir)
     incremental = (
         state is not None and fmt == "parquet" and state["inputs"][CONFIG] == seen.inputs[CONFIG]
     )
@@ -219,24 +209,75 @@ def collect(
     stale = changed | (set(before) - set(seen.files))
     sources.prefetch(f"{sweep_dir}/{rel}" for rel in sorted(changed, key=_metrics_first))
     skipped: dict[str, int] = {}
-    runs = seen.runs
-    not_started = [r.run_id for r in runs if not r.metrics and not r.state and not r.worker_logs]
+    not_started = [
+        r.run_id for r in seen.runs if not r.metrics and not r.state and not r.worker_logs
+    ]
     if not_started:
         log.warning("%d run(s) have written nothing yet; skipped", len(not_started))
         skipped["runs not started"] = len(not_started)
+    previous = (out, fmt, stale) if incremental else None
+    states = dict(state.get("states", {})) if state and incremental else {}
+    metrics, error_parts = _read(sweep_dir, seen, changed, previous, states, skipped)
 
+    out.mkdir(parents=True, exist_ok=True)
+    # the largest table is written in a second thread while the others are built
+    background = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-write")
+    metrics_written = background.submit(writer(metrics, table_path(out, "metrics", fmt), fmt))
+    background.shutdown(wait=False)
+    rows = task_rows(records)
+    errors = _errors(sweep_dir, manifest, rows, states, error_parts)
+    runs_here = backend_for(manifest.executor).runs_here
+    tables = Tables(runs_frame(manifest, rows, states, metrics, runs_here), metrics, errors)
+    for name in ("runs", "errors"):
+        writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
+    metrics_written.result()
+    # every run's Slurm state is final: sacct need not be asked again
+    final = accounted(seen.executor) and accounting.is_final(manifest, records)
+    _save_state(out, fmt, seen, states, final)
+    written = [table_path(out, name, fmt) for name in NAMES] + [out / STATE_FILE]
+    save_check(sweep_dir, out, fmt, seen, states, final, written)
+    return Outcome(tables, len(changed), skipped)
+
+
+def _keep(sweep_dir: Path, out: Path, fmt: str, seen: Scan, state: dict[str, Any]) -> None:
+    """Nothing to parse: the tables stand; what was listed anew is kept for next time."""
+    written = [table_path(out, name, fmt) for name in NAMES]
+    as_read: dict[str, Fingerprint | None] = {}
+    if seen.found.listings != state.get("listings"):  # folders listed again; keep that
+        new_state = state | {"listings": seen.found.listings}
+        write_atomic(out / STATE_FILE, json.dumps(new_state, **COMPACT))
+        written.append(out / STATE_FILE)
+    else:  # as read: a collect that writes it meanwhile is noticed next time
+        as_read[os.path.relpath(out / STATE_FILE, sweep_dir)] = seen.state_print
+    final = bool(state.get("final"))
+    save_check(sweep_dir, out, fmt, seen, state.get("states", {}), final, written, as_read)
+
+
+def _read(
+    sweep_dir: Path,
+    seen: Scan,
+    changed: set[str],
+    previous: tuple[Path, str, set[str]] | None,
+    states: dict[str, Any],
+    skipped: dict[str, int],
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The metrics table and the parts of the errors table from the changed files (and,
+    collecting incrementally, the rows of the tables `previous` wrote from the files
+    not `stale` since); the runs' state files read into `states`."""
+    config = base_config(sweep_dir)
+    runs = seen.runs
     sizes = {rel: fp[0] for rel, fp in seen.files.items()}
     picked, reading = start_jsonl_metrics(sweep_dir, runs, changed, sizes)
     # while the last metrics chunks parse:
     log_rows, log_errors = read_log_metrics(
         sweep_dir, runs, changed, user_patterns(config), user_parsers(config)
     )
-    states: dict[str, Any] = dict(state.get("states", {})) if state and incremental else {}
     states |= read_states(sweep_dir, runs, changed, skipped)
     vdl_rows = read_visualdl_metrics(sweep_dir, runs, changed, skipped)
     metric_parts = [jsonl_metrics(picked, reading.result(), skipped), log_rows, vdl_rows]
     error_parts = [log_errors]
-    if incremental:
+    if previous is not None:
+        out, fmt, stale = previous
         old_metrics = read_table(table_path(out, "metrics", fmt), fmt)
         metric_parts.insert(0, old_metrics[~old_metrics["source"].isin(stale)])
         old_errors = read_table(table_path(out, "errors", fmt), fmt)
@@ -245,29 +286,32 @@ def collect(
     metrics = concat(metric_parts, METRIC_COLUMNS)
     for column in ("run_id", "name", "source"):
         metrics[column] = metrics[column].astype("category")
+    return metrics, error_parts
 
-    out.mkdir(parents=True, exist_ok=True)
-    # the largest table is written in a second thread while the others are built
-    background = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-write")
-    metrics_written = background.submit(writer(metrics, table_path(out, "metrics", fmt), fmt))
-    background.shutdown(wait=False)
-    rows = task_rows(records)
-    log_errors_all = concat(error_parts, ERROR_COLUMNS)
+
+def _errors(
+    sweep_dir: Path,
+    manifest: Manifest,
+    rows: dict[tuple[int, int], SacctRecord],
+    states: dict[str, Any],
+    error_parts: list[pd.DataFrame],
+) -> pd.DataFrame:
+    """The errors table: the logs' tracebacks, the stalls, and what Slurm says of the
+    runs that failed without either."""
+    log_errors = concat(error_parts, ERROR_COLUMNS)
     stalled = stall_errors(manifest, states)
-    explained = set(log_errors_all["run_id"].astype(str)) | set(stalled["run_id"])
+    explained = set(log_errors["run_id"].astype(str)) | set(stalled["run_id"])
     errors = concat(
-        [log_errors_all, stalled, slurm_errors(sweep_dir, manifest, rows, explained, states)],
+        [log_errors, stalled, slurm_errors(sweep_dir, manifest, rows, explained, states)],
         ERROR_COLUMNS,
     )
     for column in ("node", "rank", "local_rank", "line"):
         errors[column] = errors[column].astype("Int64")
-    runs_here = backend_for(manifest.executor).runs_here
-    tables = Tables(runs_frame(manifest, rows, states, metrics, runs_here), metrics, errors)
-    for name in ("runs", "errors"):
-        writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
-    metrics_written.result()
-    # every run's Slurm state is final: sacct need not be asked again
-    final = accounted(seen.executor) and accounting.is_final(manifest, records)
+    return errors
+
+
+def _save_state(out: Path, fmt: str, seen: Scan, states: dict[str, Any], final: bool) -> None:
+    """What the next collect starts from."""
     saved = {
         "version": VERSION,
         "format": fmt,
@@ -280,9 +324,6 @@ def collect(
         "final": final,
     }
     write_atomic(out / STATE_FILE, json.dumps(saved, **COMPACT))
-    written = [table_path(out, name, fmt) for name in NAMES] + [out / STATE_FILE]
-    save_check(sweep_dir, out, fmt, seen, states, final, written)
-    return Outcome(tables, len(changed), skipped)
 
 
 def save_check(

@@ -101,74 +101,93 @@ def find(
     that never started has no files. VisualDL logs (in the run's `visualdl` folders)
     are found as worker logs are.
     """
-    ended = ended or {}
-    known = known or {}
-    old = listings or {}
-    new: Listings = {}
-    now = time.time_ns()
-    runs = []
-    prints: dict[str, Fingerprint] = {}
-    looked: dict[str, Fingerprint | None] = {}
-    looked_logs: dict[str, dict[str, Fingerprint | None]] = {}
-    unsettled: set[str] = set()
-    root = str(sweep_dir)
+    finder = _Finder(str(sweep_dir), listings or {}, ended or {}, known or {})
+    runs = [finder.run_files(run_id, visualdl) for run_id in run_ids]
+    return Found(
+        runs, finder.prints, finder.new, finder.looked, finder.looked_logs, finder.unsettled
+    )
 
-    def look(rel: str, into: dict[str, Fingerprint | None]) -> Fingerprint | None:
-        into[rel] = fp = fingerprint(f"{root}/{rel}")
+
+class _Finder:
+    """What `find` found so far, and what it looked at to find it."""
+
+    def __init__(
+        self,
+        root: str,
+        old: Listings,
+        ended: Mapping[str, Sequence[int]],
+        known: Mapping[str, Sequence[int]],
+    ) -> None:
+        self.root, self.old, self.ended, self.known = root, old, ended, known
+        self.now = time.time_ns()
+        self.new: Listings = {}
+        self.prints: dict[str, Fingerprint] = {}
+        self.looked: dict[str, Fingerprint | None] = {}
+        self.looked_logs: dict[str, dict[str, Fingerprint | None]] = {}
+        self.unsettled: set[str] = set()
+
+    def look(self, rel: str, into: dict[str, Fingerprint | None]) -> Fingerprint | None:
+        into[rel] = fp = fingerprint(f"{self.root}/{rel}")
         return fp
 
-    def numbers(rel: str, pattern: re.Pattern[str], done: bool, run_id: str) -> list[int]:
-        cached = old.get(rel)
+    def numbers(self, rel: str, pattern: re.Pattern[str], done: bool, run_id: str) -> list[int]:
+        """The numbers of a folder's files (node<N>, workerlog.<N>), listed again only
+        when the folder may have changed since its last listing."""
+        cached = self.old.get(rel)
         if done and cached:
-            new[rel] = cached
+            self.new[rel] = cached
             return list(cached[2])
-        if (folder := look(rel, looked_logs.setdefault(run_id, {}))) is None:
+        if (folder := self.look(rel, self.looked_logs.setdefault(run_id, {}))) is None:
             return []
         mtime = folder[1]
         if not (cached and cached[0] == mtime and cached[1] - mtime > SETTLED_NS):
-            cached = [mtime, now, _numbered(f"{root}/{rel}", pattern)]
+            cached = [mtime, self.now, _numbered(f"{self.root}/{rel}", pattern)]
         if cached[1] - mtime <= SETTLED_NS:
-            unsettled.add(run_id)
-        new[rel] = cached
+            self.unsettled.add(run_id)
+        self.new[rel] = cached
         return list(cached[2])
 
-    for run_id in run_ids:
+    def run_files(self, run_id: str, visualdl: Sequence[str]) -> RunFiles:
         base = rel_run(run_id)
         found: dict[str, str] = {}
         for name in (METRICS, STATE):
             rel = f"{base}/{name}"
-            if (fp := look(rel, looked)) is not None:
-                prints[rel] = fp
+            if (fp := self.look(rel, self.looked)) is not None:
+                self.prints[rel] = fp
                 found[name] = rel
-        logs = []
-        state = prints.get(f"{base}/{STATE}")
-        done = state is not None and tuple(ended.get(run_id, ())) == state
-        for node in numbers(f"{base}/logs", _NODE_DIR, done, run_id):
-            for rank in numbers(f"{base}/logs/node{node}", _WORKER_LOG, done, run_id):
-                rel = f"{base}/logs/node{node}/workerlog.{rank}"
-                if done and rel not in known and f"{rel}.gz" in known:
-                    rel = f"{rel}.gz"
-                last = known.get(rel) if done else None
-                fp = (last[0], last[1]) if last else look(rel, looked_logs[run_id])
-                if fp is None and not done:
-                    rel = f"{rel}.gz"
-                    fp = look(rel, looked_logs[run_id])
-                if fp is not None:
-                    prints[rel] = fp
-                    logs.append((rel, node, rank))
+        state = self.prints.get(f"{base}/{STATE}")
+        done = state is not None and tuple(self.ended.get(run_id, ())) == state
+        logs = self.worker_logs(run_id, base, done)
         records = []
         for folder in visualdl:
-            for number in numbers(f"{base}/{folder}", _VISUALDL, done, run_id):
+            for number in self.numbers(f"{base}/{folder}", _VISUALDL, done, run_id):
                 rel = f"{base}/{folder}/vdlrecords.{number}.log"
-                last = known.get(rel) if done else None
-                into = looked_logs.setdefault(run_id, {})
-                fp = (last[0], last[1]) if last else look(rel, into)
+                last = self.known.get(rel) if done else None
+                into = self.looked_logs.setdefault(run_id, {})
+                fp = (last[0], last[1]) if last else self.look(rel, into)
                 if fp is not None:
-                    prints[rel] = fp
+                    self.prints[rel] = fp
                     records.append(rel)
         metrics, state_file = found.get(METRICS), found.get(STATE)
-        runs.append(RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records)))
-    return Found(runs, prints, new, looked, looked_logs, unsettled)
+        return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records))
+
+    def worker_logs(self, run_id: str, base: str, done: bool) -> list[tuple[str, int, int]]:
+        """(path, node, local rank) of each worker log, compressed ones included."""
+        logs = []
+        for node in self.numbers(f"{base}/logs", _NODE_DIR, done, run_id):
+            for rank in self.numbers(f"{base}/logs/node{node}", _WORKER_LOG, done, run_id):
+                rel = f"{base}/logs/node{node}/workerlog.{rank}"
+                if done and rel not in self.known and f"{rel}.gz" in self.known:
+                    rel = f"{rel}.gz"
+                last = self.known.get(rel) if done else None
+                fp = (last[0], last[1]) if last else self.look(rel, self.looked_logs[run_id])
+                if fp is None and not done:
+                    rel = f"{rel}.gz"
+                    fp = self.look(rel, self.looked_logs[run_id])
+                if fp is not None:
+                    self.prints[rel] = fp
+                    logs.append((rel, node, rank))
+        return logs
 
 
 def _numbered(folder: str, pattern: re.Pattern[str]) -> list[int]:

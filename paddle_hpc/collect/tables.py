@@ -18,7 +18,7 @@ import pandas as pd
 from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, run_status
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.core.manifest import Manifest
+from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.plan.grid import parse_override
 from paddle_hpc.slurm import SacctRecord
 
@@ -158,6 +158,32 @@ def swept_keys(runs: pd.DataFrame) -> list[str]:
     return list(runs.columns[: list(runs.columns).index("state")])
 
 
+INT_COLUMNS = (
+    "exit_code",
+    "slurm_exit_code",
+    "job_id",
+    "array_task",
+    "elapsed_s",
+    "restarts",
+    "attempts",
+)
+RUN_COLUMNS = (
+    "state",
+    "exit_code",
+    "slurm_exit_code",
+    "job_id",
+    "array_task",
+    "nodelist",
+    "start",
+    "end",
+    "elapsed_s",
+    "restarts",
+    "attempts",
+    "history",
+    "reason",
+)
+
+
 def runs_frame(
     manifest: Manifest,
     rows: Mapping[tuple[int, int], SacctRecord],
@@ -167,85 +193,27 @@ def runs_frame(
 ) -> pd.DataFrame:
     """One row per run: its swept values, its state by the one rule (run_status), its
     task's accounting and its final metrics."""
-    data: dict[str, list[Any]] = {key: [] for key in manifest.axes}
-    slurm: dict[str, list[Any]] = {
-        key: []
-        for key in ("state", "slurm_exit_code", "job_id", "array_task", "nodelist", "start", "end")
-    } | {key: [] for key in ("elapsed_s", "restarts", "attempts", "exit_code", "reason", "history")}
-    for run in manifest.runs:
-        for key in manifest.axes:
-            data[key].append(typed(key, run.swept[key]) if key in run.swept else None)
-        state = states.get(run.run_id, {})
-        own = runstate.from_dict(state) if state else None
-        record = (
-            rows.get((run.job_id, run.array_task))
-            if run.job_id is not None and run.array_task is not None
-            else None
-        )
-        status = run_status(run, record, own, runs_here)
-        start, end = (record.start, record.end) if record is not None else (None, None)
-        if record is not None and run.packed:  # the trial's own times, not its task's
-            mine = own if own is not None and own.attempt >= run.attempt else None
-            start = packing.local_time(mine.started) if mine else None
-            ended = status.state in TERMINAL_STATES
-            end = packing.local_time(mine.time) if mine and ended else None
-        values = [
-            status.state,
-            record.exit_code if record is not None else None,
-            ",".join(status.nodes),
-            start,
-            end,
-            status.elapsed_s,
-        ]
-        for key, value in zip(
-            ("state", "slurm_exit_code", "nodelist", "start", "end", "elapsed_s"),
-            values,
-            strict=True,
-        ):
-            slurm[key].append(value)
-        slurm["exit_code"].append(own.returncode if own else None)
-        slurm["reason"].append(own.reason if own else None)
-        slurm["history"].append(", ".join(own.history) if own and own.history else None)
-        slurm["job_id"].append(run.job_id)
-        slurm["array_task"].append(run.array_task)
-        slurm["restarts"].append(state.get("restarts", 0 if state else None))
-        slurm["attempts"].append(max(run.attempt, own.attempt) if own else run.attempt)
+
+    def task_row(run: RunEntry) -> SacctRecord | None:
+        return rows.get((run.job_id, run.array_task or 0)) if run.job_id is not None else None
+
+    found = [run_row(r, task_row(r), states.get(r.run_id), runs_here) for r in manifest.runs]
     index = pd.Index([r.run_id for r in manifest.runs], name="run_id")
-    frame = pd.DataFrame({k: pd.Series(v, index=index) for k, v in data.items()}, index=index)
-    for key in (
-        "exit_code",
-        "slurm_exit_code",
-        "job_id",
-        "array_task",
-        "elapsed_s",
-        "restarts",
-        "attempts",
-    ):
-        frame[key] = pd.array(slurm[key], dtype="Int64")
-    frame["state"] = slurm["state"]
-    frame["nodelist"] = slurm["nodelist"]
-    for key in ("reason", "history"):
-        frame[key] = pd.Series(slurm[key], index=index, dtype=object)
-    frame["start"] = pd.to_datetime(pd.Series(slurm["start"], index=index, dtype=object))
-    frame["end"] = pd.to_datetime(pd.Series(slurm["end"], index=index, dtype=object))
-    frame = frame[
-        [
-            *manifest.axes,
-            "state",
-            "exit_code",
-            "slurm_exit_code",
-            "job_id",
-            "array_task",
-            "nodelist",
-            "start",
-            "end",
-            "elapsed_s",
-            "restarts",
-            "attempts",
-            "history",
-            "reason",
-        ]
-    ]
+    swept = {
+        key: [typed(key, r.swept[key]) if key in r.swept else None for r in manifest.runs]
+        for key in manifest.axes
+    }
+    frame = pd.DataFrame({k: pd.Series(v, index=index) for k, v in swept.items()}, index=index)
+    column = {key: [row[key] for row in found] for key in RUN_COLUMNS}
+    for key in RUN_COLUMNS:
+        if key in INT_COLUMNS:
+            frame[key] = pd.array(column[key], dtype="Int64")
+        elif key in ("start", "end"):
+            frame[key] = pd.to_datetime(pd.Series(column[key], index=index, dtype=object))
+        elif key in ("reason", "history"):
+            frame[key] = pd.Series(column[key], index=index, dtype=object)
+        else:
+            frame[key] = column[key]
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
     search = manifest.extra.get("search")
     if search:  # a search's runs: their trials' states in the study (search/driver.py)
@@ -259,6 +227,37 @@ def runs_frame(
             ],
         )
     return joined
+
+
+def run_row(
+    run: RunEntry,
+    record: SacctRecord | None,
+    saved: Mapping[str, Any] | None,
+    runs_here: bool,
+) -> dict[str, Any]:
+    """A run's row of the runs table, but for its swept values and final metrics."""
+    own = runstate.from_dict(saved) if saved else None
+    status = run_status(run, record, own, runs_here)
+    start, end = (record.start, record.end) if record is not None else (None, None)
+    if record is not None and run.packed:  # the trial's own times, not its task's
+        mine = own if own is not None and own.attempt >= run.attempt else None
+        start = packing.local_time(mine.started) if mine else None
+        end = packing.local_time(mine.time) if mine and status.state in TERMINAL_STATES else None
+    return {
+        "state": status.state,
+        "exit_code": own.returncode if own else None,
+        "slurm_exit_code": record.exit_code if record is not None else None,
+        "job_id": run.job_id,
+        "array_task": run.array_task,
+        "nodelist": ",".join(status.nodes),
+        "start": start,
+        "end": end,
+        "elapsed_s": status.elapsed_s,
+        "restarts": saved.get("restarts", 0) if saved else None,
+        "attempts": max(run.attempt, own.attempt) if own else run.attempt,
+        "history": ", ".join(own.history) if own and own.history else None,
+        "reason": own.reason if own else None,
+    }
 
 
 def finals(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -30,6 +30,31 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def train_epoch(
+    model: paddle.nn.Layer,
+    optimizer: paddle.optimizer.Optimizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    shuffled: np.ndarray,
+    batch: int,
+    world: int,
+) -> list[float]:
+    """One pass over this rank's shard, in `shuffled` order; each batch's loss."""
+    loss_fn = paddle.nn.CrossEntropyLoss()
+    losses = []
+    for first in range(0, len(shuffled), batch):
+        idx = shuffled[first : first + batch]
+        loss = loss_fn(model(paddle.to_tensor(x[idx])), paddle.to_tensor(y[idx]))
+        (loss / world).backward()  # the all_reduce sum of these is the mean gradient
+        for param in model.parameters():
+            assert param.grad is not None
+            dist.all_reduce(param.grad)
+        optimizer.step()
+        optimizer.clear_grad()
+        losses.append(float(loss))
+    return losses
+
+
 def main() -> None:
     args = parse_args()
     dist.init_parallel_env()
@@ -55,7 +80,6 @@ def main() -> None:
     for param in model.parameters():  # every rank starts from rank 0's weights
         dist.broadcast(param, src=0)
     optimizer = paddle.optimizer.Adam(learning_rate=args.lr, parameters=model.parameters())
-    loss_fn = paddle.nn.CrossEntropyLoss()
 
     start = 0
     if (found := checkpoint.load(model=model, optimizer=optimizer)) is not None:
@@ -65,18 +89,7 @@ def main() -> None:
     for epoch in range(start, args.epochs):
         model.train()
         batch = max(1, args.batch_size // world)
-        losses = []
-        shuffled = rng.permutation(shard)
-        for start in range(0, per_rank, batch):
-            idx = shuffled[start : start + batch]
-            loss = loss_fn(model(paddle.to_tensor(x[idx])), paddle.to_tensor(y[idx]))
-            (loss / world).backward()  # the all_reduce sum of these is the mean gradient
-            for param in model.parameters():
-                assert param.grad is not None
-                dist.all_reduce(param.grad)
-            optimizer.step()
-            optimizer.clear_grad()
-            losses.append(float(loss))
+        losses = train_epoch(model, optimizer, x, y, rng.permutation(shard), batch, world)
         mean_loss = paddle.to_tensor([float(np.mean(losses))])
         dist.all_reduce(mean_loss)
         model.eval()

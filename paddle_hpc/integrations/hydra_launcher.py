@@ -47,7 +47,9 @@ from paddle_hpc.core.schema import (
 
 if TYPE_CHECKING:
     from paddle_hpc.backend import RunStatus
-    from paddle_hpc.plan.build import Plan
+    from paddle_hpc.core.layout import SweepDir
+    from paddle_hpc.core.manifest import RunEntry
+    from paddle_hpc.plan.build import Plan, RunSpec
 
 log = logging.getLogger(__name__)
 RETURN_FILE = "return.pkl"  # the app's return value, in its run's folder
@@ -266,34 +268,46 @@ class PaddleHpcLauncher(Launcher):
                 ended = watch(sweep, manifest, done.backend, console)
             found = {s.run_id: s for s in ended}
         entries = {r.run_id: r for r in manifest.runs}
-        returns = []
-        for spec, config in zip(plan.runs, configs, strict=True):
-            run_dir = sweep.run(spec.run_id).path
-            ret = JobReturn(
-                overrides=list(spec.point.overrides),
-                cfg=config,
-                hydra_cfg=config,
-                working_dir=str(run_dir),
-                task_name=str(hydra.job.name),
-            )
-            entry = entries[spec.run_id]
-            status = found.get(spec.run_id)
-            if status is None:
-                job = f"{entry.job_id}_{entry.array_task}" if entry.job_id is not None else ""
-                ret.return_value = Submitted(spec.run_id, job, str(sweep.path))
-                ret.status = JobStatus.COMPLETED
-            elif status.state == runstate.COMPLETED:
-                ret.return_value = _saved_return(run_dir)
-                ret.status = JobStatus.COMPLETED
-            else:
-                ret.return_value = PaddleHpcError(
-                    f"run {spec.run_id} ({' '.join(spec.point.overrides)}) ended {status.state}"
-                    + (f": {status.reason}" if status.reason else "")
-                    + f"; see `paddle-hpc logs {sweep.path} {spec.run_id}`"
-                )
-                ret.status = JobStatus.FAILED
-            returns.append(ret)
-        return returns
+        name = str(hydra.job.name)
+        return [
+            _job_return(spec, config, entries[spec.run_id], found.get(spec.run_id), sweep, name)
+            for spec, config in zip(plan.runs, configs, strict=True)
+        ]
+
+
+def _job_return(
+    spec: RunSpec,
+    config: DictConfig,
+    entry: RunEntry,
+    status: RunStatus | None,
+    sweep: SweepDir,
+    name: str,
+) -> JobReturn:
+    """Hydra's record of one job: where its run is (not waited for), the app's return
+    value (COMPLETED), or an error that says how it ended and where its logs are."""
+    run_dir = sweep.run(spec.run_id).path
+    ret = JobReturn(
+        overrides=list(spec.point.overrides),
+        cfg=config,
+        hydra_cfg=config,
+        working_dir=str(run_dir),
+        task_name=name,
+    )
+    if status is None:
+        job = f"{entry.job_id}_{entry.array_task}" if entry.job_id is not None else ""
+        ret.return_value = Submitted(spec.run_id, job, str(sweep.path))
+        ret.status = JobStatus.COMPLETED
+    elif status.state == runstate.COMPLETED:
+        ret.return_value = _saved_return(run_dir)
+        ret.status = JobStatus.COMPLETED
+    else:
+        ret.return_value = PaddleHpcError(
+            f"run {spec.run_id} ({' '.join(spec.point.overrides)}) ended {status.state}"
+            + (f": {status.reason}" if status.reason else "")
+            + f"; see `paddle-hpc logs {sweep.path} {spec.run_id}`"
+        )
+        ret.status = JobStatus.FAILED
+    return ret
 
 
 def _saved_return(run_dir: Path) -> Any:

@@ -90,81 +90,79 @@ def build_node_launch(
     nodes = expand_nodelist(env.get("SLURM_JOB_NODELIST", "")) or ["127.0.0.1"]
     nnodes = int(env.get("SLURM_JOB_NUM_NODES", len(nodes)))
     node_rank = int(env.get("SLURM_NODEID", "0"))
-    job_id = int(env.get("SLURM_JOB_ID", "0"))
-    try:
-        master_ip = resolve(nodes[0])
-    except OSError as exc:
-        raise PaddleHpcError(
-            f"run {run_id}: cannot resolve the first node {nodes[0]!r} to an IP address "
-            f"({exc}); Paddle's --master needs one."
-        ) from exc
-    master = f"{master_ip}:{master_port(job_id, launch.master_port)}"
-
-    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    master = master_address(run_id, nodes[0], int(env.get("SLURM_JOB_ID", "0")), config, resolve)
     out = clean_env(env)
+    package = PACKAGE  # the copy of paddle_hpc the launcher's Python sees
     if guest is not None:
         python, package = guest.python, Path(guest.pythonpath) / PACKAGE.name
         out = container.guest_env(out)
-    else:
-        package = PACKAGE
-    device_args: list[str] = []
-    if cuda and visible:
-        mode = "gpu"
-        devices = launch.devices or ",".join(visible)
-        nproc = launch.nproc_per_node or len(devices.split(","))
-        device_args = ["--devices", devices]
-    else:
-        mode = "cpu"
-        nproc = launch.nproc_per_node or max(1, len(visible))
+    mode, nproc, device_args = devices_of(env, cuda, config)
+    if mode == "cpu":
         out.pop("CUDA_VISIBLE_DEVICES", None)
-
     log_dir = RunDir(run_dir).node_logs(node_rank)
-    if program.script is not None:
-        target = [program.script]
-    else:
-        target = [str(package / RUN_MODULE), str(program.module)]
+    target = [program.script] if program.script else [str(package / RUN_MODULE), program.module]
+    wanted = wanted_env(run_id, config, env)
+    out.update(wanted)
+    out, secrets = split_secrets(out)
+    if secrets:
+        target = [str(package / SECRETS), str(secrets_file or "<private file>"), *target]
+    paddle = ["--master", master, "--nnodes", str(nnodes), "--rank", str(node_rank)]
+    paddle += ["--nproc_per_node", str(nproc), *device_args, "--log_dir", str(log_dir)]
+    paddle += ["--job_id", run_id, *map(str, launch.extra_args)]
+    script = [*target, *map(str, program.args)]
+    script += map(str, program.resume_args if attempt > 1 else ())
+    argv: tuple[str, ...] = (python, "-m", "paddle.distributed.launch", *paddle, *script)
+    out.update(run_env(run_id, run_dir, attempt))
+    if guest is not None:
+        container.with_pythonpath(out, guest.pythonpath, wanted)
+        argv = tuple(container.command(guest, argv, out, gpu=mode == "gpu"))
+    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)
+
+
+def master_address(
+    run_id: str, first_node: str, job_id: int, config: RunConfig, resolve: Callable[[str], str]
+) -> str:
+    """Paddle's --master: the first node's IP address (a name makes every node wait
+    forever) and the job's port."""
     try:
-        wanted = {str(k): resolve_env_refs(str(v), env) for k, v in launch.env.items()}
+        master_ip = resolve(first_node)
+    except OSError as exc:
+        raise PaddleHpcError(
+            f"run {run_id}: cannot resolve the first node {first_node!r} to an IP address "
+            f"({exc}); Paddle's --master needs one."
+        ) from exc
+    return f"{master_ip}:{master_port(job_id, config.launch.master_port)}"
+
+
+def devices_of(env: Mapping[str, str], cuda: bool, config: RunConfig) -> tuple[str, int, list[str]]:
+    """The mode (gpu or cpu), the processes on this node, and the device arguments: a
+    CUDA build on a node with GPUs runs one process per device Slurm gave; otherwise
+    the CPU build runs without CUDA_VISIBLE_DEVICES (it would take the node for a GPU
+    node and fail)."""
+    launch = config.launch
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if cuda and visible:
+        devices = launch.devices or ",".join(visible)
+        return "gpu", launch.nproc_per_node or len(devices.split(",")), ["--devices", devices]
+    return "cpu", launch.nproc_per_node or max(1, len(visible)), []
+
+
+def wanted_env(run_id: str, config: RunConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """launch.env, its ${oc.env:...} references resolved from this node's environment."""
+    try:
+        return {str(k): resolve_env_refs(str(v), env) for k, v in config.launch.env.items()}
     except KeyError as exc:
         raise PaddleHpcError(
             f"run {run_id}: launch.env needs ${{oc.env:{exc.args[0]}}}, and {exc.args[0]} is "
             "not set on this node; export it before `sweep` (sbatch passes it on)."
         ) from exc
-    out.update(wanted)
-    out, secrets = split_secrets(out)
-    if secrets:
-        target = [str(package / SECRETS), str(secrets_file or "<private file>"), *target]
-    argv = (
-        python,
-        "-m",
-        "paddle.distributed.launch",
-        "--master",
-        master,
-        "--nnodes",
-        str(nnodes),
-        "--rank",
-        str(node_rank),
-        "--nproc_per_node",
-        str(nproc),
-        *device_args,
-        "--log_dir",
-        str(log_dir),
-        "--job_id",
-        run_id,
-        *(str(a) for a in launch.extra_args),
-        *target,
-        *(str(a) for a in program.args),
-        *(str(a) for a in (program.resume_args if attempt > 1 else ())),
-    )
-    out.update(
-        {
-            "PADDLE_HPC_RUN_ID": run_id,
-            "PADDLE_HPC_RUN_DIR": str(run_dir),
-            "PADDLE_HPC_SWEEP_DIR": str(run_dir.parent.parent),
-            "PADDLE_HPC_ATTEMPT": str(attempt),
-        }
-    )
-    if guest is not None:
-        container.with_pythonpath(out, guest.pythonpath, wanted)
-        argv = tuple(container.command(guest, argv, out, gpu=mode == "gpu"))
-    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)
+
+
+def run_env(run_id: str, run_dir: Path, attempt: int) -> dict[str, str]:
+    """What a training script reads of its run (paddle_hpc.checkpoint, log_metrics)."""
+    return {
+        "PADDLE_HPC_RUN_ID": run_id,
+        "PADDLE_HPC_RUN_DIR": str(run_dir),
+        "PADDLE_HPC_SWEEP_DIR": str(run_dir.parent.parent),
+        "PADDLE_HPC_ATTEMPT": str(attempt),
+    }

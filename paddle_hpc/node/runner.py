@@ -135,21 +135,9 @@ def run_attempt(
     # a container sees the private folder (the secrets, the copy of paddle_hpc) in /dev/shm
     shm = "/dev/shm" if image is not None and Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="paddle-hpc-", dir=shm) as private:  # mode 0700
-        guest: Guest | None = None
-        runtime: dict[str, Any] = {"cuda": None if image else capture.paddle_cuda_version()}
-        if image is not None:
-            try:
-                guest, runtime = enter_image(
-                    config, run, env, Path(private), attempt.number, attempt.image
-                )
-            except ImageError as exc:
-                state = RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history)
-                fail_to_start(
-                    run,
-                    node_rank,
-                    replace(state, node=node_rank, host=socket.gethostname()),
-                    str(exc),
-                )
+        failed = RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history)
+        guest, runtime = _runtime(config, run, env, Path(private), attempt, failed)
+        if guest is not None:
             cuda = runtime["cuda"] is not None
         secrets_file = Path(private) / "secrets.json"
         node = build_node_launch(
@@ -165,19 +153,15 @@ def run_attempt(
             guest=guest,
         )
         if node.secrets:
-            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(node.secrets, handle)
-        base = RunState(
-            runstate.RUNNING,
-            attempt=attempt.number,
-            job=job,
+            write_secrets(secrets_file, node.secrets)
+        base = replace(
+            failed,
+            state=runstate.RUNNING,
             restarts=attempt.restarts,
             node=node.node_rank,
             mode=node.mode,
             master=node.master,
             host=socket.gethostname(),
-            history=history,
             started=runstate.now(),
             devices=attempt.devices,
         )
@@ -187,6 +171,33 @@ def run_attempt(
 # the launchers this process runs (a packed task runs several): no trial's end may end
 # another's launcher
 _LAUNCHERS = orphans.Launchers()
+
+
+def write_secrets(path: Path, secrets: Mapping[str, str]) -> None:
+    """The secrets for secrets_shim.py, readable by this user only, in a new file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(dict(secrets), handle)
+
+
+def _runtime(
+    config: RunConfig,
+    run: RunDir,
+    env: Mapping[str, str],
+    private: Path,
+    attempt: Attempt,
+    failed: RunState,
+) -> tuple[Guest | None, dict[str, Any]]:
+    """The container the launcher runs in, if any, and what its Python reported (its
+    CUDA); an image that cannot be entered fails the attempt (`failed`)."""
+    if config.cluster.container.image is None:
+        return None, {"cuda": capture.paddle_cuda_version()}
+    try:
+        return enter_image(config, run, env, private, attempt.number, attempt.image)
+    except ImageError as exc:
+        node_rank = int(env.get("SLURM_NODEID", "0"))
+        stopped = replace(failed, node=node_rank, host=socket.gethostname())
+        fail_to_start(run, node_rank, stopped, str(exc))
 
 
 def _launch(

@@ -121,7 +121,7 @@ class _Task:
         attempt = next_attempt(runstate.read(run.state), submitted)
         while attempt is not None and not self.stopping.is_set():
             here = replace(config, launch=replace(config.launch, master_port=free_port()))
-            this = Attempt(
+            trial = Attempt(
                 attempt,
                 attempt - submitted,
                 requeue_task=lambda job: None,  # decided below, from the trial's state
@@ -134,7 +134,7 @@ class _Task:
             env = slot_env(self.env, slot)
             try:
                 run_attempt(
-                    self.sweep_dir, run_id, here, self.python, env, self.cuda, this, self.slurm
+                    self.sweep_dir, run_id, here, self.python, env, self.cuda, trial, self.slurm
                 )
             except PaddleHpcError as exc:
                 log.warning("%s", exc)
