@@ -3,10 +3,15 @@ it (a node, `cancel`, a search's pruner), also when they say it at the same mome
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from paddle_hpc.core import runstate
+from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.runstate import RunState
 
 
@@ -85,3 +90,18 @@ def test_of_many_writers_at_once_one_is_heard(tmp_path: Path) -> None:
         assert len(heard) == 1, heard
         state = runstate.read(path)
         assert state is not None and (state.state, state.reason) == (heard[0], f"by {heard[0]}")
+
+
+def test_a_filesystem_without_locks_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, how: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    path = tmp_path / "state.json"
+    runstate.write(path, RunState("RUNNING", attempt=1))
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    with pytest.raises(PaddleHpcError, match=r"does not lock files .*written twice.*sweep\.dir"):
+        runstate.write_unless_ended(path, RunState("COMPLETED", attempt=1))
+    state = runstate.read(path)
+    assert state is not None and state.state == "RUNNING"  # nothing half-written

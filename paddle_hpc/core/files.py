@@ -1,13 +1,20 @@
-"""Writing files other processes read: a temp file in the same folder, then os.replace."""
+"""Writing files other processes read: a temp file in the same folder, then os.replace;
+and the lock files that let one writer at a time change them."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from paddle_hpc.core.errors import PaddleHpcError
+
+_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 def current_umask() -> int:
@@ -53,3 +60,22 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def lock_file(path: Path, what: str) -> int:
+    """An exclusive fcntl (POSIX) lock of `path`, created if missing, which NFS and Lustre
+    (mounted with `flock`) carry to every host; close the returned fd to release it.
+    On a filesystem without locks, an error that says what `what` could lose."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_LOCKS:
+            raise
+        raise PaddleHpcError(
+            f"{path.parent}: its filesystem does not lock files ({exc.strerror}), and "
+            f"{what}. Put sweeps on a filesystem that does (sweep.dir; Lustre: mounted "
+            "with -o flock)."
+        ) from exc
+    return fd

@@ -15,8 +15,6 @@ from a copy read before the lock would drop what another writer recorded meanwhi
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import threading
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.files import lock_file, write_json_atomic
 from paddle_hpc.core.layout import MANIFEST, MANIFEST_LOCK
 
 VERSION = 1
@@ -147,7 +145,6 @@ class _SweepLock:
 
 _LOCKS: dict[Path, _SweepLock] = {}
 _LOCKS_GUARD = threading.Lock()
-_NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 @contextlib.contextmanager
@@ -171,19 +168,9 @@ def locked(sweep_dir: Path) -> Iterator[None]:
 
 def _lock_file(sweep_dir: Path) -> int:
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / MANIFEST_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno not in _NO_LOCKS:
-            raise
-        raise PaddleHpcError(
-            f"{sweep_dir}: its filesystem does not lock files ({exc.strerror}), and "
-            "concurrent changes of the sweep could lose submissions. Put sweeps on a "
-            "filesystem that does (sweep.dir; Lustre: mounted with -o flock)."
-        ) from exc
-    return fd
+    return lock_file(
+        sweep_dir / MANIFEST_LOCK, "concurrent changes of the sweep could lose submissions"
+    )
 
 
 def update(sweep_dir: Path, change: Callable[[Manifest], Manifest]) -> Manifest:

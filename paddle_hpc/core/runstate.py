@@ -9,7 +9,6 @@ missing, partly written or foreign file reads as None, unknown keys are ignored.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.files import lock_file, write_json_atomic
 from paddle_hpc.core.layout import STATE_LOCK
 
 # Every state name paddle_hpc spells: Slurm's own, and its additions.
@@ -138,9 +137,8 @@ def settled(state: RunState | None, attempt: int) -> bool:
 def _locked(path: Path) -> Iterator[None]:
     """The run's state lock, a file beside its state file (fcntl, so that it holds
     across the nodes of a shared filesystem too): one writer of an end at a time."""
-    fd = os.open(path.with_name(STATE_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = lock_file(path.with_name(STATE_LOCK), "a run's end could be written twice")
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
