@@ -7,6 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from paddle_hpc import __version__
 from paddle_hpc.core.command import EXIT_USAGE, console, run
 
 # verb -> (module, one-line help)
@@ -28,6 +29,9 @@ VERBS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--version"]:
+        console().print(f"paddle-hpc {__version__}")
+        return 0
     if args and args[0] in VERBS:
         verb_main: Callable[[Sequence[str]], int] = importlib.import_module(VERBS[args[0]][0]).main
         return run(verb_main, args[1:])
@@ -36,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not asked:
         out.print(f"paddle-hpc: unknown verb {args[0]!r}")
     out.print("usage: paddle-hpc <verb> [options]  (or: python -m paddle_hpc.<verb>)")
+    out.print("       paddle-hpc --version")
     for verb, (_, text) in VERBS.items():
         out.print(f"  {verb:<10} {text}")
     return 0 if asked else EXIT_USAGE

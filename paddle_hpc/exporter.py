@@ -153,7 +153,12 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc exporter", description=__doc__)
     parser.add_argument("root", nargs="?", type=Path, help="only the sweeps under this folder")
     parser.add_argument("--port", type=int, default=9464, help="port to serve /metrics on")
-    parser.add_argument("--addr", default="0.0.0.0", help="address to listen on")
+    parser.add_argument(
+        "--addr",
+        default="127.0.0.1",
+        help="address to listen on (default: this host only; 0.0.0.0 serves every user's "
+        "sweeps to anyone who can reach the host)",
+    )
     parser.add_argument(
         "--cache", type=float, default=10.0, help="seconds a snapshot answers scrapes"
     )

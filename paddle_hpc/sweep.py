@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="add points to an existing sweep even though its config files changed",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. optim.lr=1e-3,1e-4")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # flags anywhere among the overrides
 
 
 def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:

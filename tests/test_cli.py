@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -60,3 +61,22 @@ def test_an_unknown_sweep_is_one_line_and_exit_1(tmp_path: Path, args: list[str]
     result = paddle_hpc("paddle_hpc.cli", verb, str(tmp_path / "no sweep $(x)"), *rest)
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "is not a sweep directory" in result.stderr
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    shown = paddle_hpc("paddle_hpc.cli", "--version")
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"paddle-hpc {importlib.metadata.version('paddle-hpc')}"
+
+
+def test_flags_go_anywhere_among_the_overrides(tmp_path: Path) -> None:
+    """As Hydra's own command lines take them; the bundled example, planned only."""
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(tmp_path / "index.jsonl")}
+    argv = ["paddle_hpc.sweep", "optim.lr=0.1,0.2", "--dry-run", "data.batch_size=8"]
+    result = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "# dry run: 2 runs" in result.stdout
+    assert "--lr 0.2 --batch-size 8" in result.stdout or "--lr 0.1 --batch-size 8" in result.stdout
+    assert not (tmp_path / "sweeps").exists()

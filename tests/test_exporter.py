@@ -127,3 +127,33 @@ def test_the_grafana_dashboard_asks_only_for_what_the_exporter_exports() -> None
     queries += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
     asked = {name for query in queries for name in re.findall(r"paddle_hpc_\w+", query)}
     assert asked and asked <= exported, asked - exported
+
+
+def listening_on(port: int) -> set[str]:
+    """The IPv4 addresses a socket listens on at `port` (the kernel's own table)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+def test_it_serves_this_host_only_unless_told(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(tmp_path / "index.jsonl")}
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "paddle_hpc.exporter", str(tmp_path), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert exporter.stdout is not None and "serving" in exporter.stdout.readline()
+        assert listening_on(port) == {"127.0.0.1"}
+    finally:
+        exporter.terminate()
+        exporter.wait(30)
