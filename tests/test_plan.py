@@ -254,3 +254,23 @@ def test_a_group_choice_the_base_already_made_is_not_composed_again(
 ) -> None:
     composed = ComposedBase(OmegaConf.create({}), {}, {"model": "small", "data/set": "mnist"})
     assert chosen_already(composed, overrides) is same
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "fix"),
+    [
+        ("program:\n  args: [--lr, ${optim.lr}]\n", "line 2, column 17", "must be quoted"),
+        ("a: [1, 2\nb: 3\n", "line 2, column 2", ""),
+        ("a: 1\n  b: 2\n", "line 2, column 4", ""),
+    ],
+)
+def test_a_yaml_error_is_one_line_naming_the_file_and_line(
+    tmp_path: Path, text: str, where: str, fix: str
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        make_plan(tmp_path / "conf", "config", [], tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'conf' / 'config.yaml'}, {where}: ")
+    assert "\n" not in message and fix in message

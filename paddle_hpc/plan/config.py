@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -92,6 +93,28 @@ def resolve_config_dir(config_dir: str | None, cwd: Path) -> Path:
     return path
 
 
+def yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """A YAML file the YAML parser refused, in one line: the file, the line, the problem,
+    and the usual fix."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+    problem = exc.problem or exc.context or "not YAML"
+    text = f"{where}: {problem}"
+    if mark is not None and "${" in _line(mark.name, mark.line):
+        text += (
+            ". An interpolation in a [list] or {mapping} must be quoted: "
+            "'${...}' (YAML reads { as a mapping)"
+        )
+    return text + "."
+
+
+def _line(path: str, number: int) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()[number]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""
+
+
 def compose_base(
     config_dir: Path, config_name: str, group_overrides: Sequence[str] = ()
 ) -> ComposedBase:
@@ -116,6 +139,8 @@ def compose_base(
             }
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"composing {config_name!r} from {config_dir}: {exc}") from exc
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(yaml_error(exc)) from exc
     except ValueError as exc:  # Hydra's own, e.g. for a config group set to null
         raise ConfigError(
             f"composing {config_name!r} with {' '.join(group_overrides)}: {exc}. A config "
