@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -17,8 +18,14 @@ SHOWN = ("ClusterName", "SLURM_VERSION", "SlurmctldHost[0]", "SelectType", "Pree
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc info", description=__doc__)
-    parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help="the settings as JSON, for scripts")
+    args = parser.parse_args(argv)
     config = SlurmClient().show_config()
+    if args.json:
+        shown = {key: config.get(key) for key in SHOWN}
+        shown["MaxArraySize"] = str(max_array_size(config))
+        sys.stdout.write(json.dumps(shown, indent=1) + "\n")
+        return 0
     table = Table("setting", "value", title="Slurm, through paddle_hpc's seam")
     for key in SHOWN:
         table.add_row(key, config.get(key, "(not set)"))

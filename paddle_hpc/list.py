@@ -8,16 +8,18 @@ sweep directory that was moved or deleted is listed as missing.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
 from paddle_hpc.backend import RunStatus, backend_for
-from paddle_hpc.backend.view import state_counts
+from paddle_hpc.backend.view import as_json, state_counts
 from paddle_hpc.core import index
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError, SlurmError
@@ -89,6 +91,7 @@ def table(listed: Sequence[Listed]) -> Table:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc list", description=__doc__)
     parser.add_argument("root", nargs="?", type=Path, help="only the sweeps under this folder")
+    parser.add_argument("--json", action="store_true", help="the sweeps as JSON, for scripts")
     args = parser.parse_args(argv)
     entries = index.entries()
     if args.root is not None:
@@ -100,8 +103,25 @@ def main(argv: Sequence[str]) -> int:
             f"no sweeps{where} in {index.index_path()}: `paddle-hpc sweep` records each "
             "sweep it submits there."
         )
-    console().print(table(gather(entries)))
+    listed = gather(entries)
+    if args.json:
+        sys.stdout.write(json.dumps([listed_json(item) for item in listed], indent=1) + "\n")
+    else:
+        console().print(table(listed))
     return 0
+
+
+def listed_json(item: Listed) -> dict[str, Any]:
+    """One sweep as `list --json` prints it; `runs` null when Slurm did not answer."""
+    record: dict[str, Any] = {
+        "name": item.entry.name,
+        "dir": str(item.entry.dir),
+        "submitted": item.entry.created,
+        "problem": item.problem or None,
+    }
+    if item.manifest is not None and item.statuses is not None:
+        record |= as_json(item.statuses)
+    return record
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ asks the backend once (one sacct call for the whole sweep, whatever its size);
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
 from paddle_hpc.backend.naming import parse_states
-from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
+from paddle_hpc.backend.view import SHOWN, as_json, exit_code, render, watch
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
 from paddle_hpc.core.layout import SweepDir
@@ -29,16 +30,21 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--all", action="store_true", help="a row for every run")
     parser.add_argument("--state", help="rows for the runs in these states, e.g. FAILED,TIMEOUT")
     parser.add_argument("--watch", action="store_true", help="refresh until every run ended")
+    parser.add_argument("--json", action="store_true", help="the runs' states as JSON, for scripts")
     args = parser.parse_args(argv)
     only = parse_states(args.state) if args.state else frozenset()
     console = make_console()
     sweep = SweepDir(args.sweep_dir)
     manifest = load(sweep.path)
     backend = backend_for(manifest.executor)
-    if args.watch:
-        found = watch(sweep, manifest, backend, console)
+    if args.watch:  # with --json, the progress goes to stderr and the JSON at the end
+        found = watch(sweep, manifest, backend, make_console(stderr=True) if args.json else console)
     else:
         found = states(backend, sweep, manifest)
+    if args.json:
+        record = {"sweep": manifest.name, "dir": str(sweep.path.resolve()), **as_json(found)}
+        sys.stdout.write(json.dumps(record, indent=1) + "\n")
+        return exit_code(found)
     every = args.all or (not only and len(found) <= SHOWN)
     for part in render(manifest, found, every=every, only=only):
         console.print(part)

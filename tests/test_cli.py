@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.cli import VERBS
+from paddle_hpc.core import index, runstate
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.runstate import RunState
+from tests.fakes import make_sweep
 
 
 def paddle_hpc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,6 +48,8 @@ def test_info_reads_the_cluster() -> None:
     result = paddle_hpc("paddle_hpc.cli", "info")
     assert result.returncode == 0, result.stderr
     assert "paddlehpc" in result.stdout and "1001" in result.stdout
+    shown = json.loads(paddle_hpc("paddle_hpc.cli", "info", "--json").stdout)
+    assert (shown["ClusterName"], shown["MaxArraySize"]) == ("paddlehpc", "1001")
 
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
@@ -80,3 +87,25 @@ def test_flags_go_anywhere_among_the_overrides(tmp_path: Path) -> None:
     assert "# dry run: 2 runs" in result.stdout
     assert "--lr 0.2 --batch-size 8" in result.stdout or "--lr 0.1 --batch-size 8" in result.stdout
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_status_and_list_as_json(tmp_path: Path) -> None:
+    sweep_dir = make_sweep(tmp_path / "sweep $(x)", {"ra": {"lr": "0.1"}, "rb": {"lr": "0.2"}})
+    runstate.write(SweepDir(sweep_dir).run("ra").state, RunState("COMPLETED", returncode=0))
+    env = {**os.environ, "PADDLE_HPC_INDEX": str(tmp_path / "index.jsonl")}
+    index.record(sweep_dir, "t", "2026-01-01T00:00:00+00:00", tmp_path / "index.jsonl")
+    status = paddle_hpc("paddle_hpc.cli", "status", str(sweep_dir), "--json", env=env)
+    assert status.returncode == 0, status.stderr  # a run still pending: not a failure
+    found = json.loads(status.stdout)
+    assert found["dir"] == str(sweep_dir.resolve()) and found["counts"] == {
+        "COMPLETED": 1,
+        "PENDING": 1,
+    }
+    assert [(r["run_id"], r["state"], r["swept"]) for r in found["runs"]] == [
+        ("ra", "COMPLETED", {"lr": "0.1"}),
+        ("rb", "PENDING", {"lr": "0.2"}),
+    ]
+    listed = json.loads(paddle_hpc("paddle_hpc.cli", "list", "--json", env=env).stdout)
+    assert [(s["name"], s["dir"], s["counts"]) for s in listed] == [
+        ("t", str(sweep_dir), {"COMPLETED": 1, "PENDING": 1})
+    ]

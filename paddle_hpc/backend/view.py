@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +32,14 @@ def state_counts(statuses: Sequence[RunStatus]) -> str:
     """'COMPLETED 3  FAILED 1': runs per state, states in alphabetical order."""
     counts = Counter(s.state for s in statuses)
     return "  ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+
+
+def as_json(statuses: Sequence[RunStatus]) -> dict[str, Any]:
+    """Runs per state, and each run's status, as `--json` prints them."""
+    return {
+        "counts": dict(sorted(Counter(s.state for s in statuses).items())),
+        "runs": [s._asdict() for s in statuses],
+    }
 
 
 def _elapsed(seconds: int | None) -> str:
