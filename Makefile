@@ -35,7 +35,7 @@ demo: venv
 	@if slurm/up; then executor=auto; else \
 		echo "[demo] no test cluster: running the sweep locally"; executor=local; fi; \
 	rm -rf sweeps/digits; \
-	$(VENV)/bin/python -m paddle_hpc.sweep --wait cluster.executor=$$executor
+	$(VENV)/bin/python -m paddle_hpc.sweep --follow cluster.executor=$$executor
 	$(VENV)/bin/python -m paddle_hpc.collect sweeps/digits --sort final.acc
 	$(VENV)/bin/python -m paddle_hpc.report sweeps/digits
 

@@ -1,10 +1,10 @@
-"""`python -m paddle_hpc.status SWEEP_DIR [--all] [--state S,...] [--watch]`
+"""`python -m paddle_hpc.status SWEEP_DIR [--all] [--state S,...] [-f] [--json]`
 
 Counts per state, then the runs that need attention (ended but not COMPLETED), with
 the reason; every run with --all (or when there are at most 20), the runs in some
 states with --state. Each refresh
 asks the backend once (one sacct call for the whole sweep, whatever its size);
---watch refreshes with a progress bar, backing off from 2 s to 30 s.
+-f (--follow) refreshes with a progress bar, backing off from 2 s to 30 s.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--all", action="store_true", help="a row for every run")
     parser.add_argument("--state", help="rows for the runs in these states, e.g. FAILED,TIMEOUT")
-    parser.add_argument("--watch", action="store_true", help="refresh until every run ended")
+    parser.add_argument("-f", "--follow", action="store_true", help="refresh until every run ended")
+    parser.add_argument("--watch", dest="follow", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="the runs' states as JSON, for scripts")
     args = parser.parse_args(argv)
     only = parse_states(args.state) if args.state else frozenset()
@@ -37,7 +38,7 @@ def main(argv: Sequence[str]) -> int:
     sweep = SweepDir(args.sweep_dir)
     manifest = load(sweep.path)
     backend = backend_for(manifest.executor)
-    if args.watch:  # with --json, the progress goes to stderr and the JSON at the end
+    if args.follow:  # with --json, the progress goes to stderr and the JSON at the end
         found = watch(sweep, manifest, backend, make_console(stderr=True) if args.json else console)
     else:
         found = states(backend, sweep, manifest)

@@ -1,4 +1,4 @@
-"""`python -m paddle_hpc.sweep [-cd DIR] [-cn NAME] [--dry-run] [--wait] [OVERRIDE ...]`
+"""`python -m paddle_hpc.sweep [-cd DIR] [-cn NAME] [--dry-run] [-f] [OVERRIDE ...]`
 
 Composes the config (Hydra), expands the grid, checks every point, then submits one
 sbatch array per resource shape and returns; or runs the runs here, one after the
@@ -50,8 +50,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--dry-run", action="store_true", help="print what would be submitted; submit nothing"
     )
     parser.add_argument(
-        "--wait", action="store_true", help="wait until every run ended, then show the runs"
+        "-f", "--follow", action="store_true", help="follow the runs until every one ended"
     )
+    parser.add_argument("--wait", dest="follow", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--allow-config-change",
         action="store_true",
@@ -149,7 +150,7 @@ def main(argv: Sequence[str]) -> int:
             list(command),
             args.allow_config_change,
         )
-        return search.start(request, args.wait, args.dry_run, console)
+        return search.start(request, args.follow, args.dry_run, console)
     manifest = build_manifest(plan, command)
     if args.dry_run:
         print_dry_run(plan, manifest, console)
@@ -164,7 +165,7 @@ def main(argv: Sequence[str]) -> int:
     else:
         console.print(f"sweep directory: {sweep.path}")
         console.print(f"status: python -m paddle_hpc.status {shlex.quote(str(sweep.path))}")
-        if not args.wait:
+        if not args.follow:
             return 0
         found = watch(sweep, manifest, done.backend, console)
     for part in render(manifest, found, every=len(found) <= SHOWN):

@@ -15,6 +15,7 @@ from paddle_hpc.cli import VERBS
 from paddle_hpc.core import index, runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.runstate import RunState
+from paddle_hpc.sweep import parse_args
 from tests.fakes import make_sweep
 
 
@@ -109,3 +110,12 @@ def test_status_and_list_as_json(tmp_path: Path) -> None:
     assert [(s["name"], s["dir"], s["counts"]) for s in listed] == [
         ("t", str(sweep_dir), {"COMPLETED": 1, "PENDING": 1})
     ]
+
+
+def test_one_spelling_follows_until_done_the_old_ones_still_work() -> None:
+    for argv in (["-f", "a=1"], ["a=1", "--follow"], ["--wait", "a=1"]):
+        args = parse_args(argv)
+        assert args.follow and args.overrides == ["a=1"]
+    assert "--wait" not in paddle_hpc("paddle_hpc.sweep", "--help").stdout
+    shown = paddle_hpc("paddle_hpc.status", "--help").stdout
+    assert "--follow" in shown and "--watch" not in shown

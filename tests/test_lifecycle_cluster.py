@@ -239,7 +239,7 @@ def test_cancel_two_runs_leaves_the_others_running(index: Path, tmp_path: Path) 
 
 def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
     root = project(tmp_path, BROKEN, PROGRAM + SMALL + "sweep: {name: broken}\n")
-    failed = cli(root, index, "sweep", "--wait")
+    failed = cli(root, index, "sweep", "--follow")
     assert failed.returncode == 1 and "FAILED 1" in failed.stdout, failed.stdout + failed.stderr
     sweep_dir = root / "sweeps" / "broken"
     (run,) = load(sweep_dir).runs

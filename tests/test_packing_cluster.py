@@ -90,7 +90,7 @@ def test_sixteen_trials_two_per_gpu_four_per_task(index: Path, tmp_path: Path) -
     root = project(tmp_path, TRIAL, CONFIG)
     sweep_dir = root / "sweeps" / "packed"
     try:
-        done = cli(root, index, "sweep", "--wait", "x=range(16)", timeout=600)
+        done = cli(root, index, "sweep", "-f", "x=range(16)", timeout=600)
         assert done.returncode == 1, done.stdout + done.stderr  # one trial failed
         assert "COMPLETED 15" in done.stdout and "FAILED 1" in done.stdout, done.stdout
 
