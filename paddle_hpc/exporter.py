@@ -4,7 +4,7 @@ every sweep you submitted (the index `list` reads; with ROOT, the sweeps under i
 Per sweep, its runs per state; per active run, its attempt, its latest step and
 logged metrics (the tail of `metrics.jsonl`), and the seconds since it last wrote
 anything. A scrape reuses the last snapshot while it is younger than `--cache`
-seconds, and a snapshot makes one sacct call at most (list.py's gather), so a
+seconds, and a snapshot makes one sacct call at most (as `list` does), so a
 Prometheus scraping every 15 s costs the controller about one sacct call per scrape
 at most.
 """
@@ -152,7 +152,9 @@ class SweepsCollector(Collector):
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc exporter", description=__doc__)
     parser.add_argument("root", nargs="?", type=Path, help="only the sweeps under this folder")
-    parser.add_argument("--port", type=int, default=9464, help="port to serve /metrics on")
+    parser.add_argument(
+        "--port", type=int, default=9464, help="port to serve /metrics on (default: 9464)"
+    )
     parser.add_argument(
         "--addr",
         default="127.0.0.1",
@@ -160,7 +162,7 @@ def main(argv: Sequence[str]) -> int:
         "sweeps to anyone who can reach the host)",
     )
     parser.add_argument(
-        "--cache", type=float, default=10.0, help="seconds a snapshot answers scrapes"
+        "--cache", type=float, default=10.0, help="seconds a snapshot answers scrapes (default: 10)"
     )
     args = parser.parse_args(argv)
     registry = CollectorRegistry()

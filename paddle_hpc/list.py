@@ -1,8 +1,9 @@
 """`python -m paddle_hpc.list [ROOT]`: every sweep you submitted, newest first.
 
-Reads the per-user index the sweep command writes (core/index.py); with ROOT, only the
-sweeps under it. The states of every Slurm sweep's runs come from one sacct call. A
-sweep directory that was moved or deleted is listed as missing.
+Reads the per-user index the sweep command writes ($PADDLE_HPC_INDEX, by default
+~/.local/state/paddle_hpc/sweeps.jsonl); with ROOT, only the sweeps under it. The
+states of every Slurm sweep's runs come from one sacct call. A sweep directory that
+was moved or deleted is listed as missing.
 """
 
 from __future__ import annotations

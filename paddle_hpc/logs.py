@@ -139,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--err", action="store_true", help="the node's stderr as Slurm kept it")
     which.add_argument("--out", action="store_true", help="the node's stdout as Slurm kept it")
-    parser.add_argument("-n", "--lines", type=int, default=20, help="how many lines (20)")
+    parser.add_argument("-n", "--lines", type=int, default=20, help="how many lines (default: 20)")
     parser.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
     parser.add_argument("--attempt", type=int, help="an earlier attempt's logs")
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,9 @@ def test_one_spelling_follows_until_done_the_old_ones_still_work() -> None:
     assert "--wait" not in paddle_hpc("paddle_hpc.sweep", "--help").stdout
     shown = paddle_hpc("paddle_hpc.status", "--help").stdout
     assert "--follow" in shown and "--watch" not in shown
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_help_names_no_source_file(verb: str) -> None:
+    shown = paddle_hpc("paddle_hpc.cli", verb, "--help").stdout
+    assert not re.search(r"\b\w+\.py\b", shown), shown

@@ -26,11 +26,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help=f"where the tables go (default SWEEP_DIR/{RESULTS})"
     )
-    parser.add_argument("--format", choices=FORMATS, default="parquet")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="parquet", help="table files (default: parquet)"
+    )
     parser.add_argument(
         "--sort", help="rank runs by a column, e.g. final.acc, or -final.loss for lowest first"
     )
-    parser.add_argument("--top", type=int, default=5, help="how many of the best runs to show")
+    parser.add_argument(
+        "--top", type=int, default=5, help="how many of the best runs to show (default: 5)"
+    )
     parser.add_argument(
         "--visualdl",
         action="store_true",
