@@ -183,11 +183,13 @@ def project(
 
 
 def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, release: None) -> None:
-    # 28 epochs of 2.5 s, a two-minute limit, told 25 s before it: Slurm checks limits
-    # every 30 s and sends the signal up to 60 s early, so it comes 35-65 s into each
-    # attempt (with a one-minute limit, at the first check: as little as 6 s in), and
-    # the 70 s of epochs take two attempts or three.
-    project(tmp_path, "limited", 28, 2.5, {"nodes": 2, "time": "2", "signal_before": 25})
+    # Slurm sends --signal at its first check (every 30 s) that finds at most the
+    # signal's lead plus 30 s left (as observed here; up to 60 s early, sbatch(1) says):
+    # with a two-minute limit and 25 s, 65-95 s into an attempt. 40 epochs of 2.5 s
+    # outlast that, so the first attempt is stopped, saves and is requeued, and the
+    # second finishes. (With a one-minute limit the signal comes 5-35 s in: some
+    # attempts then save one epoch and the requeues run out.)
+    project(tmp_path, "limited", 40, 2.5, {"nodes": 2, "time": "2", "signal_before": 25})
     assert sweep(tmp_path).returncode == 0
     sweep_dir = tmp_path / "sweeps" / "limited"
     found = finished(sweep_dir, timeout=600)
@@ -204,8 +206,8 @@ def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, rel
     assert "resumed after epoch" in later
     tables = load_tables(sweep_dir)
     losses = tables.metrics[tables.metrics["name"] == "loss"]
-    assert losses["step"].tolist() == list(range(28))  # each step once
-    assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 28), rel=1e-6)
+    assert losses["step"].tolist() == list(range(40))  # each step once
+    assert losses["value"].tolist() == pytest.approx(reference_losses(tmp_path, 40), rel=1e-6)
     assert tables.runs["restarts"].tolist() == [len(attempts)]
     assert state["history"] == ["TIMEOUT"] * len(attempts)  # type: ignore[index]
     assert tables.runs["history"].tolist() == [", ".join(["TIMEOUT"] * len(attempts))]
