@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import TERMINAL_STATES, backend_for, states
+from paddle_hpc.backend import backend_for, states
 from paddle_hpc.backend.naming import described, parse_states, pick_runs
 from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
@@ -23,7 +23,7 @@ from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load, update
 from paddle_hpc.core.schema import RunConfig
 
-DEFAULT = TERMINAL_STATES - {runstate.COMPLETED, runstate.CANCELLED}
+DEFAULT = runstate.SLURM_ENDED - {runstate.COMPLETED, runstate.CANCELLED}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -34,7 +34,7 @@ def main(argv: Sequence[str]) -> int:
         "--state", help=f"end states to retry (default: {','.join(sorted(DEFAULT))})"
     )
     args = parser.parse_args(argv)
-    wanted = parse_states(args.state, TERMINAL_STATES) if args.state else DEFAULT
+    wanted = parse_states(args.state, runstate.SLURM_ENDED) if args.state else DEFAULT
     sweep = SweepDir(args.sweep_dir)
     manifest = load(sweep.path)
     named = pick_runs(manifest, args.runs) if args.runs else list(manifest.runs)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.core.errors import SlurmRejectedError, SlurmUnavailableError, UnknownJobError
-from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, SubprocessRunner
+from paddle_hpc.core.runstate import SLURM_ENDED
+from paddle_hpc.slurm import SacctRecord, SlurmClient, SubprocessRunner
 
 pytestmark = pytest.mark.slurm
 
@@ -25,7 +26,7 @@ def wait_for_job(
     """
     deadline, delay = time.monotonic() + timeout_s, 0.5
     while time.monotonic() < deadline:
-        ended = {r.ref.task for r in client.sacct([job]) if r.state in TERMINAL_STATES}
+        ended = {r.ref.task for r in client.sacct([job]) if r.state in SLURM_ENDED}
         if ended >= (set(tasks) or {None}):
             return
         time.sleep(delay)

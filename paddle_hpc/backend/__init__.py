@@ -12,15 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from paddle_hpc.backend.run_status import ENDED_STATES, RunStatus, run_status
+from paddle_hpc.backend.run_status import RunStatus, run_status
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.core.schema import SweepConfig
-from paddle_hpc.slurm.parse import TERMINAL_STATES
 
 __all__ = [
-    "ENDED_STATES",
-    "TERMINAL_STATES",
     "Backend",
     "RunStatus",
     "Say",

@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from paddle_hpc.backend import ENDED_STATES
 from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.manifest import Manifest, RunEntry
 
 _TASK = re.compile(r"^(\d+)_(\d+)$")
 STATES = frozenset(
-    {*ENDED_STATES, runstate.PENDING, runstate.RUNNING, runstate.NOT_SUBMITTED, runstate.REQUEUED}
+    {*runstate.ENDED, runstate.PENDING, runstate.RUNNING, runstate.NOT_SUBMITTED, runstate.REQUEUED}
 )
 
 

@@ -18,8 +18,6 @@ from paddle_hpc.core.runstate import NOT_SUBMITTED, RunState
 from paddle_hpc.node import orphans
 from paddle_hpc.slurm import SacctRecord
 
-ENDED_STATES = runstate.ENDED
-
 
 class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every sweep
     run_id: str

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import SlurmError
 from paddle_hpc.core.files import write_atomic
 from paddle_hpc.core.layout import SACCT
 from paddle_hpc.core.manifest import Manifest
-from paddle_hpc.slurm import TERMINAL_STATES, SacctRecord, SlurmClient, parse_sacct
+from paddle_hpc.slurm import SacctRecord, SlurmClient, parse_sacct
 from paddle_hpc.slurm.parse import task_rows
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def saved(sweep_dir: Path) -> list[SacctRecord]:
 def is_final(manifest: Manifest, records: list[SacctRecord]) -> bool:
     rows = task_rows(records)
     return all(
-        (r.job_id, r.array_task) in rows and rows[(r.job_id, r.array_task)].state in TERMINAL_STATES
+        (r.job_id, r.array_task) in rows
+        and rows[(r.job_id, r.array_task)].state in runstate.SLURM_ENDED
         for r in manifest.runs
         if r.job_id is not None and r.array_task is not None
     )

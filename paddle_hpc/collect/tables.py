@@ -15,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from paddle_hpc.backend import ENDED_STATES, TERMINAL_STATES, run_status
+from paddle_hpc.backend import run_status
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import Manifest, RunEntry
@@ -222,7 +222,7 @@ def runs_frame(
             list(joined.columns).index("state") + 1,
             "trial_state",
             [
-                runstate.study_state(state, state in ENDED_STATES, float(value))
+                runstate.study_state(state, state in runstate.ENDED, float(value))
                 for state, value in zip(joined["state"], objective, strict=True)
             ],
         )
@@ -242,7 +242,9 @@ def run_row(
     if record is not None and run.packed:  # the trial's own times, not its task's
         mine = own if own is not None and own.attempt >= run.attempt else None
         start = packing.local_time(mine.started) if mine else None
-        end = packing.local_time(mine.time) if mine and status.state in TERMINAL_STATES else None
+        end = (
+            packing.local_time(mine.time) if mine and status.state in runstate.SLURM_ENDED else None
+        )
     return {
         "state": status.state,
         "exit_code": own.returncode if own else None,

@@ -2,7 +2,6 @@
 
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
 from paddle_hpc.slurm.parse import (
-    TERMINAL_STATES,
     JobRef,
     SacctRecord,
     expand_nodelist,
@@ -13,7 +12,6 @@ from paddle_hpc.slurm.parse import (
 from paddle_hpc.slurm.runner import CommandResult, Runner, SubprocessRunner
 
 __all__ = [
-    "TERMINAL_STATES",
     "CommandResult",
     "JobRef",
     "Runner",

@@ -11,8 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from paddle_hpc.core import runstate
-
 # What `sacct --parsable2` is asked for. JobName goes last: a name may hold '|'.
 SACCT_FIELDS = (
     "JobID",
@@ -26,9 +24,6 @@ SACCT_FIELDS = (
     "Partition",
     "JobName",
 )
-
-# States after which a job or task never runs again (unless requeued by hand).
-TERMINAL_STATES = runstate.SLURM_ENDED
 
 
 @dataclass(frozen=True)
