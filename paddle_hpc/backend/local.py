@@ -118,13 +118,9 @@ class LocalBackend:
         for run in manifest.runs:
             if run.run_id not in wanted:
                 continue
-            path = sweep.run(run.run_id).state
-            state = runstate.read(path)
-            if not runstate.stop(path, run.attempt, None, word, pruned) or state is None:
-                continue
-            here = state.host == socket.gethostname() and state.attempt == run.attempt
-            if state.pgid is not None and here:
-                groups.append(state.pgid)
+            said = runstate.stop(sweep.run(run.run_id).state, run.attempt, None, word, pruned)
+            if said is not None and said.pgid is not None and said.host == socket.gethostname():
+                groups.append(said.pgid)
         orphans.end_groups(groups, STOP_GRACE_S)
 
     def node_output(self, sweep: SweepDir, run: RunEntry, node: int, err: bool) -> Path | None:

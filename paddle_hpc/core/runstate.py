@@ -155,17 +155,21 @@ def write_unless_ended(path: Path, state: RunState) -> bool:
         return True
 
 
-def stop(path: Path, attempt: int, job: str | None, word: str, reason: str | None) -> bool:
+def stop(
+    path: Path, attempt: int, job: str | None, word: str, reason: str | None
+) -> RunState | None:
     """`cancel`'s word (CANCELLED) or a search pruner's (PRUNED) on a run's current
     attempt, said before its processes are stopped so that it is the first word. An
     attempt that ended by itself first keeps its own; one retrying is stopped from
-    coming back. Returns whether it was said."""
+    coming back. Returns the state written (its launcher's `pgid` and `host` when it
+    runs), or None when the attempt's own end stands."""
     with _locked(path):
         state = read(path)
         if state is None or state.attempt < attempt:
-            write(path, RunState(word, attempt=attempt, job=job, reason=reason))
-            return True
-        if state.state != RUNNING and not state.retrying:
-            return False
-        write(path, replace(state, state=word, time="", retrying=False, reason=reason))
-        return True
+            said = RunState(word, attempt=attempt, job=job, reason=reason)
+        elif state.state != RUNNING and not state.retrying:
+            return None
+        else:
+            said = replace(state, state=word, time="", retrying=False, reason=reason)
+        write(path, said)
+        return said
