@@ -225,6 +225,32 @@ def test_a_node_that_fails_after_node_0_completed_fails_the_attempt(run_dir: Pat
     assert again is not None and (again.state, again.returncode) == ("FAILED", 241)
 
 
+def test_a_cancel_between_a_nodes_read_and_write_stands_and_stops_the_retry(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cancel` says CANCELLED just after a failing node has read the state file: the
+    node's FAILED does not overwrite it, and the node does not requeue the task."""
+    run = RunDir(run_dir)
+    config = RunConfig.of({"sweep": {"max_retries": 2}})
+    base = RunState("RUNNING", attempt=1, job="7_0")
+    runstate.write(run.state, base)
+    node1 = NodeLaunch((), {}, "cpu", "127.0.0.1:1", 1, 2, 2, run_dir / "logs" / "node1")
+    real_read = runstate.read
+
+    def read_then_cancel(path: Path) -> RunState | None:
+        seen = real_read(path)
+        monkeypatch.setattr(runstate, "read", real_read)
+        assert runstate.stop(path, 1, "7_0", "CANCELLED", None) is not None
+        return seen
+
+    monkeypatch.setattr(runstate, "read", read_then_cancel)
+    requeued: list[str] = []
+    with pytest.raises(PaddleHpcError, match="exited with code 1 on node 1"):
+        launcher_ended(run, node1, base, 1, None, config, requeued.append)
+    ended = real_read(run.state)
+    assert ended is not None and ended.state == "CANCELLED" and requeued == []
+
+
 def test_a_checkpoint_saved_since(run_dir: Path) -> None:
     run = RunDir(run_dir)
     checkpoint.save(4)

@@ -54,6 +54,15 @@ def test_an_earlier_attempts_file_is_no_end_of_this_one(tmp_path: Path) -> None:
     assert state is not None and (state.state, state.attempt, state.job) == ("CANCELLED", 3, "8_0")
 
 
+def test_a_failing_node_replaces_node_0s_completed_only(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    runstate.write(path, RunState("COMPLETED", attempt=1, returncode=0))
+    assert runstate.write_unless_ended(path, RunState("FAILED", attempt=1), over="COMPLETED")
+    assert not runstate.write_unless_ended(path, RunState("TIMEOUT", attempt=1), over="COMPLETED")
+    state = runstate.read(path)
+    assert state is not None and state.state == "FAILED"
+
+
 def _time(path: Path) -> str:
     state = runstate.read(path)
     assert state is not None

@@ -144,12 +144,14 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def write_unless_ended(path: Path, state: RunState) -> bool:
+def write_unless_ended(path: Path, state: RunState, over: str | None = None) -> bool:
     """Writes `state` unless the state file already says how its attempt ended: the
     first word on an attempt's end stands, whoever says it (a node, `cancel`, a
-    search's pruner). Returns whether it wrote."""
+    search's pruner); but an end in the state `over` is replaced. Returns whether it
+    wrote."""
     with _locked(path):
-        if settled(read(path), state.attempt):
+        now = read(path)
+        if settled(now, state.attempt) and not (now is not None and now.state == over):
             return False
         write(path, state)
         return True

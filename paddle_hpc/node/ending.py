@@ -212,8 +212,8 @@ def launcher_ended(
         retry = returncode != 0 and base.job is not None and retry_left(config, base.restarts)
         if retry:
             state = replace(state, retrying=True, reason="requeued for another attempt")
-        runstate.write(run.state, state)
-        if retry:
+        over = runstate.COMPLETED if returncode != 0 else None  # node 0's, for node 0 only
+        if runstate.write_unless_ended(run.state, state, over) and retry:
             assert base.job is not None
             requeue_task(base.job)
     if returncode != 0:

@@ -122,12 +122,13 @@ def run_attempt(
     node_rank = int(env.get("SLURM_NODEID", "0"))
     job = slurm_job(env)
     history = keep_earlier_attempt(run, node_rank, attempt.number, job, slurm.ended_before)
+    failed = RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history)
     allowed = requeues_allowed(config)
     if attempt.restarts > allowed > 0:  # Slurm requeued it (node failure, preemption) too often
         fail_to_start(
             run,
             node_rank,
-            RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history),
+            failed,
             f"Slurm requeued it {attempt.restarts} times; sweep.max_retries + "
             f"sweep.max_requeues is {allowed}",
         )
@@ -135,8 +136,7 @@ def run_attempt(
     # a container sees the private folder (the secrets, the copy of paddle_hpc) in /dev/shm
     shm = "/dev/shm" if image is not None and Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="paddle-hpc-", dir=shm) as private:  # mode 0700
-        failed = RunState(runstate.FAILED, attempt=attempt.number, job=job, history=history)
-        guest, runtime = _runtime(config, run, env, Path(private), attempt, failed)
+        guest, runtime = _runtime(config, run, env, Path(private), attempt, failed, node_rank)
         if guest is not None:
             cuda = runtime["cuda"] is not None
         secrets_file = Path(private) / "secrets.json"
@@ -187,6 +187,7 @@ def _runtime(
     private: Path,
     attempt: Attempt,
     failed: RunState,
+    node_rank: int,
 ) -> tuple[Guest | None, dict[str, Any]]:
     """The container the launcher runs in, if any, and what its Python reported (its
     CUDA); an image that cannot be entered fails the attempt (`failed`)."""
@@ -195,7 +196,6 @@ def _runtime(
     try:
         return enter_image(config, run, env, private, attempt.number, attempt.image)
     except ImageError as exc:
-        node_rank = int(env.get("SLURM_NODEID", "0"))
         stopped = replace(failed, node=node_rank, host=socket.gethostname())
         fail_to_start(run, node_rank, stopped, str(exc))
 
