@@ -198,9 +198,10 @@ def collect(
         return Outcome(None, 0)
 
     manifest = seen.manifest or load_manifest(sweep_dir)
+    backend = backend_for(seen.executor)
     records = seen.records
     if records is None:
-        records = accounting.saved(sweep_dir) if accounted(seen.executor) else []
+        records = accounting.saved(sweep_dir) if backend.accounted else []
     incremental = (
         state is not None and fmt == "parquet" and state["inputs"][CONFIG] == seen.inputs[CONFIG]
     )
@@ -226,13 +227,12 @@ def collect(
     background.shutdown(wait=False)
     rows = task_rows(records)
     errors = _errors(sweep_dir, manifest, rows, states, error_parts)
-    runs_here = backend_for(manifest.executor).runs_here
-    tables = Tables(runs_frame(manifest, rows, states, metrics, runs_here), metrics, errors)
+    tables = Tables(runs_frame(manifest, rows, states, metrics, backend.runs_here), metrics, errors)
     for name in ("runs", "errors"):
         writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
     metrics_written.result()
     # every run's Slurm state is final: sacct need not be asked again
-    final = accounted(seen.executor) and accounting.is_final(manifest, records)
+    final = backend.accounted and accounting.is_final(manifest, records)
     _save_state(out, fmt, seen, states, final)
     written = [table_path(out, name, fmt) for name in NAMES] + [out / STATE_FILE]
     save_check(sweep_dir, out, fmt, seen, states, final, written)
