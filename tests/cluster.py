@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from paddle_hpc.core.manifest import load
+from paddle_hpc.core.runstate import SLURM_ENDED
 from paddle_hpc.slurm import SlurmClient
 
 # squeue's states of a task that has not ended yet
@@ -35,6 +36,21 @@ def task_ended(job: str, timeout: float = 300) -> str:
         if state not in NOT_ENDED:
             return state
         assert time.monotonic() < deadline, f"Slurm's task {job} is still {state}"
+        time.sleep(1)
+
+
+def accounted(job: str, timeout: float = 60) -> list[str]:
+    """Waits until sacct records how task or job `job` ended; returns its states. The
+    database lags the controller: a task squeue has forgotten can have no row yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True
+        )
+        states = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+        if states and all(state in SLURM_ENDED for state in states):
+            return states
+        assert time.monotonic() < deadline, f"sacct has not recorded the end of {job}: {states}"
         time.sleep(1)
 
 

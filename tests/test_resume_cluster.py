@@ -22,7 +22,7 @@ import pytest
 
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.core.manifest import load
-from tests.cluster import assert_nothing_left, task_ended
+from tests.cluster import accounted, assert_nothing_left, task_ended
 from tests.test_sweep_cluster import sweep, write_conf
 
 pytestmark = pytest.mark.slurm
@@ -243,10 +243,7 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
     assert said == sorted(said) and said[0] == 1 and said[-1] == 2, said
     assert tables.runs["restarts"].tolist() == [1]
     assert state["history"] == ["PREEMPTED"] and tables.runs["history"].tolist() == ["PREEMPTED"]
-    sacct = subprocess.run(
-        ["sacct", "-n", "-X", "-j", urgent, "-o", "State"], capture_output=True, text=True
-    ).stdout
-    assert "COMPLETED" in sacct
+    assert accounted(urgent) == ["COMPLETED"]
     assert_nothing_left(str(tmp_path / "resumable.py"), (state["job"],))  # type: ignore[index]
 
 
@@ -311,10 +308,7 @@ def test_a_stop_signal_that_comes_while_the_task_starts_is_heard(tmp_path: Path)
         subprocess.run(["scancel", "-s", "USR2", job], capture_output=True, check=False)
         time.sleep(0.05)
     assert task_ended(job, timeout=120) != "PENDING"
-    sacct = subprocess.run(
-        ["sacct", "-n", "-X", "-j", job, "-o", "State"], capture_output=True, text=True
-    ).stdout.split()
-    assert sacct == ["COMPLETED"], sacct
+    assert accounted(job) == ["COMPLETED"]
     run_dir = sweep_dir / "runs" / run.run_id
     asked = json.loads((run_dir / "stop.json").read_text())
     assert asked["reason"] == "TIMEOUT"  # the limit is a minute away: Slurm's early signal
