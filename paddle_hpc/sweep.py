@@ -18,7 +18,7 @@ from rich.console import Console
 
 from paddle_hpc.backend import states
 from paddle_hpc.backend.arrays import dry_run_script, python_for
-from paddle_hpc.backend.submission import submit_plan
+from paddle_hpc.backend.submission import preflight, submit_plan
 from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
 from paddle_hpc.core import packing
 from paddle_hpc.core.command import console as make_console
@@ -35,7 +35,7 @@ from paddle_hpc.plan.build import (
     build_manifest,
     make_plan,
 )
-from paddle_hpc.plan.config import resolve_config_dir
+from paddle_hpc.plan.config import BUNDLED_CONF, resolve_config_dir
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -62,11 +62,28 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)  # flags anywhere among the overrides
 
 
-def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
+def print_dry_run(
+    plan: Plan,
+    manifest: Manifest,
+    console: Console,
+    existing: frozenset[str] = frozenset(),
+    config_file: str | None = None,
+) -> None:
+    """What a submission would do: its points, the sbatch script of each array and one
+    run's launch command on each node. `existing`: the runs the sweep holds already."""
+    new = len(plan.runs) - len(existing)
     console.print(
-        f"# dry run: {len(plan.runs)} runs in {len(manifest.shapes)} resource shape(s); "
-        f"sweep directory {plan.sweep_dir} (not written)"
+        f"# dry run: {len(plan.runs)} run(s) ({new} new, {len(existing)} already in the sweep) "
+        f"in {len(manifest.shapes)} resource shape(s); sweep directory {plan.sweep_dir} "
+        "(not written)",
+        markup=False,
     )
+    if config_file is not None:
+        console.print(f"# config: {config_file}", markup=False)
+    console.print("# points:", markup=False)
+    for spec in plan.runs:
+        seen = "already" if spec.run_id in existing else "new"
+        console.print(f"#   {spec.run_id}  {seen:7}  {spec.label}", markup=False)
     for shape in range(len(manifest.shapes)):
         console.print(f"\n# sbatch script of shape {shape}:")
         console.print(dry_run_script(plan.sweep_dir, manifest, shape, plan.sweep))
@@ -80,6 +97,11 @@ def print_dry_run(plan: Plan, manifest: Manifest, console: Console) -> None:
                 resources["gpus_per_trial"],
             )
             console.print("\n".join(f"# {line}" for line in packed), markup=False)
+    print_launch(plan, manifest, console)
+
+
+def print_launch(plan: Plan, manifest: Manifest, console: Console) -> None:
+    """The first run's launch command on each node, for a GPU build."""
     first = plan.runs[0]
     config = RunConfig.of(first.config)
     nodes, gpus = config.resources.nodes, config.resources.gpus_per_node
@@ -131,6 +153,14 @@ def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:
     )
 
 
+def config_named(config_dir: Path, args: argparse.Namespace) -> str:
+    """The primary config a sweep composes, as the dry run names it."""
+    path = config_dir / f"{args.config_name}.yaml"
+    if config_dir == BUNDLED_CONF:
+        return f"{path} (the bundled example: there is no ./conf here; pass -cd DIR)"
+    return str(path)
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     console = make_console()
@@ -153,7 +183,8 @@ def main(argv: Sequence[str]) -> int:
         return search.start(request, args.follow, args.dry_run, console)
     manifest = build_manifest(plan, command)
     if args.dry_run:
-        print_dry_run(plan, manifest, console)
+        existing = preflight(plan, manifest, args.allow_config_change)
+        print_dry_run(plan, manifest, console, existing, config_named(config_dir, args))
         return 0
     done = submit_plan(plan, manifest, console.print, args.allow_config_change)
     if not done.run_ids:

@@ -86,7 +86,8 @@ def test_flags_go_anywhere_among_the_overrides(tmp_path: Path) -> None:
         [sys.executable, "-m", *argv], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert "# dry run: 2 runs" in result.stdout
+    assert "# dry run: 2 run(s) (2 new, 0 already in the sweep)" in result.stdout
+    assert "(the bundled example: there is no ./conf here; pass -cd DIR)" in result.stdout
     assert "--lr 0.2 --batch-size 8" in result.stdout or "--lr 0.1 --batch-size 8" in result.stdout
     assert not (tmp_path / "sweeps").exists()
 

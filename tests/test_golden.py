@@ -68,7 +68,7 @@ def test_dry_run_matches_golden_file(name: str, overrides: list[str]) -> None:
 def test_dry_run_in_a_container_matches_golden_file() -> None:
     """The launch line inside a Charliecloud image folder: the runtime's flags, the
     binds, the image's python, and the shim from the copy of paddle_hpc. The image's
-    path is part of each run's config, and so of its id: it is a fixed one."""
+    path is part of each run's config: it is a fixed one."""
     image = Path("/tmp/paddle-hpc-golden/paddle image")
     for folder in ("home", "etc", "ch"):
         (image / folder).mkdir(parents=True, exist_ok=True)

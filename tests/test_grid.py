@@ -96,6 +96,41 @@ def test_run_ids_are_stable_and_order_free() -> None:
     assert first == again
 
 
+def test_a_run_id_leaves_out_how_the_run_is_submitted() -> None:
+    trained = ["optim.lr=0.1", "model=vit"]
+    assert run_id(trained) == run_id(
+        [
+            *trained,
+            "cluster.executor=auto",
+            "resources.time=UNLIMITED",
+            "resources.partition='gpu a100'",
+            "+resources.sbatch.mail-type=END",
+            "sweep.max_parallel=2",
+            "collect.visualdl=[]",
+            "search.n_trials=20",
+        ]
+    )
+    for shaping in ("resources.nodes=2", "resources.gpus_per_node=4", "launch.env.X=1"):
+        assert run_id([*trained, shaping]) != run_id(trained), shaping
+    assert run_id([*trained, "search.trial=3"]) != run_id([*trained, "search.trial=4"])
+
+
+def test_a_key_added_with_a_plus_on_the_command_line_replaces_the_grids() -> None:
+    """The advice for a grid key the config lacks is `+key`: given on the command line,
+    it takes the grid entry's place instead of adding a second axis of the same key."""
+    axes = grid_axes({"foo": [1, 2], "b": [3]}, ["+foo=5,6,7"], GROUPS)
+    assert [(a.key, a.choices, a.in_grid) for a in axes] == [
+        ("foo", ("+foo=5", "+foo=6", "+foo=7"), False),
+        ("b", ("b=3",), True),
+    ]
+    assert len(expand(axes)) == 3
+
+
+def test_a_group_at_another_package_is_a_group() -> None:
+    (axis,) = grid_axes({}, ["+model@aux=small,big"], {"model": ("small", "big")})
+    assert axis.is_group and axis.choices == ("+model@aux=small", "+model@aux=big")
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -133,6 +133,27 @@ def test_repeated_values_are_refused(conf: Path) -> None:
         plan(conf, "optim.lr=0.1,0.1")
 
 
+def test_a_grid_key_the_config_lacks_gets_advice_that_works(conf: Path) -> None:
+    (conf / "config.yaml").write_text(CONFIG + "    extra: [1, 2]\n")
+    with pytest.raises(
+        ConfigError, match=r"sweep\.grid\.extra: .*name it '\+extra' in sweep\.grid"
+    ):
+        plan(conf)
+    assert len(plan(conf, "+extra=1,2").runs) == 4  # type: ignore[attr-defined]
+    (conf / "config.yaml").write_text(CONFIG + "    +extra: [1, 2]\n")
+    result = plan(conf)
+    assert [r.config["extra"] for r in result.runs] == [1, 2, 1, 2]  # type: ignore[attr-defined]
+
+
+def test_a_run_id_does_not_change_with_how_it_is_submitted(conf: Path) -> None:
+    ids = [r.run_id for r in plan(conf).runs]  # type: ignore[attr-defined]
+    submitted = plan(conf, "cluster.executor=local", "resources.time=5", "sweep.max_parallel=1")
+    assert [r.run_id for r in submitted.runs] == ids  # type: ignore[attr-defined]
+    assert [r.run_id for r in plan(conf, "resources.nodes=2").runs] != ids  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"differ only in resources\.partition, which says how"):
+        plan(conf, "resources.partition=a,b")
+
+
 def test_the_sweep_directory_holds_every_run(conf: Path) -> None:
     result = plan(conf, "resources.nodes=1,2")
     manifest = build_manifest(result, ["python", "-m", "paddle_hpc.sweep"])  # type: ignore[arg-type]

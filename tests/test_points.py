@@ -16,7 +16,14 @@ from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from paddle_hpc.plan.config import validate
 from paddle_hpc.plan.grid import parse_override
-from paddle_hpc.plan.points import PointResolver, dependencies, interpolations, references, resolved
+from paddle_hpc.plan.points import (
+    PointResolver,
+    dependencies,
+    dotted,
+    interpolations,
+    references,
+    resolved,
+)
 
 BASE = """
 program:
@@ -114,11 +121,18 @@ def test_an_unresolvable_reference_fails_at_its_point() -> None:
 
 def test_interpolations_are_found_in_lists_and_nested_mappings() -> None:
     found = interpolations(base())
-    assert found["program.args.1"] == "${optim.lr}"
-    assert found["program.args.2"] == "--out=${sweep.dir}/${.0}"
-    assert found["optim.sched.warmup"] == "${..lr}"
-    assert found["sweep.dir"] == "sweeps/${sweep.name}"  # the schema's default
-    assert "optim.lr" not in found and "program.args.0" not in found
+    assert found["program", "args", 1] == "${optim.lr}"
+    assert found["program", "args", 2] == "--out=${sweep.dir}/${.0}"
+    assert found["optim", "sched", "warmup"] == "${..lr}"
+    assert found["sweep", "dir"] == "sweeps/${sweep.name}"  # the schema's default
+    assert ("optim", "lr") not in found and ("program", "args", 0) not in found
+
+
+def test_a_path_under_a_key_with_a_dot_or_a_number_has_no_dotted_name() -> None:
+    plain = {"a": {"b.c": 1, 10: [2], "d": [{"e": 3}]}}
+    assert dotted(plain, ("a", "b.c")) is None
+    assert dotted(plain, ("a", 10, 0)) is None
+    assert dotted(plain, ("a", "d", 0, "e")) == "a.d.0.e"
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,13 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert steps.apply(list).tolist() == [[0, 1]] * 4  # every logged epoch
     assert (sweep_dir / "sacct.txt").exists() and tables.errors.empty
 
+    # the README's next step: how it was submitted (`make demo`'s executor) names no run
+    more = sweep(tmp_path, "--dry-run", "train.epochs=2", "optim.lr=0.003,0.03,0.3")
+    assert more.returncode == 0, more.stderr
+    assert "# dry run: 6 run(s) (2 new, 4 already in the sweep)" in more.stdout
+    for run in manifest.runs:
+        assert f"#   {run.run_id}  already" in more.stdout
+
 
 FAIL_ON_RANK_1 = """\
 import os, time
@@ -212,9 +219,10 @@ def test_bad_config_fails_before_submission(tmp_path: Path) -> None:
         ("resources.mem=64G", "resources.mem is 64G, but its nodes have at most 8000M"),
         ("resources.partition=nope", "no partition 'nope'; it has debug, urgent"),
     ]:
-        result = sweep(tmp_path, override)
-        assert result.returncode == 1 and named in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        for dry_run in ((), ("--dry-run",)):  # a dry run refuses what a submission refuses
+            result = sweep(tmp_path, *dry_run, override)
+            assert result.returncode == 1 and named in result.stderr, (dry_run, result.stderr)
+            assert "Traceback" not in result.stderr
     assert not (tmp_path / "sweeps").exists() and queued_jobs() == before
 
 

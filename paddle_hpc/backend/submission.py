@@ -29,14 +29,34 @@ class Submission:
     running_here: threading.Thread | None = None  # the local runs, when in background
 
 
+def checked_backend(plan: Plan, manifest: Manifest) -> tuple[Backend, Manifest]:
+    """The sweep's backend, once it has checked the manifest (a partition that does not
+    exist, a shape no node fits); and the manifest with the backend's name."""
+    backend = backend_for(plan.executor)
+    manifest = replace(manifest, executor=backend.name)
+    backend.check(manifest)
+    return backend, manifest
+
+
+def preflight(plan: Plan, manifest: Manifest, allow_change: bool = False) -> frozenset[str]:
+    """Every check a submission of the plan makes, writing nothing; returns the ids of its
+    runs the sweep directory holds already."""
+    _, manifest = checked_backend(plan, manifest)
+    sweep = SweepDir(plan.sweep_dir)
+    if not sweep.manifest.exists():
+        return frozenset()
+    old = load(sweep.path)
+    extend.check_base(old, manifest, allow_change)
+    _, added = extend.merge(old, manifest)
+    return frozenset(r.run_id for r in plan.runs) - set(added)
+
+
 def submit_plan(
     plan: Plan, manifest: Manifest, say: Say, allow_change: bool = False, background: bool = False
 ) -> Submission:
     """Writes and submits a plan (`manifest` is build_manifest's). A backend that runs
     the runs here does so before this returns, or in a thread when `background`."""
-    backend = backend_for(plan.executor)
-    manifest = replace(manifest, executor=backend.name)
-    backend.check(manifest)
+    backend, manifest = checked_backend(plan, manifest)
     sweep = SweepDir(plan.sweep_dir)
     is_new = not sweep.manifest.exists()
     manifest = write(plan, manifest, allow_change, say)

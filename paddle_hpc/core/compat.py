@@ -34,6 +34,30 @@ def apply_overrides(overrides: Sequence[Override], cfg: DictConfig) -> None:
     ConfigLoaderImpl._apply_overrides_to_config(list(overrides), cfg)
 
 
+def overrides_dirname(overrides: Sequence[Override], hydra: DictConfig) -> str:
+    """`hydra.job.override_dirname` of a job with these overrides, as Hydra makes it."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
+    settings = hydra.job.config.override_dirname
+    return get_overrides_dirname(
+        overrides=list(overrides),
+        exclude_keys=list(settings.exclude_keys),
+        item_sep=settings.item_sep,
+        kv_sep=settings.kv_sep,
+    )
+
+
+def set_hydra_config(cfg: DictConfig | None) -> DictConfig | None:
+    """Makes `cfg` ({"hydra": ...}) what `${hydra:...}` reads, without the copy that
+    HydraConfig.set_config makes at each call; returns what it replaced."""
+    from hydra.core.hydra_config import HydraConfig
+
+    instance = HydraConfig.instance()
+    previous: DictConfig | None = instance.cfg  # type: ignore[assignment]
+    instance.cfg = cfg  # type: ignore[assignment]
+    return previous
+
+
 def sbatch_string(command: str, folder: Path, parameters: dict[str, Any]) -> str:
     """The sbatch script submitit writes for these parameters, each #SBATCH value quoted."""
     text: str = _make_sbatch_string(command=command, folder=folder, **parameters)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -23,8 +23,8 @@ from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, save
 from paddle_hpc.core.schema import RunConfig, SweepConfig
-from paddle_hpc.core.secret_env import has_env_ref, is_secret
 from paddle_hpc.node import container
+from paddle_hpc.plan import hydra_job
 from paddle_hpc.plan.config import (
     ComposedBase,
     check_resolved,
@@ -34,6 +34,7 @@ from paddle_hpc.plan.config import (
 )
 from paddle_hpc.plan.grid import Axis, Point, expand, grid_axes, parse_override, searched
 from paddle_hpc.plan.points import PointResolver, apply_overrides, related, resolved
+from paddle_hpc.plan.program import env_texts, keep_env_refs, program_cwd, script_path
 
 # libyaml's dumper when PyYAML was built with it: several times faster.
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -81,31 +82,6 @@ def shape_of(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def script_path(script: str | None, cwd: Path) -> str | None:
-    """program.script made absolute (relative to program.cwd, else to where the sweep
-    starts), and checked."""
-    if script is None:
-        return None
-    path = (cwd / script).resolve()
-    if not path.is_file():
-        raise ConfigError(f"program.script is {script!r}, but {path} is not a file.")
-    return str(path)
-
-
-def program_cwd(text: str | None, cwd: Path, run_dir: Path) -> Path | None:
-    """program.cwd made absolute (relative to where the sweep starts), and checked: it
-    exists, or lies in the run's own folder, where the node creates it."""
-    if text is None:
-        return None
-    path = (cwd / text).resolve()
-    if not path.is_dir() and not path.is_relative_to(run_dir):
-        raise ConfigError(
-            f"program.cwd is {text!r}, but {path} is not a directory. Give the folder the "
-            "program runs in (the suite's repository), or one under ${run:dir}."
-        )
-    return path
-
-
 # Keys that belong to the sweep as a whole: one value for all of its runs.
 SWEEP_LEVEL = ("sweep", "cluster.executor")
 
@@ -125,38 +101,56 @@ def make_plan(
     those points of a search: sweep.grid is then not a grid but the search's space,
     and overrides hold only the fixed ones."""
     groups = config_groups(config_dir)
+    hydra_overrides = hydra_settings(overrides)
+    overrides = [text for text in overrides if text not in hydra_overrides]
     fixed_groups = tuple(
         text
         for text in overrides
         if parse_override(text).key_or_group in groups
         and not parse_override(text).is_sweep_override()
     )
-    first = compose_base(config_dir, config_name, fixed_groups)
-    settings = sweep_settings(first, overrides)
-    points = None
-    if trials is None and settings.search.n_trials > 0:
-        raise SearchRequested()
-    if trials is None:
-        axes = sweep_axes(settings, overrides, first.group_options)
-    else:
-        found, points = searched(grid_axes({}, overrides, first.group_options), trials)
-        axes = tuple(found)
-    sweep_dir = (cwd / str(settings.sweep.dir)).resolve()
 
     def compose(group_choice: tuple[str, ...]) -> ComposedBase:
         if group_choice == fixed_groups or chosen_already(first, group_choice):
             return first
-        return compose_base(config_dir, config_name, group_choice)
+        composed = compose_base(config_dir, config_name, (*group_choice, *hydra_overrides))
+        hydra_job.prepare(composed, cwd)
+        return composed
 
-    runs = resolve_runs(axes, compose, cwd, sweep_dir, points)
-    fixed = [a.override(a.choices[0]) for a in axes if not a.swept and not a.is_group]
-    base = common_config(apply_overrides(first.config, fixed))
+    first = compose_base(config_dir, config_name, (*fixed_groups, *hydra_overrides))
+    hydra_job.prepare(first, cwd)
+    with hydra_job.sweep_job(first.hydra):
+        settings = sweep_settings(first, overrides)
+        points = None
+        if trials is None and settings.search.n_trials > 0:
+            raise SearchRequested()
+        if trials is None:
+            axes = sweep_axes(settings, first.hydra, overrides, first.group_options)
+        else:
+            found, points = searched(grid_axes({}, overrides, first.group_options), trials)
+            axes = tuple(found)
+        sweep_dir = (cwd / str(settings.sweep.dir)).resolve()
+        runs = resolve_runs(axes, compose, cwd, sweep_dir, points)
+        fixed = [a.override(a.choices[0]) for a in axes if not a.swept and not a.is_group]
+        base = common_config(apply_overrides(first.config, fixed))
     keep_env_refs(base, {**env_texts(first.config, ()), **env_texts(None, fixed)})
     executor = runs[0].config["cluster"]["executor"]
     composed = OmegaConf.to_container(first.config, resolve=False, enum_to_str=True)
     assert isinstance(composed, dict)
     composed_base = {str(k): v for k, v in composed.items()}
     return Plan(sweep_dir, base, axes, tuple(runs), executor, composed_base, cwd)
+
+
+def hydra_settings(overrides: Sequence[str]) -> tuple[str, ...]:
+    """The `hydra.*` overrides: Hydra's own settings, composed with the config."""
+    found = tuple(text for text in overrides if parse_override(text).is_hydra_override())
+    for text in found:
+        if parse_override(text).is_sweep_override():
+            raise ConfigError(
+                f"{text!r}: Hydra's own settings (hydra.*) have one value for the whole "
+                "sweep. Give one value."
+            )
+    return found
 
 
 def chosen_already(composed: ComposedBase, group_overrides: Sequence[str]) -> bool:
@@ -191,16 +185,23 @@ def sweep_settings(first: ComposedBase, overrides: Sequence[str]) -> DictConfig:
 
 
 def sweep_axes(
-    settings: DictConfig, overrides: Sequence[str], group_options: Mapping[str, tuple[str, ...]]
+    settings: DictConfig,
+    hydra: DictConfig | None,
+    overrides: Sequence[str],
+    group_options: Mapping[str, tuple[str, ...]],
 ) -> tuple[Axis, ...]:
-    """sweep.grid's axes (after the command line's own sweep.* settings), then the
-    command line's."""
+    """sweep.grid's axes (after the command line's own sweep.* settings), then those of
+    `hydra.sweeper.params` (as Hydra's BasicSweeper reads them), then the command
+    line's."""
     try:
         grid = OmegaConf.to_container(settings.sweep.grid, resolve=True)
+        params = hydra_job.sweeper_params(hydra)
     except OmegaConfBaseException as exc:
         raise ConfigError(explain(exc)) from exc
     assert isinstance(grid, dict)
-    axes = tuple(grid_axes({str(k): v for k, v in grid.items()}, overrides, group_options))
+    entries = {str(k): v for k, v in grid.items()}
+    entries.update(params)
+    axes = tuple(grid_axes(entries, overrides, group_options))
     for axis in axes:
         if is_sweep_level(axis.key) and len(axis.choices) > 1:
             raise ConfigError(f"{axis.key} cannot be swept: it has one value for the whole sweep.")
@@ -216,10 +217,12 @@ def resolve_runs(
 ) -> list[RunSpec]:
     """Every point's config, resolved and checked; the first bad point raises."""
     resolvers: dict[tuple[str, ...], PointResolver] = {}
+    hydras: dict[tuple[str, ...], DictConfig | None] = {}
     env_bases: dict[tuple[str, ...], dict[str, Any]] = {}
     scripts: dict[tuple[str | None, Path], str | None] = {}
     images: dict[str, str] = {}
     runs = []
+    overrides_read_hydra = any("${hydra:" in text for axis in axes for text in axis.choices)
     for point in expand(axes) if points is None else points:
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
         values = [
@@ -227,11 +230,15 @@ def resolve_runs(
         ]
         try:
             if group_choice not in resolvers:
-                composed = compose(group_choice).config
-                resolvers[group_choice] = PointResolver(composed)
-                env_bases[group_choice] = env_texts(composed, ())
+                composed = compose(group_choice)
+                resolvers[group_choice] = PointResolver(composed.config)
+                hydras[group_choice] = hydra_job.used(composed, overrides_read_hydra)
+                env_bases[group_choice] = env_texts(composed.config, ())
             run_dir = SweepDir(sweep_dir).run(point.run_id).path
-            with resolving_run(point.run_id, run_dir):
+            hydra = hydras[group_choice]
+            if hydra is not None:
+                hydra_job.set_job(hydra, point.index, point.run_id, point.overrides, run_dir)
+            with resolving_run(point.run_id, run_dir), hydra_job.sweep_job(hydra):
                 config = resolvers[group_choice].resolve(values)
             check_resolved(config)
             keep_env_refs(config, {**env_bases[group_choice], **env_texts(None, values)})
@@ -250,48 +257,14 @@ def resolve_runs(
                     images[checked] = container.check(image, cwd, shared)
                 image["image"] = images[checked]
         except (HydraException, OmegaConfBaseException, ConfigError) as exc:
+            base = resolvers.get(group_choice)
+            why = (base and not_in_config(axes, base.base)) or explain(exc)
             raise ConfigError(
-                f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): "
-                f"{explain(exc)}"
+                f"run {point.run_id} (grid point {point.index}: {' '.join(point.overrides)}): {why}"
             ) from exc
         runs.append(RunSpec(point, point.swept(axes), config))
     check_distinct(runs)
     return runs
-
-
-ENV_PREFIX = "launch.env."
-
-
-def env_texts(base: DictConfig | None, overrides: Sequence[Override]) -> dict[str, Any]:
-    """launch.env's values as written, before any interpolation is resolved: the base's,
-    then what the overrides set."""
-    texts: dict[str, Any] = {}
-    if base is not None:
-        found = OmegaConf.to_container(base.launch.env, resolve=False)
-        assert isinstance(found, dict)
-        texts.update({str(k): v for k, v in found.items()})
-    for override in overrides:
-        key = override.key_or_group
-        if key.startswith(ENV_PREFIX):
-            texts[key.removeprefix(ENV_PREFIX)] = override.value()
-    return texts
-
-
-def keep_env_refs(config: dict[str, Any], texts: Mapping[str, Any]) -> None:
-    """A launch.env value given as ${oc.env:NAME} stays that text: the compute node
-    resolves it, and the variable's value (a token, say) is written nowhere. A secret
-    given any other way is refused, for it would be written in plain text."""
-    env = config["launch"]["env"]
-    for name in env:
-        text = texts.get(name)
-        if has_env_ref(text):
-            env[name] = text
-        elif is_secret(name):
-            raise ConfigError(
-                f"launch.env.{name}: a secret's value would be written to the sweep "
-                f"directory in plain text. Give it as ${{oc.env:{name}}} and export {name} "
-                "before the sweep: the compute nodes read it from their environment."
-            )
 
 
 def explain(exc: BaseException) -> str:
@@ -300,15 +273,39 @@ def explain(exc: BaseException) -> str:
     return f"{exc}: {cause}" if cause is not None and str(cause) not in str(exc) else str(exc)
 
 
+def not_in_config(axes: Sequence[Axis], config: DictConfig) -> str | None:
+    """Advice for a sweep.grid key the config does not have, if there is one."""
+    for axis in axes:
+        changes = axis.in_grid and not axis.is_group and not axis.key.startswith(("+", "~"))
+        if changes and OmegaConf.select(config, axis.key, default=_ABSENT) is _ABSENT:
+            return (
+                f"sweep.grid.{axis.key}: the config has no key {axis.key!r}. Add it to the "
+                f"config, or name it '+{axis.key}' in sweep.grid to add it to every run."
+            )
+    return None
+
+
+_ABSENT = object()
+
+
 def check_distinct(runs: Sequence[RunSpec]) -> None:
+    """Refuses a grid that holds one run twice."""
     seen: dict[str, Point] = {}
     for run in runs:
         twin = seen.setdefault(run.run_id, run.point)
-        if twin is not run.point:
-            raise ConfigError(
-                f"grid points {twin.index} and {run.point.index} are the same run "
-                f"({' '.join(run.point.overrides)}): remove the repeated value."
-            )
+        if twin is run.point:
+            continue
+        differ = [o for o in run.point.overrides if o not in twin.overrides]
+        why = (
+            f"they differ only in {', '.join(o.split('=')[0] for o in differ)}, which says how "
+            "a run is submitted, not what it trains: give it one value"
+            if differ
+            else "remove the repeated value"
+        )
+        raise ConfigError(
+            f"grid points {twin.index} and {run.point.index} are the same run "
+            f"{run.run_id} ({' '.join(run.point.overrides)}): {why}."
+        )
 
 
 def common_config(cfg: DictConfig) -> dict[str, Any]:

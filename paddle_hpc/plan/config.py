@@ -29,6 +29,9 @@ from paddle_hpc.core.schema import GROUPS, RETRYABLE
 from paddle_hpc.slurm.parse import time_limit_minutes
 
 BUNDLED_CONF = Path(__file__).resolve().parents[2] / "conf"
+# the job name compose_base gives Hydra, so that one the config or a `hydra.job.name=`
+# override sets can be told apart (plan/hydra_job.py)
+UNNAMED = "\0unnamed"
 
 
 def register_schemas() -> None:
@@ -81,6 +84,7 @@ class ComposedBase:
     config: DictConfig
     group_options: Mapping[str, tuple[str, ...]]  # config group -> its options
     choices: Mapping[str, str | None]  # config group -> the option composed (None: none)
+    hydra: DictConfig | None = None  # {"hydra": Hydra's own node}, as compose gave it
 
 
 def resolve_config_dir(config_dir: str | None, cwd: Path) -> Path:
@@ -118,11 +122,14 @@ def _line(path: str, number: int) -> str:
 def compose_base(
     config_dir: Path, config_name: str, group_overrides: Sequence[str] = ()
 ) -> ComposedBase:
-    """Composes the primary config with the group choices given, then validates it."""
+    """Composes the primary config with the group choices (and `hydra.*` overrides)
+    given, then validates it."""
     register_schemas()
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        with initialize_config_dir(
+            config_dir=str(config_dir), job_name=UNNAMED, version_base="1.3"
+        ):
             cfg = compose(
                 config_name=config_name, overrides=list(group_overrides), return_hydra_config=True
             )
@@ -131,6 +138,7 @@ def compose_base(
                 for group, option in cfg.hydra.runtime.choices.items()
                 if not str(group).startswith("hydra/")
             }
+            hydra = OmegaConf.masked_copy(cfg, "hydra")
             with open_dict(cfg):  # as compose does without return_hydra_config
                 del cfg["hydra"]
             loader = GlobalHydra.instance().config_loader()
@@ -149,7 +157,7 @@ def compose_base(
         ) from exc
     finally:
         GlobalHydra.instance().clear()
-    return ComposedBase(validate(cfg), groups, choices)
+    return ComposedBase(validate(cfg), groups, choices, hydra)
 
 
 def config_groups(config_dir: Path) -> list[str]:

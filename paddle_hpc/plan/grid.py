@@ -40,6 +40,7 @@ class Axis:
     # every mapping key ('x:y', '1', 'a,b'), so these are applied as values
     values: dict[str, Any] = field(default_factory=dict, compare=False)
     searched: bool = False  # a search's key: swept, whatever its number of choices
+    in_grid: bool = False  # given in sweep.grid (or hydra.sweeper.params), not on the command line
 
     @property
     def swept(self) -> bool:
@@ -134,12 +135,16 @@ def grid_axes(
             )
     for text in overrides:
         key = parse_override(text).get_key_element()
-        entries[key] = _choices(text, group_options)  # as Hydra: the first place, the last values
+        # as Hydra: the first place, the last values; `+key` is the key a grid sweeps
+        place = next((k for k in entries if k.lstrip("+") == key.lstrip("+")), key)
+        entries[place] = _choices(text, group_options)
+    from_command_line = {parse_override(text).get_key_element().lstrip("+") for text in overrides}
     axes = []
     for key, choices in entries.items():
-        bare = key.lstrip("+~")
+        group = key.lstrip("+~").split("@")[0]
         values = {t: v for t, v in raw.get(key, {}).items() if t in choices}
-        axes.append(Axis(key, tuple(choices), bare in group_options, values))
+        in_grid = key.lstrip("+") not in from_command_line
+        axes.append(Axis(key, tuple(choices), group in group_options, values, in_grid=in_grid))
     return axes
 
 
@@ -148,7 +153,7 @@ def _grid_choices(
 ) -> list[str]:
     """One value of a sweep.grid list: a list or a mapping is kept as YAML gave it (in
     `raw`, by its text); anything else is override text, parsed as Hydra would."""
-    if isinstance(value, Mapping | list) and key.lstrip("+~") not in group_options:
+    if isinstance(value, Mapping | list) and key.lstrip("+~").split("@")[0] not in group_options:
         text = f"{key}={container_text(value)}"
         raw[text] = value
         return [text]
@@ -195,10 +200,43 @@ def container_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# How a run is submitted, not what it trains: overrides of these keys (and of keys
+# inside them) leave its id alone. A search trial's number names its run.
+SUBMISSION_KEYS = (
+    "cluster",
+    "collect",
+    "sweep",
+    "search",
+    *(
+        f"resources.{key}"
+        for key in [
+            "time",
+            "signal_before",
+            "partition",
+            "account",
+            "qos",
+            "constraint",
+            "mem",
+            "cpus_per_task",
+            "mps",
+            "sbatch",
+        ]
+    ),
+)
+RUN_KEYS = ("search.trial",)
+
+
+def names_run(override: str) -> bool:
+    """Whether the override counts in its run's id (see SUBMISSION_KEYS)."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key in RUN_KEYS or not any(key == k or key.startswith(f"{k}.") for k in SUBMISSION_KEYS)
+
+
 def run_id(overrides: Sequence[str]) -> str:
-    """Stable id of a point: the same overrides, in any order, give the same id."""
-    digest = hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()
-    return f"r{digest[:10]}"
+    """Stable id of a point: the same overrides of what it trains, in any order, give the
+    same id."""
+    text = "\n".join(sorted(o for o in overrides if names_run(o)))
+    return f"r{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 def expand(axes: Sequence[Axis]) -> list[Point]:

@@ -53,21 +53,36 @@ def apply_overrides(base: DictConfig, overrides: Sequence[Override]) -> DictConf
     return cfg
 
 
-def interpolations(cfg: DictConfig | ListConfig) -> dict[str, str]:
-    """Dotted path -> text of every node whose value is an interpolation ('${...}')."""
-    return _interpolations(cfg, OmegaConf.to_container(cfg, resolve=False), "")
+# A node's place in a config: its keys from the root (list indexes as ints).
+Path = tuple[str | int, ...]
 
 
-def _interpolations(cfg: DictConfig | ListConfig, plain: Any, prefix: str) -> dict[str, str]:
+def interpolations(cfg: DictConfig | ListConfig) -> dict[Path, str]:
+    """Path -> text of every node whose value is an interpolation ('${...}')."""
+    return _interpolations(cfg, OmegaConf.to_container(cfg, resolve=False), ())
+
+
+def _interpolations(cfg: DictConfig | ListConfig, plain: Any, prefix: Path) -> dict[Path, str]:
     found = {}
     items = enumerate(plain) if isinstance(plain, list) else plain.items()
     for key, value in items:
-        path = f"{prefix}{key}"
+        path = (*prefix, key)
         if OmegaConf.is_interpolation(cfg, key):
             found[path] = str(value)
         elif isinstance(value, dict | list):
-            found.update(_interpolations(cfg[key], value, f"{path}."))
+            found.update(_interpolations(cfg[key], value, path))
     return found
+
+
+def dotted(plain: Any, path: Path) -> str | None:
+    """The path as a dotted key ('a.b.0'); None when a mapping key on it is not a
+    string or holds a dot ({'a.b': ..}, {10: ..}), which a dotted key cannot name."""
+    node = plain
+    for key in path:
+        if isinstance(node, dict) and not (isinstance(key, str) and "." not in key):
+            return None
+        node = node[key]
+    return ".".join(map(str, path))
 
 
 _REFERENCE = re.compile(r"\$\{(\.*)([\w-]+(?:\.[\w-]+)*)\}")
@@ -105,12 +120,14 @@ def related(a: str, b: str) -> bool:
 
 
 def dependencies(
-    texts: Mapping[str, str], swept: Collection[str]
+    texts: Mapping[str, str], swept: Collection[str], unknown: Collection[str] = ()
 ) -> dict[str, frozenset[str] | None]:
     """Interpolation path -> the swept keys its value depends on, following chains of
-    interpolations; None when that cannot be known (see `references`) or when a swept
-    key overrides the interpolation."""
-    refs = {path: references(path, text) for path, text in texts.items()}
+    interpolations; None when that cannot be known (see `references`, and the paths
+    in `unknown`) or when a swept key overrides the interpolation."""
+    refs = {
+        path: None if path in unknown else references(path, text) for path, text in texts.items()
+    }
     found: dict[str, frozenset[str] | None] = {}
 
     def visit(path: str, stack: frozenset[str]) -> frozenset[str] | None:
@@ -157,9 +174,9 @@ def plain_copy(value: Any) -> Any:
     return value
 
 
-def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """data[a][b][0] = value for path 'a.b.0'."""
-    *parents, last = path.split(".")
+def set_path(data: dict[str, Any], path: str | Path, value: Any) -> None:
+    """data[a][b][0] = value for path 'a.b.0' or ('a', 'b', 0)."""
+    *parents, last = path.split(".") if isinstance(path, str) else path
     node: Any = data
     for part in parents:
         node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
@@ -167,6 +184,14 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
         node[int(last)] = value
     else:
         node[last] = value
+
+
+def get_path(cfg: DictConfig, path: Path) -> Any:
+    """cfg's value at path, resolved."""
+    node: Any = cfg
+    for key in path:
+        node = node[key]
+    return node
 
 
 def plain_value(value: Any) -> Any:
@@ -184,6 +209,10 @@ class PointResolver:
         self._base = base
         # per set of added keys: the base with them added, shared by those points
         self._shared: dict[tuple[str, ...], _SharedCopy | None] = {}
+
+    @property
+    def base(self) -> DictConfig:
+        return self._base
 
     def resolve(self, overrides: Sequence[Override]) -> dict[str, Any]:
         """The point's config, resolved. Raises Hydra's or OmegaConf's error."""
@@ -223,7 +252,13 @@ class _SharedCopy:
         plain = OmegaConf.to_container(base, resolve=False, enum_to_str=True)
         assert isinstance(plain, dict)
         self._plain: dict[str, Any] = {str(k): v for k, v in plain.items()}
-        self._texts = interpolations(base)
+        texts = interpolations(base)
+        # under a key a dotted key cannot name: resolved at every point, and so is
+        # every interpolation that refers to one (by its name with the dots as they are)
+        self._unnamed = [path for path in texts if dotted(plain, path) is None]
+        self._unknown = frozenset(".".join(map(str, path)) for path in self._unnamed)
+        self._texts = {".".join(map(str, path)): text for path, text in texts.items()}
+        self._paths = {".".join(map(str, path)): path for path in texts}
         self._deps: dict[tuple[str, ...], dict[str, frozenset[str] | None]] = {}
         self._seen: dict[tuple[str, tuple[str, ...]], Any] = {}
 
@@ -233,17 +268,20 @@ class _SharedCopy:
         values = {o.key_or_group: o.input_line or "" for o in overrides}
         keys = tuple(values)
         if keys not in self._deps:
-            self._deps[keys] = dependencies(self._texts, keys)
+            self._deps[keys] = dependencies(self._texts, keys, self._unknown)
         for key in keys:
             set_path(config, key, plain_value(OmegaConf.select(self._work, key)))
         # a swept value that is itself an interpolation may resolve differently per point
         dynamic = {o.key_or_group for o in overrides if "${" in str(o.value())}
-        for path, deps in self._deps[keys].items():
+        for name, deps in self._deps[keys].items():
+            path = self._paths[name]
             if deps is None or deps & dynamic:
-                set_path(config, path, plain_value(OmegaConf.select(self._work, path)))
+                set_path(config, path, plain_value(get_path(self._work, path)))
                 continue
-            seen = (path, tuple(values[key] for key in sorted(deps)))
+            seen = (name, tuple(values[key] for key in sorted(deps)))
             if seen not in self._seen:
-                self._seen[seen] = plain_value(OmegaConf.select(self._work, path))
+                self._seen[seen] = plain_value(get_path(self._work, path))
             set_path(config, path, plain_copy(self._seen[seen]))
+        for path in self._unnamed:
+            set_path(config, path, plain_value(get_path(self._work, path)))
         return config
