@@ -14,11 +14,13 @@ Shapes:
   resolvers  plain, with a script path from ${oc.env:...}, ${now:...}, ${oc.decode:...}
              and references in the config (paddle_hpc also ${run:dir} in the args)
   groups     model = m0,m1,m2,m3 (a config group) x a = range(10) x b = range(25)
+  hydra      plain, with Hydra's own values in the config: an output folder of
+             ${hydra:runtime.output_dir}, ${hydra:job.override_dirname}, ${hydra:job.num}
 
     make bench                          # sets up the venv, the cluster and the baseline
     .venv/bin/python benchmarks/sweep_submit.py [--shape plain ...] [--repeat N]
 
-Targets (issues 3 and 11): each shape <= 2 s, and <= 1/10 of hydra-submitit-launcher's
+Targets (issues 3, 11 and 24): each shape <= 2 s, and <= 1/10 of hydra-submitit-launcher's
 time on the same grid.
 """
 
@@ -69,6 +71,9 @@ tag: run-${now:%Y-%m-%d}-${a}-${b}
 steps: ${oc.decode:'100'}
 lr: ${a}
 """
+HYDRA_VALUES = """out: ${hydra:runtime.output_dir}/${hydra:job.override_dirname}
+job: ${hydra:job.num}
+"""
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ SHAPES = {
         "  args: [--out, '${run:dir}/out', --tag, '${tag}']\n"
         "a: 0\nb: 0\nc: 0\n" + RESOLVED,
         BASELINE_HEAD + "script: ${oc.env:BENCH_DIR}/noop.py\na: 0\nb: 0\nc: 0\n" + RESOLVED,
+    ),
+    "hydra": Shape(
+        ("a=range(10)", "b=range(10)", "c=range(10)"),
+        "program: {script: noop.py}\na: 0\nb: 0\nc: 0\n" + HYDRA_VALUES,
+        BASELINE_HEAD + "a: 0\nb: 0\nc: 0\n" + HYDRA_VALUES,
     ),
     "groups": Shape(
         ("model=m0,m1,m2,m3", "a=range(10)", "b=range(25)"),

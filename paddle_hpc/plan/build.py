@@ -217,12 +217,12 @@ def resolve_runs(
 ) -> list[RunSpec]:
     """Every point's config, resolved and checked; the first bad point raises."""
     resolvers: dict[tuple[str, ...], PointResolver] = {}
-    hydras: dict[tuple[str, ...], DictConfig | None] = {}
+    jobs: dict[tuple[str, ...], hydra_job.Job | None] = {}
     env_bases: dict[tuple[str, ...], dict[str, Any]] = {}
     scripts: dict[tuple[str | None, Path], str | None] = {}
     images: dict[str, str] = {}
     runs = []
-    overrides_read_hydra = any("${hydra:" in text for axis in axes for text in axis.choices)
+    texts = [text for axis in axes for text in axis.choices]
     for point in expand(axes) if points is None else points:
         group_choice = tuple(o for a, o in zip(axes, point.overrides, strict=True) if a.is_group)
         values = [
@@ -232,13 +232,16 @@ def resolve_runs(
             if group_choice not in resolvers:
                 composed = compose(group_choice)
                 resolvers[group_choice] = PointResolver(composed.config)
-                hydras[group_choice] = hydra_job.used(composed, overrides_read_hydra)
+                jobs[group_choice] = hydra_job.used(composed, texts)
                 env_bases[group_choice] = env_texts(composed.config, ())
             run_dir = SweepDir(sweep_dir).run(point.run_id).path
-            hydra = hydras[group_choice]
-            if hydra is not None:
-                hydra_job.set_job(hydra, point.index, point.run_id, point.overrides, run_dir)
-            with resolving_run(point.run_id, run_dir), hydra_job.sweep_job(hydra):
+            job = jobs[group_choice]
+            if job is not None:
+                hydra_job.set_job(job, point.index, point.run_id, point.overrides, run_dir)
+            with (
+                resolving_run(point.run_id, run_dir),
+                hydra_job.sweep_job(job.hydra if job else None),
+            ):
                 config = resolvers[group_choice].resolve(values)
             check_resolved(config)
             keep_env_refs(config, {**env_bases[group_choice], **env_texts(None, values)})

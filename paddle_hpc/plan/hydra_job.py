@@ -11,7 +11,9 @@ with the `hydra.*` overrides of the command line.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from paddle_hpc.core import compat
 from paddle_hpc.plan.config import UNNAMED, ComposedBase
 from paddle_hpc.plan.grid import parse_override
-from paddle_hpc.plan.points import interpolations
+from paddle_hpc.plan.points import interpolations, related
 
 
 def job_name(program: DictConfig) -> str:
@@ -53,11 +55,28 @@ def sweeper_params(hydra: DictConfig | None) -> dict[str, Any]:
     return {str(key): str(value) for key, value in params.items()}
 
 
-def used(composed: ComposedBase, overrides_use_it: bool) -> DictConfig | None:
-    """The Hydra node when the config or the overrides read it, else None."""
-    if overrides_use_it or any("${hydra:" in t for t in interpolations(composed.config).values()):
-        return composed.hydra
-    return None
+# what differs from job to job; set_job sets those a config reads
+JOB_VALUES = ("job.num", "job.id", "job.override_dirname", "overrides.task", "runtime.output_dir")
+_READ = re.compile(r"\$\{hydra:([\w.]*)\}")
+
+
+@dataclass(frozen=True)
+class Job:
+    hydra: DictConfig  # {"hydra": Hydra's node}
+    values: tuple[str, ...]  # of JOB_VALUES, those read
+
+
+def used(composed: ComposedBase, texts: Sequence[str]) -> Job | None:
+    """The Hydra node and the job values read, when the config's interpolations or
+    `texts` (the points' overrides) read it; else None."""
+    texts = [*interpolations(composed.config).values(), *texts]
+    reads = [t for t in texts if "${hydra:" in t]
+    if not reads or composed.hydra is None:
+        return None
+    paths = [m for t in reads for m in _READ.findall(t)]
+    if any(t.count("${") > len(_READ.findall(t)) for t in reads):  # nested: may read any
+        return Job(composed.hydra, JOB_VALUES)
+    return Job(composed.hydra, tuple(v for v in JOB_VALUES if any(related(v, p) for p in paths)))
 
 
 @contextlib.contextmanager
@@ -70,15 +89,19 @@ def sweep_job(hydra: DictConfig | None) -> Iterator[None]:
         compat.set_hydra_config(previous)
 
 
-def set_job(
-    hydra: DictConfig, index: int, run_id: str, overrides: Sequence[str], run_dir: Path
-) -> None:
-    """Sets the values of one job (run) in `hydra`, in place."""
-    parsed = [parse_override(text) for text in overrides]
-    with read_write(hydra), open_dict(hydra):
-        node = hydra.hydra
-        node.job.num = index
-        node.job.id = run_id
-        node.job.override_dirname = compat.overrides_dirname(parsed, node)
-        node.overrides.task = list(overrides)
-        node.runtime.output_dir = str(run_dir)
+def set_job(job: Job, index: int, run_id: str, overrides: Sequence[str], run_dir: Path) -> None:
+    """Sets the values of one job (run) that its config reads, in place."""
+    with read_write(job.hydra), open_dict(job.hydra):
+        node = job.hydra.hydra
+        for name in job.values:
+            if name == "job.num":
+                node.job.num = index
+            elif name == "job.id":
+                node.job.id = run_id
+            elif name == "job.override_dirname":
+                parsed = [parse_override(text) for text in overrides]
+                node.job.override_dirname = compat.overrides_dirname(parsed, node)
+            elif name == "overrides.task":
+                node.overrides.task = list(overrides)
+            else:
+                node.runtime.output_dir = str(run_dir)
