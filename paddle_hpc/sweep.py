@@ -153,10 +153,10 @@ def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:
     )
 
 
-def config_named(config_dir: Path, args: argparse.Namespace) -> str:
+def config_named(config_dir: Path, config_name: str, cwd: Path) -> str:
     """The primary config a sweep composes, as the dry run names it."""
-    path = config_dir / f"{args.config_name}.yaml"
-    if config_dir == BUNDLED_CONF:
+    path = config_dir / f"{config_name}.yaml"
+    if config_dir == BUNDLED_CONF and not (cwd / "conf").is_dir():
         return f"{path} (the bundled example: there is no ./conf here; pass -cd DIR)"
     return str(path)
 
@@ -184,7 +184,9 @@ def main(argv: Sequence[str]) -> int:
     manifest = build_manifest(plan, command)
     if args.dry_run:
         existing = preflight(plan, manifest, args.allow_config_change)
-        print_dry_run(plan, manifest, console, existing, config_named(config_dir, args))
+        print_dry_run(
+            plan, manifest, console, existing, config_named(config_dir, args.config_name, cwd)
+        )
         return 0
     done = submit_plan(plan, manifest, console.print, args.allow_config_change)
     if not done.run_ids:

@@ -17,7 +17,7 @@ from paddle_hpc.plan.build import (
     to_yaml,
     write_plan,
 )
-from paddle_hpc.plan.config import ComposedBase
+from paddle_hpc.plan.config import ComposedBase, config_groups
 
 CONFIG = """\
 defaults:
@@ -295,3 +295,17 @@ def test_a_yaml_error_is_one_line_naming_the_file_and_line(
     message = str(raised.value)
     assert message.startswith(f"{tmp_path / 'conf' / 'config.yaml'}, {where}: ")
     assert "\n" not in message and fix in message
+
+
+def test_config_groups_are_folders_of_configs_and_never_a_sweeps(tmp_path: Path) -> None:
+    """A project whose config dir is its own folder (`-cd .`) holds its sweeps there."""
+    for folder in ("model", "data/set", "data", ".hidden", "__pycache__", "outputs/x"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    for config in ("model/small.yaml", "data/set/mnist.yml", ".hidden/a.yaml"):
+        (tmp_path / config).write_text("a: 1\n")
+    sweep = tmp_path / "sweeps" / "old"
+    (sweep / "runs" / "r0123456789").mkdir(parents=True)
+    (sweep / "manifest.json").write_text("{}")
+    (sweep / "config.yaml").write_text("a: 1\n")
+    (sweep / "runs" / "r0123456789" / "config.yaml").write_text("a: 1\n")
+    assert config_groups(tmp_path) == ["data/set", "model"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.layout import MANIFEST
 from paddle_hpc.core.schema import GROUPS, RETRYABLE
 from paddle_hpc.slurm.parse import time_limit_minutes
 
@@ -161,12 +163,20 @@ def compose_base(
 
 
 def config_groups(config_dir: Path) -> list[str]:
-    """Config groups are folders of the config dir, nested ones as 'a/b'."""
-    return sorted(
-        str(p.relative_to(config_dir))
-        for p in config_dir.rglob("*")
-        if p.is_dir() and not p.name.startswith((".", "__"))
-    )
+    """Config groups: the folders of the config dir that hold a YAML config, nested ones
+    as 'a/b'. Hidden folders and sweep directories (a folder with a manifest) are not
+    looked into: a project whose config dir holds its sweeps (`-cd .`) has thousands of
+    run folders there, none of them a group."""
+    groups = []
+    for folder, dirs, files in os.walk(config_dir):
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith((".", "__")) and not (Path(folder) / d / MANIFEST).exists()
+        ]
+        if folder != str(config_dir) and any(f.endswith((".yaml", ".yml")) for f in files):
+            groups.append(Path(folder).relative_to(config_dir).as_posix())
+    return sorted(groups)
 
 
 def check_resolved(cfg: Mapping[str, Any]) -> None:
