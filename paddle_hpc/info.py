@@ -1,4 +1,5 @@
-"""`python -m paddle_hpc.info`: the Slurm cluster as paddle_hpc sees it."""
+"""`python -m paddle_hpc.info [SWEEP_DIR]`: the Slurm cluster as paddle_hpc sees it; with a
+sweep directory, what the sweep costs its filesystem (files, folders, bytes, per run)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.table import Table
 
 from paddle_hpc.core.command import console, run
+from paddle_hpc.core.disk import DiskUse, disk_use
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.parse import max_array_size
 
@@ -18,8 +23,11 @@ SHOWN = ("ClusterName", "SLURM_VERSION", "SlurmctldHost[0]", "SelectType", "Pree
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc info", description=__doc__)
+    parser.add_argument("sweep_dir", nargs="?", type=Path, help="a sweep's directory")
     parser.add_argument("--json", action="store_true", help="the settings as JSON, for scripts")
     args = parser.parse_args(argv)
+    if args.sweep_dir is not None:
+        return show_disk_use(SweepDir(args.sweep_dir), args.json)
     config = SlurmClient().show_config()
     if args.json:
         shown = {key: config.get(key) for key in SHOWN}
@@ -30,6 +38,30 @@ def main(argv: Sequence[str]) -> int:
     for key in SHOWN:
         table.add_row(key, config.get(key, "(not set)"))
     table.add_row("MaxArraySize", str(max_array_size(config)))
+    console().print(table)
+    return 0
+
+
+def show_disk_use(sweep: SweepDir, as_json: bool) -> int:
+    runs = len(load(sweep.path).runs)
+    whole, in_runs = disk_use(sweep.path), disk_use(sweep.runs)
+    slurm = disk_use(sweep.slurm) if sweep.slurm.is_dir() else DiskUse()
+    per_run = (in_runs.inodes - 1 + slurm.inodes - 1) / max(runs, 1)
+    found = {
+        "runs": runs,
+        "files": whole.files,
+        "folders": whole.folders,
+        "inodes": whole.inodes,
+        "inodes_per_run": round(per_run, 1),
+        "bytes": whole.bytes,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=1) + "\n")
+        return 0
+    table = Table("", "value", title=f"{sweep.path} on its filesystem")
+    for key, value in found.items():
+        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    table.add_row("on disk", f"{whole.bytes / 2**20:,.1f} MiB")
     console().print(table)
     return 0
 
