@@ -2,23 +2,29 @@
 
 For every run that has ended (Slurm's word, or its state file's locally): its worker
 and launcher logs (every attempt's) and its Slurm output files are gzip'ed in place
-(`workerlog.0` -> `workerlog.0.gz`; `logs` and the collector read them as before), and
-submitit's pickles of its tasks are removed. A run pending or running is not touched;
-neither are `metrics.jsonl`, state and config files, nor `results/`. Prints the space
-saved.
+(`workerlog.0` -> `workerlog.0.gz`; `logs` and the collector read them as before),
+Paddle's dumps of the launcher's environment (`envlog.N`, `backup_env.N.json`; each
+node's `environment.json` keeps what it ran with) and submitit's pickles of its tasks
+are removed. With `--checkpoints`, so are the checkpoints of the runs that did not
+complete (failed, pruned, cancelled, stopped); a completed run keeps its own. A run
+pending or running is not touched; neither are `metrics.jsonl`, state and config
+files, nor `results/`. Prints what it removed and the space saved.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
+from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
+from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import LOGS, RunDir, SweepDir
 from paddle_hpc.core.manifest import RunEntry, load
@@ -37,12 +43,16 @@ def compress(path: Path) -> int:
     return saved
 
 
+# Paddle's launcher writes its whole environment per rank: envlog.N, backup_env.N.json
+_ENV_DUMP = re.compile(r"^(?:envlog\.\d+|backup_env\.\d+\.json)(?:\.gz)?$")
+
+
 def log_files(run: RunDir) -> Iterator[Path]:
-    """Every uncompressed file in the run's log folders, earlier attempts' too."""
+    """Every file in the run's log folders, earlier attempts' too."""
     folders = [run.logs, *run.path.glob(f"attempts/*/{LOGS}")]
     for folder in folders:
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix != ".gz" and not path.name.startswith("."):
+            if path.is_file() and not path.name.startswith("."):
                 yield path
 
 
@@ -66,26 +76,42 @@ def task_files(sweep: SweepDir, run: RunEntry) -> tuple[list[Path], list[Path]]:
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddle-hpc clean", description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="also remove the checkpoints of the runs that ended without completing",
+    )
     args = parser.parse_args(argv)
     sweep = SweepDir(args.sweep_dir)
     manifest = load(sweep.path)
     found = states(backend_for(manifest.executor), sweep, manifest)
-    ended = [run for run, s in zip(manifest.runs, found, strict=True) if s.ended]
+    ended = [(run, s.state) for run, s in zip(manifest.runs, found, strict=True) if s.ended]
     if not ended:
         raise PaddleHpcError(f"nothing to clean: no run of {sweep.path} has ended yet.")
-    saved = files = removed = 0
-    for entry in ended:
+    saved = files = removed = dumps = checkpoints = 0
+    for entry, state in ended:
         outputs, pickles = task_files(sweep, entry)
-        for path in [*log_files(sweep.run(entry.run_id)), *outputs]:
-            saved += compress(path)
-            files += 1
+        run_dir = sweep.run(entry.run_id)
+        for path in [*log_files(run_dir), *outputs]:
+            if _ENV_DUMP.match(path.name):
+                saved += path.stat().st_size
+                path.unlink()
+                dumps += 1
+            elif path.suffix != ".gz":
+                saved += compress(path)
+                files += 1
         for path in pickles:
             saved += path.stat().st_size
             path.unlink()
             removed += 1
+        if args.checkpoints and state != runstate.COMPLETED and run_dir.checkpoints.is_dir():
+            saved += disk_use(run_dir.checkpoints).bytes
+            shutil.rmtree(run_dir.checkpoints)
+            checkpoints += 1
+    kept = f", the checkpoints of {checkpoints} run(s)" if args.checkpoints else ""
     console().print(
         f"{len(ended)} ended run(s) of {len(found)}: compressed {files} log file(s), removed "
-        f"{removed} pickle(s), saved {saved / 2**20:.1f} MiB"
+        f"{removed} pickle(s), {dumps} environment dump(s){kept}, saved {saved / 2**20:.1f} MiB"
         + (
             f"; {len(found) - len(ended)} run(s) not ended were left alone"
             if len(ended) < len(found)
