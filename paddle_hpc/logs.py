@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import Backend, RunStatus, backend_for, states
+from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, RunStatus, backend_for, states
 from paddle_hpc.backend.naming import pick_run
 from paddle_hpc.backend.view import needs_attention
 from paddle_hpc.collect import sources
@@ -126,8 +126,11 @@ def follow(
         time.sleep(poll_s)
 
 
-def status_of(backend: Backend, sweep: SweepDir, manifest: Manifest, run: RunEntry) -> RunStatus:
-    return next(s for s in states(backend, sweep, manifest) if s.run_id == run.run_id)
+def status_of(
+    backend: Backend, sweep: SweepDir, manifest: Manifest, run: RunEntry, max_age: float = 0.0
+) -> RunStatus:
+    found = states(backend, sweep, manifest, max_age)
+    return next(s for s in found if s.run_id == run.run_id)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -179,7 +182,7 @@ def main(argv: Sequence[str]) -> int:
     if args.follow and status.active and (found is None or found.suffix != ".gz"):
 
         def active() -> bool:
-            return status_of(backend, sweep, manifest, entry).active
+            return status_of(backend, sweep, manifest, entry, WATCH_MAX_AGE_S).active
 
         follow(path, len(data), active, lambda t: out.print(t, end=""))
     return 0

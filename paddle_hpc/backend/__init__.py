@@ -48,10 +48,16 @@ class Backend(Protocol):
         ...
 
     def states_of(
-        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+        self,
+        sweeps: Sequence[tuple[SweepDir, Manifest]],
+        *,
+        run_files: bool = True,
+        max_age: float = 0.0,
     ) -> list[list[RunStatus]]:
         """Every run's state, per sweep, in manifest order. Without run_files, what the
-        runs' own state files add (attempt, reason) is left out: `list` of many sweeps."""
+        runs' own state files add (attempt, reason) is left out: `list` of many sweeps.
+        With max_age, a scheduler's answer this many seconds old, which another watcher
+        asked for, will do (slurm/shared.py)."""
         ...
 
     def cancel(
@@ -70,8 +76,15 @@ class Backend(Protocol):
         ...
 
 
-def states(backend: Backend, sweep: SweepDir, manifest: Manifest) -> list[RunStatus]:
-    (found,) = backend.states_of([(sweep, manifest)])
+# How old an answer of the scheduler a watcher (`-f`, the search driver, the Hydra
+# launcher's wait) takes: 6 sacct calls a minute at most, whatever the number of watchers.
+WATCH_MAX_AGE_S = 10.0
+
+
+def states(
+    backend: Backend, sweep: SweepDir, manifest: Manifest, max_age: float = 0.0
+) -> list[RunStatus]:
+    (found,) = backend.states_of([(sweep, manifest)], max_age=max_age)
     return found
 
 

@@ -92,7 +92,11 @@ class LocalBackend:
             attempt += 1
 
     def states_of(
-        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+        self,
+        sweeps: Sequence[tuple[SweepDir, Manifest]],
+        *,
+        run_files: bool = True,
+        max_age: float = 0.0,
     ) -> list[list[RunStatus]]:
         return [
             [

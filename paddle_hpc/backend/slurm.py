@@ -13,7 +13,8 @@ from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.limits import check_fits
-from paddle_hpc.slurm.parse import task_rows
+from paddle_hpc.slurm.parse import parse_sacct, task_rows
+from paddle_hpc.slurm.shared import shared_answer
 
 
 def trial_ended(path: Path, run: RunEntry) -> bool:
@@ -55,10 +56,18 @@ class SlurmBackend:
         return submitted
 
     def states_of(
-        self, sweeps: Sequence[tuple[SweepDir, Manifest]], *, run_files: bool = True
+        self,
+        sweeps: Sequence[tuple[SweepDir, Manifest]],
+        *,
+        run_files: bool = True,
+        max_age: float = 0.0,
     ) -> list[list[RunStatus]]:
         jobs = sorted({r.job_id for _, m in sweeps for r in m.runs if r.job_id is not None})
-        rows = task_rows(self.client.sacct(jobs))
+        if max_age > 0 and jobs:
+            text = shared_answer(jobs, max_age, lambda: self.client.sacct_text(jobs))
+        else:
+            text = self.client.sacct_text(jobs)
+        rows = task_rows(parse_sacct(text))
         found = []
         for sweep, manifest in sweeps:
             found.append(

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from paddle_hpc.backend import Backend, RunStatus, states
+from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, RunStatus, states
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest
@@ -118,7 +118,7 @@ def watch(
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("runs ended", total=len(manifest.runs))
         while True:
-            found = states(backend, sweep, manifest)
+            found = states(backend, sweep, manifest, WATCH_MAX_AGE_S)
             ended = sum(1 for s in found if s.ended)
             progress.update(bar, completed=ended, description=state_counts(found))
             if is_done(found):

@@ -62,6 +62,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
+def cache_dir() -> Path:
+    """The user's cache folder of paddle_hpc ($XDG_CACHE_HOME/paddle_hpc)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddle_hpc"
+
+
 def lock_file(path: Path, what: str) -> int:
     """An exclusive fcntl (POSIX) lock of `path`, created if missing, which NFS and Lustre
     (mounted with `flock`) carry to every host; close the returned fd to release it.

@@ -239,7 +239,7 @@ class PaddleHpcLauncher(Launcher):
     ) -> Sequence[JobReturn]:
         # imported here: Hydra imports every plugin when any Hydra app starts, each rank
         # of each run too, and these would double what this module costs it
-        from paddle_hpc.backend import states
+        from paddle_hpc.backend import WATCH_MAX_AGE_S, states
         from paddle_hpc.backend.submission import submit_plan
         from paddle_hpc.backend.view import watch
         from paddle_hpc.core.command import console as make_console
@@ -263,7 +263,7 @@ class PaddleHpcLauncher(Launcher):
         found: dict[str, RunStatus] = {}
         if self.params.wait or done.backend.runs_here:
             if done.backend.runs_here:  # the runs ran in submit
-                ended = states(done.backend, sweep, manifest)
+                ended = states(done.backend, sweep, manifest, WATCH_MAX_AGE_S)
             else:
                 ended = watch(sweep, manifest, done.backend, console)
             found = {s.run_id: s for s in ended}

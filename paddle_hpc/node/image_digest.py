@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.files import cache_dir, write_json_atomic
 from paddle_hpc.node.container import ImageError, image_kind
 
 
@@ -68,14 +68,10 @@ def identify(
     return ImageId(image, digest, stamp)
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddle_hpc"
-
-
 def of_shape(shape: Mapping[str, Any]) -> ImageId | None:
     """The identity of an array shape's container image now, at its submission."""
     image = (shape.get("container") or {}).get("image")
-    return None if image is None else identify(str(image), cache=_cache_dir())
+    return None if image is None else identify(str(image), cache=cache_dir())
 
 
 def verify(expected: ImageId, node: str, run: Callable[[list[str]], str] | None = None) -> None:

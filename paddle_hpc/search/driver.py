@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from paddle_hpc.backend import Backend, backend_for, states
+from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, backend_for, states
 from paddle_hpc.core import compat, runstate
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.errors import ConfigError, PaddleHpcError
@@ -332,7 +332,9 @@ class Driver:
 
         manifest = load(self.sweep.path)
         backend = backend_for(manifest.executor)
-        found = {s.run_id: s for s in states(backend, self.sweep, manifest)}
+        # an answer another watcher got will do, if it is no older than the driver's poll
+        age = min(WATCH_MAX_AGE_S, self.space.config.poll)
+        found = {s.run_id: s for s in states(backend, self.sweep, manifest, age)}
         tables = collect(self.sweep.path)
         name = study.report_name(self.space.config)
         metrics = tables.metrics[tables.metrics["name"] == name]

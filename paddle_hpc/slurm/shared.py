@@ -1,0 +1,56 @@
+"""One sacct answer for every watcher of the same jobs on this machine.
+
+Watchers (`sweep -f`, `status -f`, `logs -f`, the search driver, the Hydra launcher's
+`wait`) ask Slurm again and again; three terminals watching one sweep would triple
+the calls on the controller. Each answer is kept in the user's cache folder, named by
+its job list, and a watcher takes one younger than its `max_age` instead of calling;
+a lock makes watchers that find it stale wait for the one that calls, then take its
+answer. Answers older than an hour are removed as new ones are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from paddle_hpc.core.files import cache_dir, lock_file, write_atomic
+
+KEEP_S = 3600.0
+
+
+def shared_answer(
+    job_ids: Sequence[int | str],
+    max_age: float,
+    ask: Callable[[], str],
+    folder: Path | None = None,
+) -> str:
+    """sacct's text for these jobs: the kept answer when younger than max_age seconds,
+    else `ask()`'s, which is kept for the others."""
+    folder = folder or cache_dir() / "sacct"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = hashlib.sha1(",".join(sorted(map(str, job_ids))).encode()).hexdigest()[:16]
+    answer = folder / f"{key}.txt"
+    fd = lock_file(folder / f"{key}.lock", "watchers could each call Slurm")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - answer.stat().st_mtime < max_age:
+                return answer.read_text(encoding="utf-8")
+        text = ask()
+        write_atomic(answer, text)
+    finally:
+        os.close(fd)
+    prune(folder, time.time() - KEEP_S)
+    return text
+
+
+def prune(folder: Path, before: float) -> None:
+    """Removes answers (and their locks) last written before `before`."""
+    for path in folder.glob("*.txt"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < before:
+                path.unlink()
+                path.with_suffix(".lock").unlink()
