@@ -69,3 +69,11 @@ def test_old_answers_are_removed(tmp_path: Path) -> None:
     shared_answer([2], 10, Sacct(), tmp_path)
     assert not old.exists() and not old.with_suffix(".lock").exists()
     assert len(list(tmp_path.glob("*.txt"))) == 1
+
+
+def test_a_cache_folder_that_cannot_be_written_means_asking(tmp_path: Path) -> None:
+    blocked = tmp_path / "a file, not a folder"
+    blocked.write_text("")
+    sacct = Sacct()
+    assert shared_answer([1], 10, sacct, blocked / "sacct") == "answer 1\n"
+    assert shared_answer([1], 10, sacct, blocked / "sacct") == "answer 2\n"

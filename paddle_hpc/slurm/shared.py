@@ -5,7 +5,8 @@ Watchers (`sweep -f`, `status -f`, `logs -f`, the search driver, the Hydra launc
 the calls on the controller. Each answer is kept in the user's cache folder, named by
 its job list, and a watcher takes one younger than its `max_age` instead of calling;
 a lock makes watchers that find it stale wait for the one that calls, then take its
-answer. Answers older than an hour are removed as new ones are written.
+answer. Answers older than an hour are removed as new ones are written. Where the
+cache folder cannot be written or locked, each watcher asks for itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.files import cache_dir, lock_file, write_atomic
 
 KEEP_S = 3600.0
@@ -31,16 +33,20 @@ def shared_answer(
     """sacct's text for these jobs: the kept answer when younger than max_age seconds,
     else `ask()`'s, which is kept for the others."""
     folder = folder or cache_dir() / "sacct"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = hashlib.sha1(",".join(sorted(map(str, job_ids))).encode()).hexdigest()[:16]
     answer = folder / f"{key}.txt"
-    fd = lock_file(folder / f"{key}.lock", "watchers could each call Slurm")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = lock_file(folder / f"{key}.lock", "watchers could each call Slurm")
+    except (OSError, PaddleHpcError):
+        return ask()
     try:
         with contextlib.suppress(FileNotFoundError):
             if time.time() - answer.stat().st_mtime < max_age:
                 return answer.read_text(encoding="utf-8")
         text = ask()
-        write_atomic(answer, text)
+        with contextlib.suppress(OSError):  # a full disk: the others ask for themselves
+            write_atomic(answer, text)
     finally:
         os.close(fd)
     prune(folder, time.time() - KEEP_S)
