@@ -185,3 +185,23 @@ def test_dependencies_follow_chains_and_containers() -> None:
     assert deps["custom"] is None and deps["uses_custom"] is None
     assert deps["c1"] is None and deps["c2"] is None
     assert deps["alias"] is None  # swept itself
+
+
+def test_interpolations_under_keys_a_dotted_key_cannot_name_resolve_at_each_point() -> None:
+    """{'a.b': ..} and {a: {b: ..}} share the dotted name x.a.b; both have their value."""
+    cfg = validate(
+        OmegaConf.create(
+            {
+                "v": 1,
+                "w": 2,
+                "x": {"a.b": "${v}", "a": {"b": "${w}"}, 10: "${v}"},
+                "y": "${x}",
+                "program": {"script": "x.py"},
+            }
+        )
+    )
+    resolver = PointResolver(cfg)
+    for v, w in ((1, 2), (3, 4), (3, 5)):
+        got = resolver.resolve([parse_override(f"v={v}"), parse_override(f"w={w}")])
+        assert got["x"] == {"a.b": v, "a": {"b": w}, 10: v}
+        assert got["y"] == got["x"]

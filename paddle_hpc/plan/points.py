@@ -54,15 +54,17 @@ def apply_overrides(base: DictConfig, overrides: Sequence[Override]) -> DictConf
 
 
 # A node's place in a config: its keys from the root (list indexes as ints).
-Path = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
-def interpolations(cfg: DictConfig | ListConfig) -> dict[Path, str]:
-    """Path -> text of every node whose value is an interpolation ('${...}')."""
+def interpolations(cfg: DictConfig | ListConfig) -> dict[KeyPath, str]:
+    """KeyPath -> text of every node whose value is an interpolation ('${...}')."""
     return _interpolations(cfg, OmegaConf.to_container(cfg, resolve=False), ())
 
 
-def _interpolations(cfg: DictConfig | ListConfig, plain: Any, prefix: Path) -> dict[Path, str]:
+def _interpolations(
+    cfg: DictConfig | ListConfig, plain: Any, prefix: KeyPath
+) -> dict[KeyPath, str]:
     found = {}
     items = enumerate(plain) if isinstance(plain, list) else plain.items()
     for key, value in items:
@@ -74,7 +76,7 @@ def _interpolations(cfg: DictConfig | ListConfig, plain: Any, prefix: Path) -> d
     return found
 
 
-def dotted(plain: Any, path: Path) -> str | None:
+def dotted(plain: Any, path: KeyPath) -> str | None:
     """The path as a dotted key ('a.b.0'); None when a mapping key on it is not a
     string or holds a dot ({'a.b': ..}, {10: ..}), which a dotted key cannot name."""
     node = plain
@@ -174,7 +176,7 @@ def plain_copy(value: Any) -> Any:
     return value
 
 
-def set_path(data: dict[str, Any], path: str | Path, value: Any) -> None:
+def set_path(data: dict[str, Any], path: str | KeyPath, value: Any) -> None:
     """data[a][b][0] = value for path 'a.b.0' or ('a', 'b', 0)."""
     *parents, last = path.split(".") if isinstance(path, str) else path
     node: Any = data
@@ -186,7 +188,7 @@ def set_path(data: dict[str, Any], path: str | Path, value: Any) -> None:
         node[last] = value
 
 
-def get_path(cfg: DictConfig, path: Path) -> Any:
+def get_path(cfg: DictConfig, path: KeyPath) -> Any:
     """cfg's value at path, resolved."""
     node: Any = cfg
     for key in path:
@@ -253,12 +255,14 @@ class _SharedCopy:
         assert isinstance(plain, dict)
         self._plain: dict[str, Any] = {str(k): v for k, v in plain.items()}
         texts = interpolations(base)
-        # under a key a dotted key cannot name: resolved at every point, and so is
-        # every interpolation that refers to one (by its name with the dots as they are)
-        self._unnamed = [path for path in texts if dotted(plain, path) is None]
-        self._unknown = frozenset(".".join(map(str, path)) for path in self._unnamed)
+        # Under a key a dotted key cannot name ({'a.b': ..}, {10: ..}): resolved at every
+        # point, and so is every interpolation that refers to one, by its name with the
+        # dots as they are. Two paths can share that name: the other is resolved apart.
+        unnamed = [path for path in texts if dotted(plain, path) is None]
+        self._unknown = frozenset(".".join(map(str, path)) for path in unnamed)
         self._texts = {".".join(map(str, path)): text for path, text in texts.items()}
         self._paths = {".".join(map(str, path)): path for path in texts}
+        self._apart = [p for p in unnamed if self._paths[".".join(map(str, p))] != p]
         self._deps: dict[tuple[str, ...], dict[str, frozenset[str] | None]] = {}
         self._seen: dict[tuple[str, tuple[str, ...]], Any] = {}
 
@@ -282,6 +286,6 @@ class _SharedCopy:
             if seen not in self._seen:
                 self._seen[seen] = plain_value(get_path(self._work, path))
             set_path(config, path, plain_copy(self._seen[seen]))
-        for path in self._unnamed:
+        for path in self._apart:
             set_path(config, path, plain_value(get_path(self._work, path)))
         return config
