@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.table import Table
 
 from paddle_hpc.core.command import console, run
-from paddle_hpc.core.disk import DiskUse, disk_use
+from paddle_hpc.core.disk import DiskUse, disk_use_by_entry
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
@@ -44,9 +44,11 @@ def main(argv: Sequence[str]) -> int:
 
 def show_disk_use(sweep: SweepDir, as_json: bool) -> int:
     runs = len(load(sweep.path).runs)
-    whole, in_runs = disk_use(sweep.path), disk_use(sweep.runs)
-    slurm = disk_use(sweep.slurm) if sweep.slurm.is_dir() else DiskUse()
-    per_run = (in_runs.inodes - 1 + slurm.inodes - 1) / max(runs, 1)
+    parts = disk_use_by_entry(sweep.path)
+    whole = sum(parts.values(), DiskUse(0, 1, sweep.path.lstat().st_blocks * 512))
+    # what lies under runs/ and slurm/, those two folders left out
+    under = [parts.get(f.name, DiskUse(0, 1)).inodes - 1 for f in (sweep.runs, sweep.slurm)]
+    per_run = sum(under) / max(runs, 1)
     found = {
         "runs": runs,
         "files": whole.files,

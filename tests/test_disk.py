@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from paddle_hpc.core.disk import DiskUse, disk_use
+from paddle_hpc.core.disk import DiskUse, disk_use, disk_use_by_entry
 from tests.fakes import make_sweep
 
 
@@ -43,3 +43,13 @@ def test_info_of_a_sweep_counts_its_files_per_run(tmp_path: Path) -> None:
     # each run: its folder, logs/, node0/, state.json and workerlog.0; one Slurm file
     assert found["runs"] == 2 and found["inodes_per_run"] == (2 * 5 + 1) / 2
     assert found["inodes"] == found["files"] + found["folders"] == disk_use(sweep).inodes
+
+
+def test_each_entry_is_counted_in_one_walk_and_they_add_up(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "ra").mkdir(parents=True)
+    (tmp_path / "runs" / "ra" / "state.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text("{}")
+    parts = disk_use_by_entry(tmp_path)
+    assert parts["runs"] == disk_use(tmp_path / "runs") and parts["manifest.json"].files == 1
+    whole = sum(parts.values(), DiskUse(0, 1, tmp_path.lstat().st_blocks * 512))
+    assert whole == disk_use(tmp_path)

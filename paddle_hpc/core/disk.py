@@ -38,3 +38,16 @@ def disk_use(path: Path) -> DiskUse:
                 else:
                     files += 1
     return DiskUse(files, folders + 1, size + path.lstat().st_blocks * 512)
+
+
+def disk_use_by_entry(path: Path) -> dict[str, DiskUse]:
+    """What each entry of the folder `path` holds, itself included: one walk of it."""
+    found = {}
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                found[entry.name] = disk_use(Path(entry.path))
+            else:
+                blocks = entry.stat(follow_symlinks=False).st_blocks
+                found[entry.name] = DiskUse(1, 0, blocks * 512)
+    return found
