@@ -79,9 +79,11 @@ def test_the_version_is_the_installed_distributions() -> None:
 
 
 def test_flags_go_anywhere_among_the_overrides(tmp_path: Path) -> None:
-    """As Hydra's own command lines take them; the bundled example, planned only."""
+    """As Hydra's own command lines take them; the bundled example, planned only (here:
+    a dry run for Slurm asks the cluster about its partitions)."""
     env = {**os.environ, "PADDLE_HPC_INDEX": str(tmp_path / "index.jsonl")}
     argv = ["paddle_hpc.sweep", "optim.lr=0.1,0.2", "--dry-run", "data.batch_size=8"]
+    argv.append("cluster.executor=local")
     result = subprocess.run(
         [sys.executable, "-m", *argv], cwd=tmp_path, env=env, capture_output=True, text=True
     )
