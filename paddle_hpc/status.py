@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
+from paddle_hpc.backend.feed import waiting_note
 from paddle_hpc.backend.naming import parse_states
 from paddle_hpc.backend.view import SHOWN, as_json, exit_code, render, watch
 from paddle_hpc.core.command import console as make_console
@@ -49,6 +50,9 @@ def main(argv: Sequence[str]) -> int:
     every = args.all or (not only and len(found) <= SHOWN)
     for part in render(manifest, found, every=every, only=only):
         console.print(part)
+    note = waiting_note(sweep, load(sweep.path) if args.follow else manifest)
+    if note:
+        console.print(note, markup=False)
     return exit_code(found)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paddle_hpc.backend import states
+from paddle_hpc.backend import backend_for, feed, states
 from paddle_hpc.backend.arrays import dry_run_script, python_for
 from paddle_hpc.backend.submission import preflight, submit_plan
 from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
@@ -36,6 +36,7 @@ from paddle_hpc.plan.build import (
     make_plan,
 )
 from paddle_hpc.plan.config import BUNDLED_CONF, resolve_config_dir
+from paddle_hpc.slurm import SlurmClient
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -68,6 +69,7 @@ def print_dry_run(
     console: Console,
     existing: frozenset[str] = frozenset(),
     config_file: str | None = None,
+    queue: str | None = None,
 ) -> None:
     """What a submission would do: its points, the sbatch script of each array and one
     run's launch command on each node. `existing`: the runs the sweep holds already."""
@@ -80,6 +82,8 @@ def print_dry_run(
     )
     if config_file is not None:
         console.print(f"# config: {config_file}", markup=False)
+    if queue is not None:
+        console.print(queue, markup=False)
     console.print("# points:", markup=False)
     for spec in plan.runs:
         seen = "already" if spec.run_id in existing else "new"
@@ -184,9 +188,14 @@ def main(argv: Sequence[str]) -> int:
     manifest = build_manifest(plan, command)
     if args.dry_run:
         existing = preflight(plan, manifest, args.allow_config_change)
-        print_dry_run(
-            plan, manifest, console, existing, config_named(config_dir, args.config_name, cwd)
-        )
+        queue = None
+        if backend_for(plan.executor).name == "slurm":
+            new = [r for r in manifest.runs if r.run_id not in existing]
+            queue = feed.preview(
+                manifest, new, plan.sweep.trials_per_task, feed.Fitter(SlurmClient())
+            )
+        named = config_named(config_dir, args.config_name, cwd)
+        print_dry_run(plan, manifest, console, existing, named, queue)
         return 0
     done = submit_plan(plan, manifest, console.print, args.allow_config_change)
     if not done.run_ids:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import ArrayEntry, Manifest, RunEntry, load, locked, save
+from paddle_hpc.core.manifest import ArrayEntry, Feed, Manifest, RunEntry, load, locked, save
 from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.node import image_digest
 from paddle_hpc.node.image_digest import ImageId
@@ -100,26 +100,42 @@ def tasks_of(
     ]
 
 
+# Which of the runs to submit now (the others wait for room in the queue), and the
+# caps that hold the others back.
+Fit = Callable[[Manifest, Sequence[RunEntry], int], tuple[list[RunEntry], tuple[str, ...]]]
+
+
 def submit(
     sweep_dir: Path,
     client: SlurmClient,
     sweep: SweepConfig,
     run_ids: Sequence[str] | None = None,
+    fit: Fit | None = None,
 ) -> tuple[Manifest, tuple[ArrayEntry, ...]]:
-    """Submits the runs not submitted yet (among run_ids, default: all), each as its next
-    attempt, under the sweep's lock and from the manifest as it is then: a run is
-    submitted once whoever asks, and no other writer's record is lost. Returns the
-    manifest saved as 'submitted', and the arrays this call submitted."""
+    """Submits the runs not submitted yet (among run_ids, default: all, and the runs the
+    sweep's feed holds), each as its next attempt, under the sweep's lock and from the
+    manifest as it is then: a run is submitted once whoever asks, and no other writer's
+    record is lost. With `fit`, the runs it leaves out wait in the manifest's feed.
+    Returns the manifest saved, and the arrays this call submitted."""
     with locked(sweep_dir):
         manifest = load(sweep_dir)
         wanted = set(run_ids) if run_ids is not None else {r.run_id for r in manifest.runs}
+        if manifest.feed is not None:
+            wanted.update(manifest.feed.run_ids)
         todo = [r for r in manifest.runs if r.run_id in wanted and r.job_id is None]
-        if not todo:
+        now, limits = fit(manifest, todo, sweep.trials_per_task) if fit else (todo, ())
+        arrays = _submit_arrays(sweep_dir, manifest, now, client, sweep) if now else ()
+        chosen = {r.run_id for r in now}
+        left = tuple(r.run_id for r in todo if r.run_id not in chosen)
+        settings = {k: v for k, v in asdict(sweep).items() if k != "grid"}
+        feed = Feed(left, settings, limits) if left else None
+        if not arrays and feed == manifest.feed:
             return manifest, ()
-        arrays = _submit_arrays(sweep_dir, manifest, todo, client, sweep)
-        submitted = manifest.with_arrays(arrays, "submitted")
-        save(sweep_dir, submitted)
-        return submitted, arrays
+        saved = replace(
+            manifest.with_arrays(arrays, "submitted") if arrays else manifest, feed=feed
+        )
+        save(sweep_dir, saved)
+        return saved, arrays
 
 
 def _submit_arrays(

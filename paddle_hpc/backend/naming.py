@@ -17,7 +17,14 @@ from paddle_hpc.core.manifest import Manifest, RunEntry
 
 _TASK = re.compile(r"^(\d+)_(\d+)$")
 STATES = frozenset(
-    {*runstate.ENDED, runstate.PENDING, runstate.RUNNING, runstate.NOT_SUBMITTED, runstate.REQUEUED}
+    {
+        *runstate.ENDED,
+        runstate.PENDING,
+        runstate.RUNNING,
+        runstate.NOT_SUBMITTED,
+        runstate.REQUEUED,
+        runstate.WAITING,
+    }
 )
 
 

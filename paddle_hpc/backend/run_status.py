@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.manifest import RunEntry
-from paddle_hpc.core.runstate import NOT_SUBMITTED, RunState
+from paddle_hpc.core.runstate import NOT_SUBMITTED, WAITING, RunState
 from paddle_hpc.node import orphans
 from paddle_hpc.slurm import SacctRecord
 
@@ -40,12 +40,19 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
 
 
 def run_status(
-    run: RunEntry, record: SacctRecord | None, state: RunState | None, runs_here: bool
+    run: RunEntry,
+    record: SacctRecord | None,
+    state: RunState | None,
+    runs_here: bool,
+    waiting: bool = False,
 ) -> RunStatus:
     """The run's status: by the local rule when its backend runs its runs here, else by
-    its task's sacct row (None: sacct has no row for it yet) and its state file."""
+    its task's sacct row (None: sacct has no row for it yet) and its state file.
+    `waiting`: the run is in the sweep's feed, to be submitted when the queue has room."""
     if runs_here:
         return _local_status(run, state)
+    if waiting and run.job_id is None:
+        return RunStatus(run.run_id, run.swept, WAITING, None, (), "", run.attempt)
     return _slurm_status(run, record, state)
 
 

@@ -9,7 +9,7 @@ from paddle_hpc.backend import RunStatus, Say
 from paddle_hpc.backend.run_status import run_status
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import Manifest, RunEntry
+from paddle_hpc.core.manifest import Manifest, RunEntry, update
 from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.limits import check_fits
@@ -45,14 +45,24 @@ class SlurmBackend:
     def submit(
         self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:
+        from paddle_hpc.backend import feed
         from paddle_hpc.backend.arrays import submit
 
-        submitted, new = submit(sweep.path, self.client, config, run_ids)
-        if not new:
+        submitted, new = submit(sweep.path, self.client, config, run_ids, feed.Fitter(self.client))
+        if new:
+            runs = sum(len(a.run_ids) for a in new)
+            jobs = ", ".join(str(a.job_id) for a in new)
+            say(f"submitted {runs} runs as array job(s) {jobs}")
+        elif submitted.feed is None:
             say("nothing to submit: another command submitted these runs meanwhile")
-            return submitted
-        runs = sum(len(a.run_ids) for a in new)
-        say(f"submitted {runs} runs as array job(s) {', '.join(str(a.job_id) for a in new)}")
+        if submitted.feed is not None:
+            pid = feed.start(sweep)
+            say(
+                f"{len(submitted.feed.run_ids)} run(s) wait for room in the queue "
+                f"({', '.join(submitted.feed.limits)}): the sweep's feeder "
+                + (f"(pid {pid}) " if pid else "")
+                + f"submits them as earlier runs end; its log is {sweep.feed_log}"
+            )
         return submitted
 
     def states_of(
@@ -70,6 +80,7 @@ class SlurmBackend:
         rows = task_rows(parse_sacct(text))
         found = []
         for sweep, manifest in sweeps:
+            waiting = frozenset(manifest.feed.run_ids if manifest.feed else ())
             found.append(
                 [
                     run_status(
@@ -77,6 +88,7 @@ class SlurmBackend:
                         rows.get((run.job_id, run.array_task or 0)) if run.job_id else None,
                         runstate.read(sweep.run(run.run_id).state) if run_files else None,
                         runs_here=False,
+                        waiting=run.run_id in waiting,
                     )
                     for run in manifest.runs
                 ]
@@ -95,6 +107,8 @@ class SlurmBackend:
         a trial not started, and the trial's watchdog stops a running one. A pruned run's
         state file says PRUNED first, packed or not."""
         wanted = set(run_ids)
+        if manifest.feed is not None:  # and the runs the feeder submitted meanwhile
+            manifest = update(sweep.path, lambda fresh: fresh.without(wanted))
         runs = [r for r in manifest.runs if r.job_id is not None]
         for run in runs:
             if run.run_id in wanted and (run.packed or pruned is not None):

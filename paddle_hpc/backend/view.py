@@ -14,7 +14,7 @@ from rich.text import Text
 from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, RunStatus, states
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import Manifest
+from paddle_hpc.core.manifest import Manifest, load
 
 SHOWN = 20  # rows shown without --all
 _COLOURS = {runstate.COMPLETED: "green", runstate.RUNNING: "cyan", runstate.PENDING: "yellow"}
@@ -110,18 +110,26 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
     max_interval_s: float = 30.0,
 ) -> list[RunStatus]:
-    """Polls until every run has ended; the interval grows from 2 s to max_interval_s."""
+    """Polls until every run has ended (or waits for a feeder that is not running); the
+    interval grows from 2 s to max_interval_s."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from paddle_hpc.backend import feed
 
     interval = 2.0
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("runs ended", total=len(manifest.runs))
         while True:
+            if manifest.feed is not None:  # its feeder submits more meanwhile
+                manifest = load(sweep.path)
             found = states(backend, sweep, manifest, WATCH_MAX_AGE_S)
             ended = sum(1 for s in found if s.ended)
             progress.update(bar, completed=ended, description=state_counts(found))
             if is_done(found):
+                return found
+            stuck = all(s.state == runstate.WAITING for s in found if s.active)
+            if stuck and not feed.running(sweep):
                 return found
             sleep(interval)
             interval = min(interval * 1.5, max_interval_s)

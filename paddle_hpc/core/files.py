@@ -3,14 +3,16 @@ and the lock files that let one writer at a time change them."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from paddle_hpc.core.errors import PaddleHpcError
 
@@ -84,3 +86,28 @@ def lock_file(path: Path, what: str) -> int:
             "with -o flock)."
         ) from exc
     return fd
+
+
+def held(path: Path) -> bool:
+    """Whether a process holds `path` with `holding` (a detached driver or feeder)."""
+    try:
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def holding(path: Path) -> Iterator[IO[str] | None]:
+    """`path` held, with this process's pid in it, or None when another process holds it."""
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield handle

@@ -4,6 +4,7 @@
       manifest.json              run id <-> overrides <-> submissions (job id, task)
       config.yaml                the resolved base config
       sacct.txt                  the sweep's Slurm accounting as `collect` last read it
+      feed.lock, feed.log        the feeder of a sweep larger than the queue may hold
       slurm/                     submitit's scripts, pickles, each node's stdout/stderr
       results/                   the collector's tables
       report/                    the HTML report
@@ -39,6 +40,8 @@ ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
 CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
 SEARCH = "search"  # a search's study, request and driver (search/driver.py)
+FEED_LOCK = "feed.lock"  # held by the sweep's feeder (backend/feed.py), its pid inside
+FEED_LOG = "feed.log"
 STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
 
@@ -128,6 +131,14 @@ class SweepDir:
     @property
     def search(self) -> Path:
         return self.path / SEARCH
+
+    @property
+    def feed_lock(self) -> Path:
+        return self.path / FEED_LOCK
+
+    @property
+    def feed_log(self) -> Path:
+        return self.path / FEED_LOG
 
     def run(self, run_id: str) -> RunDir:
         return RunDir(self.runs / run_id)

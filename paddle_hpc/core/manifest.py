@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,16 @@ class ArrayEntry:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """Runs waiting for room in the queue, which the sweep's feeder submits as earlier
+    tasks leave it (backend/feed.py), and what they are submitted with."""
+
+    run_ids: tuple[str, ...]
+    sweep: dict[str, Any]  # the SweepConfig of the submission that left them waiting
+    limits: tuple[str, ...]  # the caps on the user's queue that hold them, as Slurm names them
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     created: str
@@ -86,6 +96,7 @@ class Manifest:
     error: str | None = None
     version: int = VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    feed: Feed | None = None
 
     def with_arrays(self, arrays: tuple[ArrayEntry, ...], state: str) -> Manifest:
         """The runs in `arrays` get their job ids; the arrays are added to the ones before."""
@@ -119,6 +130,13 @@ class Manifest:
                 )
             runs.append(run)
         return replace(self, runs=tuple(runs))
+
+    def without(self, run_ids: Collection[str]) -> Manifest:
+        """The runs no longer waiting in the feed (cancelled before they were submitted)."""
+        if self.feed is None:
+            return self
+        left = tuple(r for r in self.feed.run_ids if r not in run_ids)
+        return replace(self, feed=replace(self.feed, run_ids=left) if left else None)
 
     def run(self, run_id: str) -> RunEntry:
         return next(r for r in self.runs if r.run_id == run_id)
@@ -214,6 +232,7 @@ def from_dict(data: dict[str, Any]) -> Manifest:
         for r in data.pop("runs")
     )
     arrays = tuple(ArrayEntry(**{**a, "run_ids": tuple(a["run_ids"])}) for a in data.pop("arrays"))
+    feed = data.pop("feed", None)
     return Manifest(
         **{
             **data,
@@ -223,4 +242,7 @@ def from_dict(data: dict[str, Any]) -> Manifest:
         },
         runs=runs,
         arrays=arrays,
+        feed=None
+        if feed is None
+        else Feed(tuple(feed["run_ids"]), feed["sweep"], tuple(feed["limits"])),
     )

@@ -26,6 +26,7 @@ COMPLETED, FAILED, CANCELLED = "COMPLETED", "FAILED", "CANCELLED"
 TIMEOUT, PREEMPTED, OUT_OF_MEMORY = "TIMEOUT", "PREEMPTED", "OUT_OF_MEMORY"
 NODE_FAIL, BOOT_FAIL, DEADLINE = "NODE_FAIL", "BOOT_FAIL", "DEADLINE"
 NOT_SUBMITTED = "NOT_SUBMITTED"  # in the manifest, never submitted
+WAITING = "WAITING"  # in the sweep's feed: submitted when the queue has room
 UNKNOWN = "UNKNOWN"  # an earlier attempt's end that neither it nor Slurm recorded
 STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
 PRUNED = "PRUNED"  # a search's run its pruner stopped

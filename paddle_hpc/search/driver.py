@@ -20,19 +20,16 @@ so a running driver sees a new n_trials.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 from rich.console import Console
@@ -41,7 +38,7 @@ from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, backend_for, states
 from paddle_hpc.core import compat, runstate
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.errors import ConfigError, PaddleHpcError
-from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.files import held, holding, write_json_atomic
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load
 from paddle_hpc.core.schema import SearchConfig
@@ -172,30 +169,6 @@ def start(request: Request, wait: bool, dry_run: bool, console: Console) -> int:
     return 0
 
 
-def held(path: Path) -> bool:
-    try:
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    return False
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[IO[str] | None]:
-    """The driver's lock, or None when another driver holds it."""
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield handle
-
-
 def read_request(sweep: SweepDir) -> Request:
     path = sweep.search / REQUEST
     try:
@@ -221,7 +194,7 @@ class Active:
 def drive(sweep: SweepDir, console: Console) -> int:
     # each look collects the sweep: "N runs have written nothing yet" is no news here
     logging.getLogger("paddle_hpc.collect").setLevel(logging.ERROR)
-    with locked(sweep.search / LOCK) as lock:
+    with holding(sweep.search / LOCK) as lock:
         if lock is None:
             console.print(f"another driver runs this search ({sweep.search / LOCK}); leaving it")
             return 0

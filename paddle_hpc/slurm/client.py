@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.slurm import queue
 from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
@@ -127,6 +128,20 @@ class SlurmClient:
         """Every partition, with what it can give one job at the most."""
         argv = ["sinfo", "--noheader", f"--format={SINFO_FORMAT}"]
         return parse_sinfo_partitions(self._run(argv).stdout)
+
+    def associations(self, user: str) -> str:
+        """sacctmgr's rows of the user's associations, with the limits they inherit."""
+        argv = ["sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", f"user={user}"]
+        return self._run([*argv, f"format={queue.ASSOC_FORMAT}"]).stdout
+
+    def qos_limits(self) -> str:
+        argv = ["sacctmgr", "--noheader", "--parsable2", "show", "qos"]
+        return self._run([*argv, f"format={queue.QOS_FORMAT}"]).stdout
+
+    def queued(self) -> str:
+        """Each of the user's pending or running jobs (array tasks one by one)."""
+        argv = ["squeue", "--me", "--noheader", "--array", f"--format={queue.SQUEUE_FORMAT}"]
+        return self._run(argv).stdout
 
     def max_array_size(self) -> int:
         return max_array_size(self.show_config())
