@@ -1,14 +1,20 @@
-"""`python -m paddle_hpc.clean SWEEP_DIR`: less disk for ended runs.
+"""`python -m paddle_hpc.clean SWEEP_DIR [--checkpoints]`: fewer files and less disk for
+ended runs.
 
-For every run that has ended (Slurm's word, or its state file's locally): its worker
-and launcher logs (every attempt's) and its Slurm output files are gzip'ed in place
-(`workerlog.0` -> `workerlog.0.gz`; `logs` and the collector read them as before),
+For every run that has ended (Slurm's word, or its state file's locally), its logs of
+every attempt (each node's worker and launcher logs and environment) and the Slurm
+output files of its tasks move into one compressed file, `runs/<id>/logs.zip`
+(`logs`, the collector and the report read them there as before).
 Paddle's dumps of the launcher's environment (`envlog.N`, `backup_env.N.json`; each
 node's `environment.json` keeps what it ran with) and submitit's pickles of its tasks
-are removed. With `--checkpoints`, so are the checkpoints of the runs that did not
-complete (failed, pruned, cancelled, stopped); a completed run keeps its own. A run
+are removed. A packed task's Slurm output, which its trials share, is gzip'ed in place
+instead. With `--checkpoints`, the checkpoints of the runs that did not complete
+(failed, pruned, cancelled, stopped) go too; a completed run keeps its own. A run
 pending or running is not touched; neither are `metrics.jsonl`, state and config
-files, nor `results/`. Prints what it removed and the space saved.
+files, nor the tables in `results/` (the collector's record of where each log was
+goes: the next collect finds them in the archives). An ended run is then 5 files and
+folders: its folder, `config.yaml`, `state.json`, `metrics.jsonl` and `logs.zip`.
+Prints what it removed and the space saved.
 """
 
 from __future__ import annotations
@@ -19,14 +25,17 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from paddle_hpc.backend import backend_for, states
-from paddle_hpc.core import runstate
+from paddle_hpc.collect.check import CHECK_FILE
+from paddle_hpc.collect.results import STATE_FILE
+from paddle_hpc.core import archive, runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import LOGS, RunDir, SweepDir
+from paddle_hpc.core.layout import ATTEMPT_MARK, ATTEMPTS, LOGS, SLURM, STATE_LOCK, RunDir, SweepDir
 from paddle_hpc.core.manifest import RunEntry, load
 
 
@@ -47,13 +56,21 @@ def compress(path: Path) -> int:
 _ENV_DUMP = re.compile(r"^(?:envlog\.\d+|backup_env\.\d+\.json)(?:\.gz)?$")
 
 
-def log_files(run: RunDir) -> Iterator[Path]:
-    """Every file in the run's log folders, earlier attempts' too."""
-    folders = [run.logs, *run.path.glob(f"attempts/*/{LOGS}")]
-    for folder in folders:
+def log_files(run: RunDir, attempt: int) -> Iterator[tuple[Path, str]]:
+    """Every file in the run's log folders, each with its name in the archive: the
+    current logs as attempt `attempt`'s (a node's own mark says which, if it has one)."""
+    for node in sorted(p for p in run.logs.glob("node*") if p.is_dir()):
+        try:
+            number = int((node / ATTEMPT_MARK).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            number = attempt
+        for path in sorted(node.rglob("*")):
+            if path.is_file():
+                yield path, f"{ATTEMPTS}/{number}/{LOGS}/{node.name}/{path.relative_to(node)}"
+    for folder in sorted(run.path.glob(f"{ATTEMPTS}/*/{LOGS}")):
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                yield path
+            if path.is_file():
+                yield path, str(path.relative_to(run.path))
 
 
 def task_files(sweep: SweepDir, run: RunEntry) -> tuple[list[Path], list[Path]]:
@@ -70,7 +87,65 @@ def task_files(sweep: SweepDir, run: RunEntry) -> tuple[list[Path], list[Path]]:
                 pickles.append(path)
             elif path.name.startswith(prefix) and path.name.endswith(("_log.out", "_log.err")):
                 outputs.append(path)
+            elif path.name.endswith(("_log.out.gz", "_log.err.gz")) and not run.packed:
+                outputs.append(path)  # an earlier `clean` compressed it in place
     return outputs, pickles
+
+
+@dataclass
+class Cleaned:
+    archived: int = 0  # log files moved into archives
+    pickles: int = 0
+    dumps: int = 0  # Paddle's environment dumps
+    checkpoints: int = 0  # runs whose checkpoints went
+    saved: int = 0  # bytes
+
+
+def clean_run(
+    sweep: SweepDir, entry: RunEntry, state: str, checkpoints: bool, done: Cleaned
+) -> None:
+    run_dir = sweep.run(entry.run_id)
+    written = runstate.read(run_dir.state)
+    attempt = written.attempt if written is not None else entry.attempt
+    outputs, pickles = task_files(sweep, entry)
+    keep: list[tuple[Path, str]] = []
+    for path, member in log_files(run_dir, attempt):
+        if _ENV_DUMP.match(path.name) or path.name == ATTEMPT_MARK:
+            done.saved += path.stat().st_size
+            path.unlink()
+            done.dumps += path.name != ATTEMPT_MARK
+        else:
+            keep.append((path, member.removesuffix(".gz")))
+    for path in outputs:
+        if entry.packed:  # its trials share it
+            if path.suffix != ".gz":
+                done.saved += compress(path)
+        else:
+            keep.append((path, f"{SLURM}/{path.name.removesuffix('.gz')}"))
+    done.saved += archive.add(run_dir.archive, keep)
+    done.archived += len(keep)
+    for folder in [run_dir.logs, *run_dir.path.glob(f"{ATTEMPTS}/*/{LOGS}")]:
+        remove_empty(folder)
+    (run_dir.path / STATE_LOCK).unlink(missing_ok=True)  # the run has ended: no writer
+    for path in pickles:
+        done.saved += path.stat().st_size
+        path.unlink()
+        done.pickles += 1
+    if checkpoints and state != runstate.COMPLETED and run_dir.checkpoints.is_dir():
+        done.saved += disk_use(run_dir.checkpoints).bytes
+        shutil.rmtree(run_dir.checkpoints)
+        done.checkpoints += 1
+
+
+def remove_empty(folder: Path) -> None:
+    """Removes the folder's empty folders, and the folder if it is left empty."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -88,30 +163,17 @@ def main(argv: Sequence[str]) -> int:
     ended = [(run, s.state) for run, s in zip(manifest.runs, found, strict=True) if s.ended]
     if not ended:
         raise PaddleHpcError(f"nothing to clean: no run of {sweep.path} has ended yet.")
-    saved = files = removed = dumps = checkpoints = 0
+    done = Cleaned()
     for entry, state in ended:
-        outputs, pickles = task_files(sweep, entry)
-        run_dir = sweep.run(entry.run_id)
-        for path in [*log_files(run_dir), *outputs]:
-            if _ENV_DUMP.match(path.name):
-                saved += path.stat().st_size
-                path.unlink()
-                dumps += 1
-            elif path.suffix != ".gz":
-                saved += compress(path)
-                files += 1
-        for path in pickles:
-            saved += path.stat().st_size
-            path.unlink()
-            removed += 1
-        if args.checkpoints and state != runstate.COMPLETED and run_dir.checkpoints.is_dir():
-            saved += disk_use(run_dir.checkpoints).bytes
-            shutil.rmtree(run_dir.checkpoints)
-            checkpoints += 1
-    kept = f", the checkpoints of {checkpoints} run(s)" if args.checkpoints else ""
+        clean_run(sweep, entry, state, args.checkpoints, done)
+    if done.archived:  # the collector's record of where each log was: it finds them anew
+        for name in (STATE_FILE, CHECK_FILE):
+            (sweep.results / name).unlink(missing_ok=True)
+    kept = f", the checkpoints of {done.checkpoints} run(s)" if args.checkpoints else ""
     console().print(
-        f"{len(ended)} ended run(s) of {len(found)}: compressed {files} log file(s), removed "
-        f"{removed} pickle(s), {dumps} environment dump(s){kept}, saved {saved / 2**20:.1f} MiB"
+        f"{len(ended)} ended run(s) of {len(found)}: archived {done.archived} log file(s) "
+        f"(runs/<id>/logs.zip), removed {done.pickles} pickle(s), {done.dumps} environment "
+        f"dump(s){kept}, saved {done.saved / 2**20:.1f} MiB"
         + (
             f"; {len(found) - len(ended)} run(s) not ended were left alone"
             if len(ended) < len(found)

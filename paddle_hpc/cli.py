@@ -18,7 +18,7 @@ VERBS = {
     "logs": ("paddle_hpc.logs", "the tail of a run's worker log; -f follows it"),
     "cancel": ("paddle_hpc.cancel", "cancel a sweep, some of its runs, or runs in a state"),
     "retry": ("paddle_hpc.retry", "resubmit the runs that failed, as their next attempt"),
-    "clean": ("paddle_hpc.clean", "compress ended runs' logs, remove submitit's pickles"),
+    "clean": ("paddle_hpc.clean", "put ended runs' logs in one logs.zip each, remove pickles"),
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),

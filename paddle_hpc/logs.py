@@ -4,7 +4,7 @@ The tail of a run's worker log: global rank 0's, or --rank R's (global), or node
 first; for a run that failed, the log of the rank that raised. --err and --out show
 the node's own stderr and stdout as Slurm kept them (the launcher's and submitit's
 messages). -f follows the log while the run is pending or running and stops when it
-ends. --attempt K reads an earlier attempt's logs. Logs `clean` compressed are read
+ends. --attempt K reads an earlier attempt's logs. Logs `clean` archived are read
 as they were.
 """
 
@@ -22,20 +22,33 @@ from paddle_hpc.backend.naming import pick_run
 from paddle_hpc.backend.view import needs_attention
 from paddle_hpc.collect import sources
 from paddle_hpc.collect.worker_logs import failures
+from paddle_hpc.core import archive
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import WORKER_LOG, RunDir, SweepDir
+from paddle_hpc.core.layout import ATTEMPTS, LOGS, LOGS_ARCHIVE, SLURM, WORKER_LOG, RunDir, SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, load
 
 _NUMBERED = re.compile(rf"^(?:node|{WORKER_LOG}\.)(\d+)(?:\.gz)?$")
 
 
 def existing(path: Path) -> Path | None:
-    """path, or its compressed form."""
+    """path, its compressed form, or path as a member of a run's archive."""
     if path.exists():
         return path
     packed = path.with_name(path.name + ".gz")
-    return packed if packed.exists() else None
+    if packed.exists():
+        return packed
+    return path if archive.fingerprint(str(path)) is not None else None
+
+
+def logs_folder(run: RunDir, attempt: int | None) -> Path:
+    """The run's (or its earlier attempt `attempt`'s) log folder; where `clean` archived
+    it when it is no longer on disk."""
+    if run.logs.is_dir():
+        return run.logs
+    top = run.path.parent.parent if attempt is not None else run.path  # runs/<id>
+    inside = f"{ATTEMPTS}/{attempt}/{LOGS}" if attempt is not None else archive.latest_logs(top)
+    return top / LOGS_ARCHIVE / inside if inside is not None else run.logs
 
 
 def read_text(path: Path) -> str:
@@ -51,16 +64,20 @@ def numbered(folder: Path, prefix: str) -> list[int]:
     try:
         names = [p.name for p in folder.iterdir()]
     except OSError:
-        return []
+        names = archive.entries(str(folder))
     return sorted({int(m[1]) for n in names if n.startswith(prefix) and (m := _NUMBERED.match(n))})
 
 
-def worker_logs(run: RunDir) -> list[tuple[int, int, Path]]:
-    """(node, local rank, path) of every worker log, in order."""
+def worker_log(logs: Path, node: int, rank: int) -> Path:
+    return logs / f"node{node}" / f"{WORKER_LOG}.{rank}"
+
+
+def worker_logs(logs: Path) -> list[tuple[int, int, Path]]:
+    """(node, local rank, path) of every worker log in a log folder, in order."""
     found = []
-    for node in numbered(run.logs, "node"):
-        for rank in numbered(run.node_logs(node), WORKER_LOG):
-            path = existing(run.worker_log(node, rank))
+    for node in numbered(logs, "node"):
+        for rank in numbered(logs / f"node{node}", WORKER_LOG):
+            path = existing(worker_log(logs, node, rank))
             if path is not None:
                 found.append((node, rank, path))
     return found
@@ -77,18 +94,18 @@ def failing_log(logs: Sequence[tuple[int, int, Path]]) -> Path | None:
     return None
 
 
-def choose(run_dir: RunDir, node: int | None, rank: int | None, failed: bool) -> tuple[Path, str]:
-    """The worker log to show, and why that one."""
-    logs = worker_logs(run_dir)
+def choose(folder: Path, node: int | None, rank: int | None, failed: bool) -> tuple[Path, str]:
+    """The worker log in the log folder to show, and why that one."""
+    logs = worker_logs(folder)
     if rank is not None:
         per_node = len([1 for n, _, _ in logs if n == 0]) or 1
         node, local = divmod(rank, per_node)
-        return run_dir.worker_log(node, local), f"global rank {rank}"
+        return worker_log(folder, node, local), f"global rank {rank}"
     if node is not None:
-        return run_dir.worker_log(node, 0), f"node {node}, local rank 0"
+        return worker_log(folder, node, 0), f"node {node}, local rank 0"
     if failed and (path := failing_log(logs)) is not None:
         return path, "the rank that failed"
-    return run_dir.worker_log(0, 0), "global rank 0"
+    return worker_log(folder, 0, 0), "global rank 0"
 
 
 def read_from(path: Path, offset: int) -> bytes:
@@ -152,7 +169,8 @@ def main(argv: Sequence[str]) -> int:
     backend = backend_for(manifest.executor)
     status = status_of(backend, sweep, manifest, entry)
     run_dir = sweep.run(entry.run_id)
-    if args.attempt is not None and args.attempt != status.attempt:
+    earlier = args.attempt is not None and args.attempt != status.attempt
+    if earlier:
         run_dir = run_dir.attempt(args.attempt)
         if not run_dir.path.is_dir():
             raise PaddleHpcError(
@@ -166,9 +184,12 @@ def main(argv: Sequence[str]) -> int:
                 f"run {entry.run_id} ran locally: its launcher printed to the terminal of "
                 "`paddle-hpc sweep`; the worker logs are all there is."
             )
+        if existing(node_path) is None:  # `clean` archived it
+            node_path = sweep.run(entry.run_id).archive / SLURM / node_path.name
         path, why = node_path, f"node {args.node or 0}'s {'stderr' if args.err else 'stdout'}"
     else:
-        path, why = choose(run_dir, args.node, args.rank, needs_attention(status))
+        folder = logs_folder(run_dir, args.attempt if earlier else None)
+        path, why = choose(folder, args.node, args.rank, needs_attention(status))
     out = console()
     found = existing(path)
     if found is None and not (args.follow and status.active):

@@ -269,12 +269,36 @@ def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
     assert "not fixed yet" in earlier.stdout
 
     cleaned = cli(root, index, "clean", str(sweep_dir))
-    assert cleaned.returncode == 0 and "compressed" in cleaned.stdout, cleaned.stderr
-    assert (run_dir / "logs/node0/workerlog.0.gz").exists()
+    assert cleaned.returncode == 0 and "archived" in cleaned.stdout, cleaned.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "attempts",
+        "config.yaml",
+        "fixed",
+        "logs.zip",
+        "metrics.jsonl",
+        "state.json",
+    ]
+    assert not (run_dir / "attempts/1/logs").exists()
     assert not list((sweep_dir / "slurm").glob("*.pkl"))
-    assert (run_dir / "config.yaml").exists() and (run_dir / "state.json").exists()
+    assert not list((sweep_dir / "slurm").glob("*_log.*"))
     tail = cli(root, index, "logs", str(sweep_dir), run.run_id, "-n", "1")
     assert "fixed, done" in tail.stdout
+    earlier = cli(root, index, "logs", str(sweep_dir), run.run_id, "--attempt", "1")
+    assert "not fixed yet" in earlier.stdout, earlier.stdout + earlier.stderr
+    assert load_tables(sweep_dir).runs.loc[run.run_id, "attempts"] == 2
+    report = cli(root, index, "report", str(sweep_dir))
+    assert report.returncode == 0, report.stderr
+
+    # a cleaned run retried: its new attempt writes logs/ again, the archive keeps the rest
+    assert cli(root, index, "retry", str(sweep_dir), "--state", "COMPLETED").returncode == 0
+    wait_for(
+        sweep_dir,
+        lambda s: set(s.values()) == {"COMPLETED"} and load(sweep_dir).runs[0].attempt == 3,
+    )
+    assert "fixed, done" in (run_dir / "logs/node0/workerlog.0").read_text()
+    second = cli(root, index, "logs", str(sweep_dir), run.run_id, "--attempt", "2")
+    assert "fixed, done" in second.stdout, second.stdout + second.stderr
+    assert load_tables(sweep_dir).runs.loc[run.run_id, "attempts"] == 3
 
 
 def test_a_wider_grid_submits_only_the_new_points(index: Path, tmp_path: Path) -> None:

@@ -82,6 +82,30 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert steps.apply(list).tolist() == [[0, 1]] * 4  # every logged epoch
     assert (sweep_dir / "sacct.txt").exists() and tables.errors.empty
 
+    # clean: each ended 2-node run in 5 files and folders, and read as before
+    cleaned = run_module("paddle_hpc.clean", str(sweep_dir))
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    for run in manifest.runs:
+        run_dir = sweep_dir / "runs" / run.run_id
+        assert sorted(p.name for p in run_dir.iterdir()) == [
+            "config.yaml",
+            "logs.zip",
+            "metrics.jsonl",
+            "state.json",
+        ]
+    assert not [p for p in (sweep_dir / "slurm").iterdir() if p.name.startswith(f"{run.job_id}_")]
+    info = run_module("paddle_hpc.info", str(sweep_dir), "--json")
+    assert json.loads(info.stdout)["inodes_per_run"] <= 8, info.stdout
+    recollected = run_module("paddle_hpc.collect", str(sweep_dir))
+    assert recollected.returncode == 0, recollected.stderr
+    again = load_tables(sweep_dir)
+    assert again.runs["final.acc"].tolist() == runs["final.acc"].tolist()
+    assert len(again.metrics) == len(tables.metrics) and again.errors.empty
+    rank3 = run_module("paddle_hpc.logs", str(sweep_dir), run.run_id, "--rank", "3")
+    assert "rank 3 of world size 4" in rank3.stdout, rank3.stdout + rank3.stderr
+    err = run_module("paddle_hpc.logs", str(sweep_dir), run.run_id, "--node", "1", "--err")
+    assert err.returncode == 0 and "logs.zip/slurm/" in err.stdout, err.stdout + err.stderr
+
     # the README's next step: how it was submitted (`make demo`'s executor) names no run
     more = sweep(tmp_path, "--dry-run", "train.epochs=2", "optim.lr=0.003,0.03,0.3")
     assert more.returncode == 0, more.stderr

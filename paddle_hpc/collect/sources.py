@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddle_hpc.core.layout import METRICS, STATE, rel_run
+from paddle_hpc.core import archive
+from paddle_hpc.core.layout import LOGS, LOGS_ARCHIVE, METRICS, STATE, rel_run
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
@@ -34,15 +35,19 @@ class RunFiles:
 
 
 def fingerprint(path: str | Path) -> Fingerprint | None:
+    """(size, mtime); a path through a run's archive (core/archive.py) has its archive's."""
     try:
         stat = os.stat(path)  # noqa: PTH116 - thousands per collect; no Path objects
     except OSError:
-        return None
+        return archive.fingerprint(str(path))
     return stat.st_size, stat.st_mtime_ns
 
 
 def read(path: str) -> bytes:
-    """The file's bytes; a .gz file (a log `clean` compressed) as it was before."""
+    """The file's bytes: a .gz file (compressed by an earlier `clean`) as it was
+    before, a path through a run's archive as the member's."""
+    if archive.split(path) is not None:
+        return archive.read(path)
     with open(path, "rb") as handle:  # noqa: PTH123 - thousands per collect; no pathlib layers
         data = handle.read()
     return gzip.decompress(data) if path.endswith(".gz") else data
@@ -172,11 +177,16 @@ class _Finder:
         return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records))
 
     def worker_logs(self, run_id: str, base: str, done: bool) -> list[tuple[str, int, int]]:
-        """(path, node, local rank) of each worker log, compressed ones included."""
+        """(path, node, local rank) of each worker log, compressed or archived ones too."""
         logs = []
-        for node in self.numbers(f"{base}/logs", _NODE_DIR, done, run_id):
-            for rank in self.numbers(f"{base}/logs/node{node}", _WORKER_LOG, done, run_id):
-                rel = f"{base}/logs/node{node}/workerlog.{rank}"
+        folder = f"{base}/{LOGS}"
+        nodes = self.numbers(folder, _NODE_DIR, done, run_id)
+        if not nodes and (inside := archive.latest_logs(f"{self.root}/{base}")) is not None:
+            folder = f"{base}/{LOGS_ARCHIVE}/{inside}"  # `clean` archived them
+            nodes = self.numbers(folder, _NODE_DIR, done, run_id)
+        for node in nodes:
+            for rank in self.numbers(f"{folder}/node{node}", _WORKER_LOG, done, run_id):
+                rel = f"{folder}/node{node}/workerlog.{rank}"
                 if done and rel not in self.known and f"{rel}.gz" in self.known:
                     rel = f"{rel}.gz"
                 last = self.known.get(rel) if done else None
@@ -194,6 +204,7 @@ def _numbered(folder: str, pattern: re.Pattern[str]) -> list[int]:
     """The numbers in the names of folder's entries that match pattern, in order."""
     try:
         with os.scandir(folder) as entries:
-            return sorted(int(m[1]) for e in entries if (m := pattern.match(e.name)))
+            names = [e.name for e in entries]
     except OSError:
-        return []
+        names = archive.entries(folder)
+    return sorted(int(m[1]) for name in names if (m := pattern.match(name)))

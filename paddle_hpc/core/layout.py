@@ -14,6 +14,7 @@
         metrics.jsonl            what log_metrics wrote
         logs/node<N>/workerlog.<R>   Paddle's per-rank logs of the current attempt
         attempts/<K>/            an earlier attempt's state.json, metrics.jsonl and logs/
+        logs.zip                 once `clean` ran: every attempt's logs/, its Slurm output
 
 The collector keeps paths relative to the sweep directory as strings (thousands per
 collect); `rel_*` give those.
@@ -36,6 +37,7 @@ STATE = "state.json"
 STATE_LOCK = ".state.lock"  # held while a run's end is written (runstate.write_unless_ended)
 METRICS = "metrics.jsonl"
 LOGS = "logs"
+LOGS_ARCHIVE = "logs.zip"  # an ended run's logs once `clean` ran (core/archive.py)
 ATTEMPTS = "attempts"
 WORKER_LOG = "workerlog"
 CHECKPOINTS = "checkpoints"  # paddle_hpc.checkpoint's
@@ -80,6 +82,10 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def archive(self) -> Path:
+        return self.path / LOGS_ARCHIVE
 
     @property
     def stop_request(self) -> Path:
