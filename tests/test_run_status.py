@@ -18,7 +18,7 @@ from paddle_hpc.backend.slurm import SlurmBackend
 from paddle_hpc.collect.tables import runs_frame
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import Manifest, RunEntry, save
+from paddle_hpc.core.manifest import Feed, Manifest, RunEntry, save
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.parse import parse_sacct, task_rows
@@ -107,3 +107,25 @@ def test_a_local_run_is_its_state_file() -> None:
     failed = RunState("FAILED", retrying=True)
     assert run_status(run, None, failed, local.runs_here).state == "PENDING"  # retrying here
     assert run_status(run, None, RunState("COMPLETED"), local.runs_here).nodes == ("localhost",)
+
+
+def test_a_run_in_the_sweeps_feed_is_waiting_in_status_and_in_the_runs_table(
+    tmp_path: Path,
+) -> None:
+    runs = (
+        RunEntry("r0", 0, ("a=0",), {"a": "0"}, 0, 40, 0),
+        RunEntry("r1", 1, ("a=1",), {"a": "1"}, 0),
+        RunEntry("r2", 2, ("a=2",), {"a": "2"}, 0),
+    )
+    feed = Feed(("r1",), {}, ("MaxSubmitJobsPerUser=1 of QOS capped",))
+    manifest = Manifest("s", "2026-12-05", ("python",), "slurm", ("a",), ({},), runs, feed=feed)
+    save(tmp_path, manifest)
+    text = HEADER + row(0, "RUNNING")
+    backend = SlurmBackend(SlurmClient(Sacct(text)))
+    found = states(backend, SweepDir(tmp_path), manifest)
+    assert [s.state for s in found] == ["RUNNING", "WAITING", "NOT_SUBMITTED"]
+    assert [s.active for s in found] == [True, True, False]
+    no_metrics = pd.DataFrame(columns=["run_id", "name", "step", "value"])
+    table = runs_frame(manifest, task_rows(parse_sacct(text)), {}, no_metrics)
+    assert list(table["state"]) == ["RUNNING", "WAITING", "NOT_SUBMITTED"]
+    assert manifest.without({"r1"}).feed is None

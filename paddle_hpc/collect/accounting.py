@@ -17,6 +17,7 @@ from paddle_hpc.core.layout import SACCT
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient, parse_sacct
 from paddle_hpc.slurm.parse import task_rows
+from paddle_hpc.slurm.shared import shared_answer
 
 log = logging.getLogger(__name__)
 SACCT_FILE = SACCT
@@ -43,13 +44,20 @@ def is_final(manifest: Manifest, records: list[SacctRecord]) -> bool:
     )
 
 
-def refresh(sweep_dir: Path, manifest: Manifest, client: SlurmClient) -> list[SacctRecord]:
-    """The sweep's accounting: from one sacct call, saved, or else what was saved last."""
+def refresh(
+    sweep_dir: Path, manifest: Manifest, client: SlurmClient, max_age: float = 0.0
+) -> list[SacctRecord]:
+    """The sweep's accounting: from one sacct call (or an answer another watcher got, no
+    older than max_age seconds: slurm/shared.py), saved, or else what was saved last."""
     last = saved(sweep_dir)
     if not manifest.arrays or is_final(manifest, last):
         return last
+    jobs = sorted({a.job_id for a in manifest.arrays})
     try:
-        text = client.sacct_text(a.job_id for a in manifest.arrays)
+        if max_age > 0:
+            text = shared_answer(jobs, max_age, lambda: client.sacct_text(jobs))
+        else:
+            text = client.sacct_text(jobs)
     except SlurmError as exc:
         log.warning("sacct failed (%s); using the accounting saved in %s", exc, SACCT_FILE)
         return last

@@ -146,7 +146,9 @@ def accounted(executor: str) -> bool:
     return backend_for(executor).accounted
 
 
-def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Scan:
+def scan(
+    sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None, max_age: float = 0.0
+) -> Scan:
     state, state_print = previous_state(out, fmt)
     manifest_print = sources.fingerprint(sweep_dir / MANIFEST)
     manifest: Manifest | None = None
@@ -158,7 +160,7 @@ def scan(sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None) -> Sc
     records = None
     if accounted(executor) and not (state and state.get("final") and manifest is None):
         manifest = manifest or load_manifest(sweep_dir)
-        records = accounting.refresh(sweep_dir, manifest, client or SlurmClient())
+        records = accounting.refresh(sweep_dir, manifest, client or SlurmClient(), max_age)
     found = sources.find(
         sweep_dir,
         run_ids,
@@ -184,13 +186,15 @@ def collect(
     out: Path | None = None,
     fmt: str = "parquet",
     client: SlurmClient | None = None,
+    max_age: float = 0.0,
 ) -> Outcome:
-    """Brings the sweep's tables up to date; parses only files that changed."""
+    """Brings the sweep's tables up to date; parses only files that changed. A watcher
+    passes max_age: an answer of sacct that old, which another watcher got, will do."""
     sweep_dir = sweep_dir.resolve()
     out = (out or sweep_dir / RESULTS).resolve()
     if check.unchanged(sweep_dir, out, fmt):
         return Outcome(None, 0)
-    seen = scan(sweep_dir, out, fmt, client)
+    seen = scan(sweep_dir, out, fmt, client, max_age)
     state = seen.state
     if seen.unchanged:
         assert state is not None
@@ -387,10 +391,10 @@ def concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return cast(pd.DataFrame, pd.concat(parts, ignore_index=True)[columns])
 
 
-def load(sweep_dir: Path | str, out: Path | None = None) -> Tables:
+def load(sweep_dir: Path | str, out: Path | None = None, max_age: float = 0.0) -> Tables:
     """The sweep's runs, metrics and errors tables, collected first if anything changed."""
     sweep_dir = Path(sweep_dir)
-    outcome = collect(sweep_dir, out)
+    outcome = collect(sweep_dir, out, max_age=max_age)
     if outcome.tables is not None:
         return outcome.tables
     out = (out or sweep_dir / RESULTS).resolve()

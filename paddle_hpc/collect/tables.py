@@ -197,7 +197,11 @@ def runs_frame(
     def task_row(run: RunEntry) -> SacctRecord | None:
         return rows.get((run.job_id, run.array_task or 0)) if run.job_id is not None else None
 
-    found = [run_row(r, task_row(r), states.get(r.run_id), runs_here) for r in manifest.runs]
+    waiting = frozenset(manifest.feed.run_ids if manifest.feed else ())
+    found = [
+        run_row(r, task_row(r), states.get(r.run_id), runs_here, r.run_id in waiting)
+        for r in manifest.runs
+    ]
     index = pd.Index([r.run_id for r in manifest.runs], name="run_id")
     swept = {
         key: [typed(key, r.swept[key]) if key in r.swept else None for r in manifest.runs]
@@ -234,10 +238,11 @@ def run_row(
     record: SacctRecord | None,
     saved: Mapping[str, Any] | None,
     runs_here: bool,
+    waiting: bool = False,
 ) -> dict[str, Any]:
     """A run's row of the runs table, but for its swept values and final metrics."""
     own = runstate.from_dict(saved) if saved else None
-    status = run_status(run, record, own, runs_here)
+    status = run_status(run, record, own, runs_here, waiting)
     start, end = (record.start, record.end) if record is not None else (None, None)
     if record is not None and run.packed:  # the trial's own times, not its task's
         mine = own if own is not None and own.attempt >= run.attempt else None

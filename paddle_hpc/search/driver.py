@@ -308,7 +308,7 @@ class Driver:
         # an answer another watcher got will do, if it is no older than the driver's poll
         age = min(WATCH_MAX_AGE_S, self.space.config.poll)
         found = {s.run_id: s for s in states(backend, self.sweep, manifest, age)}
-        tables = collect(self.sweep.path)
+        tables = collect(self.sweep.path, max_age=age)
         name = study.report_name(self.space.config)
         metrics = tables.metrics[tables.metrics["name"] == name]
         for number, active in list(self.active.items()):
