@@ -275,7 +275,6 @@ def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
         "config.yaml",
         "fixed",
         "logs.zip",
-        "metrics.jsonl",
         "state.json",
     ]
     assert not (run_dir / "attempts/1/logs").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.collect import load as load_tables
+from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
 
@@ -82,20 +83,22 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert steps.apply(list).tolist() == [[0, 1]] * 4  # every logged epoch
     assert (sweep_dir / "sacct.txt").exists() and tables.errors.empty
 
-    # clean: each ended 2-node run in 5 files and folders, and read as before
+    # clean: each ended 2-node run in 5 files and folders besides the checkpoints it
+    # keeps (the example saves one per epoch), and read as before
     cleaned = run_module("paddle_hpc.clean", str(sweep_dir))
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     for run in manifest.runs:
         run_dir = sweep_dir / "runs" / run.run_id
         assert sorted(p.name for p in run_dir.iterdir()) == [
+            "checkpoints",
             "config.yaml",
             "logs.zip",
             "metrics.jsonl",
             "state.json",
         ]
-    assert not [p for p in (sweep_dir / "slurm").iterdir() if p.name.startswith(f"{run.job_id}_")]
-    info = run_module("paddle_hpc.info", str(sweep_dir), "--json")
-    assert json.loads(info.stdout)["inodes_per_run"] <= 8, info.stdout
+        assert disk_use(run_dir).inodes - disk_use(run_dir / "checkpoints").inodes == 5
+    task_files = [p.name for p in (sweep_dir / "slurm").glob(f"{run.job_id}_*_*")]
+    assert task_files == []  # each task's output and pickles: archived or removed
     recollected = run_module("paddle_hpc.collect", str(sweep_dir))
     assert recollected.returncode == 0, recollected.stderr
     again = load_tables(sweep_dir)
