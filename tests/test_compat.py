@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 
 from paddle_hpc.core import compat
+from paddle_hpc.node.unpack import unpack
 from paddle_hpc.plan.grid import parse_override
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,16 +68,22 @@ def test_submitits_array_layout_with_our_own_sbatch_call(tmp_path: Path) -> None
         scripts.append(script.read_text())
         return 4321
 
-    executor = compat.SeamExecutor(tmp_path, "/usr/bin/python3", submit)
+    folder = tmp_path / "slurm $(x)"
+    executor = compat.SeamExecutor(folder, "/usr/bin/python3", submit)
     executor.update_parameters(time="UNLIMITED", array_parallelism=2)
     assert executor.submit_array_job([len, abs, str]) == 4321
     assert "#SBATCH --array=0-2%2" in scripts[0]
-    for task in range(3):
-        pickled = tmp_path / f"4321_{task}_submitted.pkl"
-        assert pickled.exists(), sorted(p.name for p in tmp_path.rglob("*"))
+    assert "-u -m paddle_hpc.node.unpack" in scripts[0]
+    # one file of pickles for the array; each task writes its own on its node
+    assert sorted(p.name for p in folder.glob("*.pkl")) == ["4321_tasks.pkl"]
+    for task, function in enumerate((len, abs, str)):
+        pickled = unpack(folder, "4321", task)
+        assert pickled == folder / f"4321_{task}_submitted.pkl"
         with pickled.open("rb") as handle:
-            assert pickle.load(handle).function in (len, abs, str)
-    assert (tmp_path / "4321_submission.sh").exists()
+            assert pickle.load(handle).function is function
+    pickled.write_bytes(b"kept")  # a requeued task's pickle is its own: not unpacked again
+    assert unpack(folder, "4321", 2).read_bytes() == b"kept"
+    assert (folder / "4321_submission.sh").exists()
 
     def refused(script: Path) -> int:
         raise RuntimeError("sbatch: error: invalid partition")

@@ -59,8 +59,11 @@ def test_retry_by_hand_and_nothing_more(tmp_path: Path) -> None:
     assert again.returncode == 1 and "nothing to retry" in again.stderr
     cleaned = cli(root, "clean", str(sweep_dir))
     assert cleaned.returncode == 0, cleaned.stderr
-    assert (sweep_dir / "runs" / run.run_id / "attempts/1/logs/node0/workerlog.0.gz").exists()
+    run_dir = sweep_dir / "runs" / run.run_id
+    assert (run_dir / "logs.zip").exists() and not (run_dir / "logs").exists()
     assert "fixed, done" in cli(root, "logs", str(sweep_dir), run.run_id).stdout
+    earlier = cli(root, "logs", str(sweep_dir), run.run_id, "--attempt", "1")
+    assert "not fixed yet" in earlier.stdout, earlier.stdout + earlier.stderr
 
 
 STUBBORN = (

@@ -138,3 +138,30 @@ def test_a_filesystem_without_locks_is_refused_by_name(
     monkeypatch.setattr(fcntl, "lockf", no_locks)
     with pytest.raises(PaddleHpcError, match=r"does not lock files .*sweep\.dir"), locked(tmp_path):
         pass
+
+
+def test_a_manifest_is_saved_as_asdict_gives_it_and_read_back_whole(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from paddle_hpc.core.manifest import ArrayEntry, Feed, Manifest, RunEntry, Submission, to_dict
+
+    runs = (
+        RunEntry("r0", 0, ("a=1",), {"a": "1"}, 0, 7, 0, 2, (Submission(5, 0, "FAILED", 1),)),
+        RunEntry("r1", 1, ("a='x y $(z)'",), {"a": "x y $(z)"}, 0, config_at=(10, 20)),
+    )
+    manifest = Manifest(
+        "s",
+        "2026-12-05",
+        ("python", "-m", "paddle_hpc.sweep"),
+        "slurm",
+        ("a",),
+        ({"resources": {"nodes": 1}},),
+        runs,
+        (ArrayEntry(7, 0, ("r0",)),),
+        "submitted",
+        extra={"base": {"a": [1, {"b": None}]}},
+        feed=Feed(("r1",), {"max_parallel": 8}, ("MaxSubmitJobs=5 of association a",)),
+    )
+    assert json.loads(json.dumps(to_dict(manifest))) == json.loads(json.dumps(asdict(manifest)))
+    save(tmp_path, manifest)
+    assert load(tmp_path) == manifest

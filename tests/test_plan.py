@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
-from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.errors import ConfigError, PaddleHpcError
+from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import load
-from paddle_hpc.plan.build import (
-    build_manifest,
-    chosen_already,
-    configs_as_yaml,
-    make_plan,
-    to_yaml,
-    write_plan,
-)
+from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.node.runner import materialize
+from paddle_hpc.plan.build import build_manifest, chosen_already, make_plan
 from paddle_hpc.plan.config import ComposedBase, config_groups
+from paddle_hpc.plan.write import configs_as_yaml, to_yaml, write_plan
 
 CONFIG = """\
 defaults:
@@ -157,13 +155,18 @@ def test_a_run_id_does_not_change_with_how_it_is_submitted(conf: Path) -> None:
 def test_the_sweep_directory_holds_every_run(conf: Path) -> None:
     result = plan(conf, "resources.nodes=1,2")
     manifest = build_manifest(result, ["python", "-m", "paddle_hpc.sweep"])  # type: ignore[arg-type]
-    write_plan(result, manifest)  # type: ignore[arg-type]
-    saved = load(conf.parent / "sweeps" / "t")
-    assert saved == manifest and saved.state == "planned"
+    written = write_plan(result, manifest)  # type: ignore[arg-type]
+    sweep = SweepDir(conf.parent / "sweeps" / "t")
+    saved = load(sweep.path)
+    assert saved == written and saved.state == "planned"
     assert len(saved.shapes) == 2 and {r.shape for r in saved.runs} == {0, 1}
     assert saved.axes == ("optim.lr", "resources.nodes")
-    for run in saved.runs:
-        assert (conf.parent / "sweeps" / "t" / "runs" / run.run_id / "config.yaml").is_file()
+    assert not sweep.runs.exists()  # a run's folder is made when it starts
+    for run, spec in zip(saved.runs, result.runs, strict=True):  # type: ignore[attr-defined]
+        assert run.config_at is not None
+        materialize(sweep.run(run.run_id), sweep.run_configs, run.config_at)
+        assert RunConfig.load(sweep.run(run.run_id).config) == RunConfig.of(spec.config)
+        assert yaml.safe_load(sweep.run(run.run_id).config.read_text()) == spec.config
     assert saved.extra["base"]["optim"]["lr"] == 0.1  # the base as composed, for extending
 
 
@@ -309,3 +312,15 @@ def test_config_groups_are_folders_of_configs_and_never_a_sweeps(tmp_path: Path)
     (sweep / "config.yaml").write_text("a: 1\n")
     (sweep / "runs" / "r0123456789" / "config.yaml").write_text("a: 1\n")
     assert config_groups(tmp_path) == ["data/set", "model"]
+
+
+def test_a_run_config_cut_short_is_an_error_naming_the_run(tmp_path: Path) -> None:
+    sweep = SweepDir(tmp_path / "s $(x)")
+    sweep.path.mkdir()
+    sweep.run_configs.write_text("a: 1\n")
+    with pytest.raises(PaddleHpcError, match=r"run r1: cannot read its config .* ends before"):
+        materialize(sweep.run("r1"), sweep.run_configs, (0, 50))
+    materialize(sweep.run("r2"), sweep.run_configs, (0, 5))
+    assert sweep.run("r2").config.read_text() == "a: 1\n"
+    materialize(sweep.run("r2"), sweep.run_configs, (3, 2))  # there already: kept
+    assert sweep.run("r2").config.read_text() == "a: 1\n"

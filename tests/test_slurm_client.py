@@ -125,7 +125,7 @@ def test_the_nodes_python_starts_deaf_to_an_early_stop_signal(tmp_path: Path) ->
     submitit's entry point."""
     folder = tmp_path / "a b 'c' $(touch pwned)"
     argv = shlex.split(submitit_command(sys.executable, folder))
-    assert argv[-4:] == ["-u", "-m", "submitit.core._submit", str(folder)]
+    assert argv[-4:] == ["-u", "-m", "paddle_hpc.node.unpack", str(folder)]
     probe = "import os, signal; os.kill(os.getpid(), signal.SIGUSR2); print('still here')"
     done = subprocess.run(
         [*argv[:-3], "-c", probe], capture_output=True, text=True, timeout=60, check=False

@@ -87,7 +87,9 @@ def tasks_of(
 ) -> list[NodeTask | TrialsTask]:
     """The callable of each array task: one run each, or `trials_per_task` trials."""
     if trials_per_task == 1:
-        return [NodeTask(str(sweep_dir), r.run_id, python, r.attempt, image) for r in runs]
+        return [
+            NodeTask(str(sweep_dir), r.run_id, python, r.attempt, image, r.config_at) for r in runs
+        ]
     return [
         TrialsTask(
             str(sweep_dir),
@@ -95,6 +97,7 @@ def tasks_of(
             python,
             tuple(r.attempt for r in group),
             image,
+            tuple(r.config_at for r in group),
         )
         for group in packing.pack(runs, trials_per_task)
     ]

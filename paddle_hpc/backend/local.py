@@ -23,7 +23,13 @@ from paddle_hpc.core.schema import RunConfig, SweepConfig
 from paddle_hpc.node import image_digest, orphans
 from paddle_hpc.node.ending import retry_left
 from paddle_hpc.node.image_digest import ImageId
-from paddle_hpc.node.runner import free_port, load_run_config, paddle_has_cuda, run_node
+from paddle_hpc.node.runner import (
+    free_port,
+    load_run_config,
+    materialize,
+    paddle_has_cuda,
+    run_node,
+)
 from paddle_hpc.node.signals import STOP_GRACE_S
 
 
@@ -66,6 +72,7 @@ class LocalBackend:
         self, sweep: SweepDir, run: RunEntry, cuda: bool, say: Say, image: ImageId | None
     ) -> None:
         run_dir = sweep.run(run.run_id)
+        materialize(run_dir, sweep.run_configs, run.config_at)
         config = load_run_config(run_dir)
         attempt = run.attempt
         while True:

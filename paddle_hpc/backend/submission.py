@@ -17,7 +17,8 @@ from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load, locked, save
 from paddle_hpc.node.capture import write_sweep_environment
 from paddle_hpc.plan import extend
-from paddle_hpc.plan.build import Plan, write_plan, write_runs
+from paddle_hpc.plan.build import Plan
+from paddle_hpc.plan.write import with_configs, write_plan, write_runs
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,17 @@ def write(plan: Plan, manifest: Manifest, allow_change: bool, say: Say) -> Manif
     sweep = SweepDir(plan.sweep_dir)
     with locked(sweep.path):
         if not sweep.manifest.exists():
-            write_plan(plan, manifest)
+            saved = write_plan(plan, manifest)
             index.record(sweep.path, manifest.name, manifest.created)
-            return manifest
+            return saved
         old = load(sweep.path)
         extend.check_base(old, manifest, allow_change)
         merged, added = extend.merge(old, manifest)
         existing = len(plan.runs) - len(added)
         say(f"{len(added)} new point(s), {existing} already in {sweep.path}")
         new_ids = set(added)
-        write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
+        where = write_runs(sweep.path, [r for r in plan.runs if r.run_id in new_ids])
+        merged = with_configs(merged, where)
         save(sweep.path, merged)
         return merged
 

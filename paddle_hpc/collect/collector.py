@@ -188,8 +188,7 @@ def collect(
     client: SlurmClient | None = None,
     max_age: float = 0.0,
 ) -> Outcome:
-    """Brings the sweep's tables up to date; parses only files that changed. A watcher
-    passes max_age: an answer of sacct that old, which another watcher got, will do."""
+    """Brings the sweep's tables up to date; parses only files that changed."""
     sweep_dir = sweep_dir.resolve()
     out = (out or sweep_dir / RESULTS).resolve()
     if check.unchanged(sweep_dir, out, fmt):

@@ -9,6 +9,8 @@ module nor them.
 
 from __future__ import annotations
 
+import pickle
+import shlex
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,6 +73,11 @@ def running_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optu
     return optuna.trial.Trial(study, frozen._trial_id)
 
 
+def unpack_command(python: str, folder: Path) -> str:
+    """The command of an array task: it unpacks its pickle, then runs as submitit's."""
+    return " ".join([python, "-u -m paddle_hpc.node.unpack", shlex.quote(str(folder))])
+
+
 class SeamExecutor(submitit.SlurmExecutor):
     """submitit's SlurmExecutor whose sbatch call is `submit(script) -> job id`, and
     which submits an array, one task per callable, the way submitit's own map_array
@@ -99,27 +106,30 @@ class SeamExecutor(submitit.SlurmExecutor):
         return job
 
     def submit_array_job(self, tasks: Sequence[Callable[[], Any]]) -> int:
-        """Submits one array with a task per callable; returns the array's job id."""
+        """Submits one array with a task per callable; returns the array's job id. The
+        tasks' pickles, as submitit writes each, go in one file, `<job>_tasks.pkl`,
+        which each task unpacks on its node (`paddle_hpc.node.unpack`, the command)."""
         folder = utils.JobPaths.get_first_id_independent_folder(self.folder)
         folder.mkdir(parents=True, exist_ok=True)
         timeout_min = self.parameters.get("time", 5)
         if not isinstance(timeout_min, int):  # 'UNLIMITED': a USR2 is never the time limit
             timeout_min = NO_LIMIT_MIN
-        pickles = []
+        blobs = []
         for task in tasks:
             delayed = utils.DelayedSubmission(task)
             delayed.set_timeout(timeout_min, self.max_num_timeout)
-            path = folder / f"{uuid.uuid4().hex}.pkl"
-            delayed.dump(path)
-            pickles.append(path)
+            blobs.append(pickle.dumps(delayed))  # its callable is importable: no cloudpickle
+        bundle = folder / f".tasks_{uuid.uuid4().hex}.pkl"
+        bundle.write_bytes(pickle.dumps(blobs))
         self.parameters["map_count"] = len(tasks)
         try:
-            first = self._submit_command(self._submitit_command_str)
+            first = self._submit_command(self.unpack_command)
         except BaseException:
-            for path in pickles:
-                path.unlink(missing_ok=True)
+            bundle.unlink(missing_ok=True)
             raise
-        for index, path in enumerate(pickles):
-            paths = utils.JobPaths(self.folder, job_id=f"{first.job_id}_{index}")
-            path.rename(paths.submitted_pickle)  # its folder exists: no mkdir per task
+        bundle.rename(folder / f"{first.job_id}_tasks.pkl")
         return int(first.job_id)
+
+    @property
+    def unpack_command(self) -> str:
+        return unpack_command(self.python, self.folder)

@@ -3,6 +3,8 @@
     SWEEP_DIR/
       manifest.json              run id <-> overrides <-> submissions (job id, task)
       config.yaml                the resolved base config
+      run-configs.yaml           every run's resolved config, appended as points are added;
+                                 a run's node copies its own to runs/<id>/config.yaml
       sacct.txt                  the sweep's Slurm accounting as `collect` last read it
       feed.lock, feed.log        the feeder of a sweep larger than the queue may hold
       slurm/                     submitit's scripts, pickles, each node's stdout/stderr
@@ -28,6 +30,7 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 MANIFEST_LOCK = "manifest.lock"  # the lock every change of the manifest holds
 CONFIG = "config.yaml"
+RUN_CONFIGS = "run-configs.yaml"  # every run's resolved config, one after the other
 SACCT = "sacct.txt"
 SLURM = "slurm"
 RESULTS = "results"
@@ -117,6 +120,10 @@ class SweepDir:
     @property
     def sacct(self) -> Path:
         return self.path / SACCT
+
+    @property
+    def run_configs(self) -> Path:
+        return self.path / RUN_CONFIGS
 
     @property
     def slurm(self) -> Path:

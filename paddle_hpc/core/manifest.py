@@ -19,12 +19,12 @@ import json
 import os
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.files import lock_file, write_json_atomic
+from paddle_hpc.core.files import lock_file, write_atomic
 from paddle_hpc.core.layout import MANIFEST, MANIFEST_LOCK
 
 VERSION = 1
@@ -52,6 +52,8 @@ class RunEntry:
     attempt: int = 1  # the attempt number the current submission starts as
     submissions: tuple[Submission, ...] = ()
     packed: bool = False  # its current task runs several trials (sweep.trials_per_task)
+    # its config's (offset, length) in run-configs.yaml; None: in runs/<id>/config.yaml
+    config_at: tuple[int, int] | None = None
 
     @property
     def job(self) -> str:
@@ -147,8 +149,24 @@ def manifest_path(sweep_dir: Path) -> Path:
 
 
 def save(sweep_dir: Path, manifest: Manifest) -> None:
-    """Writes the manifest whole; call it under `locked(sweep_dir)`."""
-    write_json_atomic(manifest_path(sweep_dir), asdict(manifest))
+    """Writes the manifest whole; call it under `locked(sweep_dir)`. Compact JSON, which
+    the json module writes in C: a 10,000-run manifest in tens of milliseconds."""
+    write_atomic(manifest_path(sweep_dir), json.dumps(to_dict(manifest), separators=(",", ":")))
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def to_dict(manifest: Manifest) -> dict[str, Any]:
+    """What `asdict` gives, without its deep copies."""
+    data = _fields(manifest)
+    data["runs"] = [
+        {**_fields(r), "submissions": [_fields(s) for s in r.submissions]} for r in manifest.runs
+    ]
+    data["arrays"] = [_fields(a) for a in manifest.arrays]
+    data["feed"] = _fields(manifest.feed) if manifest.feed is not None else None
+    return data
 
 
 class _SweepLock:
@@ -227,6 +245,7 @@ def from_dict(data: dict[str, Any]) -> Manifest:
                 **r,
                 "overrides": tuple(r["overrides"]),
                 "submissions": tuple(Submission(**s) for s in r.get("submissions", ())),
+                "config_at": tuple(r["config_at"]) if r.get("config_at") else None,
             }
         )
         for r in data.pop("runs")

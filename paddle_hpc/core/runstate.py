@@ -126,6 +126,7 @@ def read(path: Path) -> RunState | None:
 
 
 def write(path: Path, state: RunState) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # a run not started has no folder yet
     write_json_atomic(path, asdict(replace(state, time=state.time or now())))
 
 
@@ -138,6 +139,7 @@ def settled(state: RunState | None, attempt: int) -> bool:
 def _locked(path: Path) -> Iterator[None]:
     """The run's state lock, a file beside its state file (fcntl, so that it holds
     across the nodes of a shared filesystem too): one writer of an end at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # a run not started has no folder yet
     fd = lock_file(path.with_name(STATE_LOCK), "a run's end could be written twice")
     try:
         yield

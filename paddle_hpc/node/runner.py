@@ -35,7 +35,7 @@ from typing import Any
 
 from paddle_hpc.core import layout, runstate
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.files import write_atomic, write_json_atomic
 from paddle_hpc.core.layout import RunDir, SweepDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
@@ -76,6 +76,24 @@ def paddle_has_cuda() -> bool:
     """Whether the installed Paddle is a CUDA build (paddlepaddle-gpu); the GPUs it uses
     are the ones Slurm gives (CUDA_VISIBLE_DEVICES)."""
     return capture.paddle_cuda_version() is not None
+
+
+def materialize(run: RunDir, store: Path, at: tuple[int, int] | None) -> None:
+    """Writes the run's config.yaml, from where it is in the sweep's run-configs.yaml, when
+    the run's folder does not hold it yet: a run's folder is made when it starts."""
+    if at is None or run.config.exists():
+        return
+    offset, length = at
+    try:
+        with store.open("rb") as stored:
+            stored.seek(offset)
+            data = stored.read(length)
+        if len(data) != length:
+            raise OSError(f"{store} ends before byte {offset + length}")
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(run.config, data.decode("utf-8"))  # every node of the run may write it
+    except OSError as exc:
+        raise PaddleHpcError(f"run {run.path.name}: cannot read its config ({exc}).") from exc
 
 
 def load_run_config(run: RunDir) -> RunConfig:
@@ -314,13 +332,16 @@ class NodeTask:
     python: str
     attempt: int = 1  # the attempt this submission starts as
     image: ImageId | None = None  # the container image as submitted
+    config_at: tuple[int, int] | None = None  # where its config is in run-configs.yaml
 
     def __call__(self) -> int:
         SIGNALS.install()  # first: Slurm's stop signal may come while the task starts
         began = time.time()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-        sweep_dir = Path(self.sweep_dir)
-        config = load_run_config(SweepDir(sweep_dir).run(self.run_id))
+        sweep = SweepDir(Path(self.sweep_dir))
+        sweep_dir = sweep.path
+        materialize(sweep.run(self.run_id), sweep.run_configs, self.config_at)
+        config = load_run_config(sweep.run(self.run_id))
         env = dict(os.environ)
         cuda = config.cluster.container.image is None and paddle_has_cuda()
         return run_node(

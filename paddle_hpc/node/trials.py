@@ -35,7 +35,13 @@ from paddle_hpc.node import mps
 from paddle_hpc.node.attempts import Attempt, slurm_job
 from paddle_hpc.node.ending import requeue, requeues_allowed
 from paddle_hpc.node.image_digest import ImageId
-from paddle_hpc.node.runner import free_port, load_run_config, paddle_has_cuda, run_attempt
+from paddle_hpc.node.runner import (
+    free_port,
+    load_run_config,
+    materialize,
+    paddle_has_cuda,
+    run_attempt,
+)
 from paddle_hpc.node.signals import SIGNALS
 from paddle_hpc.slurm.client import SlurmClient
 
@@ -218,6 +224,7 @@ class TrialsTask:
     python: str
     attempts: tuple[int, ...]  # the attempt each run's submission starts as
     image: ImageId | None = None  # the container image as submitted
+    configs_at: tuple[tuple[int, int] | None, ...] = ()  # where in run-configs.yaml
 
     def __call__(self) -> int:
         SIGNALS.install()  # first: Slurm's stop signal may come while the task starts
@@ -225,6 +232,9 @@ class TrialsTask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         trials = list(zip(self.run_ids, self.attempts, strict=True))
         sweep_dir = Path(self.sweep_dir)
+        sweep = SweepDir(sweep_dir)
+        for run_id, at in zip(self.run_ids, self.configs_at, strict=False):
+            materialize(sweep.run(run_id), sweep.run_configs, at)
         config = load_run_config(SweepDir(sweep_dir).run(self.run_ids[0]))
         cuda = config.cluster.container.image is None and paddle_has_cuda()
         env = dict(os.environ)

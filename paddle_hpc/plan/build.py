@@ -7,13 +7,12 @@ The sweep directory's layout is in core/layout.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import Manifest, RunEntry, save
+from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.core.schema import RunConfig, SweepConfig
 from paddle_hpc.node import container
 from paddle_hpc.plan import hydra_job
@@ -35,9 +34,6 @@ from paddle_hpc.plan.config import (
 from paddle_hpc.plan.grid import Axis, Point, expand, grid_axes, parse_override, searched
 from paddle_hpc.plan.points import PointResolver, apply_overrides, related, resolved
 from paddle_hpc.plan.program import env_texts, keep_env_refs, program_cwd, script_path
-
-# libyaml's dumper when PyYAML was built with it: several times faster.
-Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True)
@@ -322,27 +318,6 @@ def common_config(cfg: DictConfig) -> dict[str, Any]:
         return {str(k): v for k, v in container.items()}
 
 
-def to_yaml(data: Any) -> str:
-    return str(yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True))
-
-
-def configs_as_yaml(configs: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """Each config as YAML, as `to_yaml` writes it.
-
-    The runs of a sweep share most top-level sections, and block-style YAML of a
-    mapping is its sections' YAML joined, so each distinct section is dumped once.
-    """
-    dumped: dict[str, str] = {}
-    for config in configs:
-        parts = []
-        for key, value in config.items():
-            marker = repr((key, value))
-            if marker not in dumped:
-                dumped[marker] = to_yaml({key: value})
-            parts.append(dumped[marker])
-        yield "".join(parts)
-
-
 def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
     """The manifest of a plan, in state 'planned': runs grouped into resource shapes."""
     shapes: list[dict[str, Any]] = []
@@ -367,22 +342,3 @@ def build_manifest(plan: Plan, command: Sequence[str]) -> Manifest:
         runs=tuple(entries),
         extra={"base": plan.composed},
     )
-
-
-def write_runs(sweep_dir: Path, runs: Sequence[RunSpec]) -> None:
-    """Each run's folder and resolved config. No run's config is read before the manifest
-    that lists it is saved, so they need no temp-and-rename."""
-    runs_dir = SweepDir(sweep_dir).runs
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    for run, text in zip(runs, configs_as_yaml(r.config for r in runs), strict=True):
-        run_dir = SweepDir(sweep_dir).run(run.run_id)
-        run_dir.path.mkdir(exist_ok=True)
-        run_dir.config.write_text(text, encoding="utf-8")
-
-
-def write_plan(plan: Plan, manifest: Manifest) -> None:
-    """Writes a new sweep directory: configs first, the manifest last (atomically): the
-    manifest is what makes the directory a sweep."""
-    write_runs(plan.sweep_dir, plan.runs)
-    SweepDir(plan.sweep_dir).config.write_text(to_yaml(plan.base), encoding="utf-8")
-    save(plan.sweep_dir, manifest)

@@ -1,7 +1,8 @@
 """submitit's SlurmExecutor with its sbatch call routed through the Slurm seam.
 
-submitit writes the sbatch script (quoting each #SBATCH value), pickles one callable
-per array task and, on each node, runs it via `python -m submitit.core._submit`. Its
+submitit writes the sbatch script (quoting each #SBATCH value) and pickles one callable
+per array task; all of an array's pickles go in one file, which each task unpacks on
+its node (`python -m paddle_hpc.node.unpack`) and then runs as submitit runs it. Its
 own array path builds a plain SlurmExecutor that runs sbatch itself; the executor
 here (core/compat.py) does the same steps with the seam's client instead, keeping
 submitit's file layout.
@@ -30,7 +31,8 @@ def node_python(python: str) -> str:
 
 
 def submitit_command(python: str, folder: Path) -> str:
-    return f"{node_python(python)} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    """An array task's command (core/compat.py's unpack_command)."""
+    return compat.unpack_command(node_python(python), folder)
 
 
 def sbatch_script(folder: Path, python: str, parameters: Mapping[str, Any]) -> str:
