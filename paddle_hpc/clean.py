@@ -4,17 +4,18 @@ ended runs.
 For every run that has ended (Slurm's word, or its state file's locally), its logs of
 every attempt (each node's worker and launcher logs and environment) and the Slurm
 output files of its tasks move into one compressed file, `runs/<id>/logs.zip`
-(`logs`, the collector and the report read them there as before).
-Paddle's dumps of the launcher's environment (`envlog.N`, `backup_env.N.json`; each
-node's `environment.json` keeps what it ran with) and submitit's pickles of its tasks
-are removed. A packed task's Slurm output, which its trials share, is gzip'ed in place
-instead. With `--checkpoints`, the checkpoints of the runs that did not complete
-(failed, pruned, cancelled, stopped) go too; a completed run keeps its own. A run
-pending or running is not touched; neither are `metrics.jsonl`, state and config
-files, nor the tables in `results/` (the collector's record of where each log was
-goes: the next collect finds them in the archives). An ended run is then 5 files and
-folders: its folder, `config.yaml`, `state.json`, `metrics.jsonl` and `logs.zip`.
-Prints what it removed and the space saved.
+(`logs`, the collector and the report read them there as before). Paddle's dumps of
+the launcher's environment (`envlog.N`, `backup_env.N.json`; each node's
+`environment.json` keeps what it ran with) and submitit's pickles of its tasks (and
+its array's, once every run of that array has ended) are removed. A packed task's
+Slurm output, which its trials share, is gzip'ed in place instead. With
+`--checkpoints`, the checkpoints of the runs that did not complete (failed, pruned,
+cancelled, stopped) go too; a completed run keeps its own. A run pending or running is
+not touched; neither are `metrics.jsonl`, state and config files, nor the tables in
+`results/` (the collector's record of where each log was goes: the next collect finds
+them in the archives). An ended run is then 5 files and folders: its folder,
+`config.yaml`, `state.json`, `metrics.jsonl` and `logs.zip`. Prints what it removed
+and the space saved.
 """
 
 from __future__ import annotations
@@ -166,6 +167,13 @@ def main(argv: Sequence[str]) -> int:
     done = Cleaned()
     for entry, state in ended:
         clean_run(sweep, entry, state, args.checkpoints, done)
+    over = {entry.run_id for entry, _ in ended}
+    for array in manifest.arrays:  # its tasks' pickles, once each of its runs has ended
+        bundle = sweep.slurm / f"{array.job_id}_tasks.pkl"
+        if set(array.run_ids) <= over and bundle.exists():
+            done.saved += bundle.stat().st_size
+            bundle.unlink()
+            done.pickles += 1
     if done.archived:  # the collector's record of where each log was: it finds them anew
         for name in (STATE_FILE, CHECK_FILE):
             (sweep.results / name).unlink(missing_ok=True)

@@ -135,3 +135,15 @@ def test_a_refusal_for_the_queue_cap_is_told_apart() -> None:
     assert not is_queue_cap(
         SubmissionError("submitting x failed: Invalid partition name specified")
     )
+
+
+def test_caps_that_cannot_be_read_are_said_and_the_runs_submitted() -> None:
+    runner = RecordingRunner(
+        (0, "AccountingStorageEnforce = associations,limits\n", ""),
+        (1, "", "sacctmgr: error: Problem talking to the database: Connection refused"),
+    )
+    fit = Fitter(SlurmClient(runner))
+    now, caps = fit(manifest({"qos": None, "account": None, "partition": None}), runs(3), 1)
+    assert (len(now), caps) == (3, ())
+    assert fit(manifest({}), [], 1) == ([], ())  # nothing to fit: Slurm is not asked
+    assert len(runner.calls) == 2
