@@ -45,7 +45,7 @@ test: venv cluster image
 # benchmarks/: each measures against its baseline in the same run and prints the ratio.
 bench: venv cluster
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
-	for bench in sweep_submit submit_history watch_calls file_count packing overhead collect_tables metrics_engine lifecycle exporter; do \
+	for bench in sweep_submit submit_history watch_calls file_count scale packing overhead collect_tables metrics_engine lifecycle exporter; do \
 		$(VENV)/bin/python benchmarks/$$bench.py || exit 1; done
 	$(VENV)/bin/python benchmarks/collect_tables.py
 	$(VENV)/bin/python benchmarks/lifecycle.py

@@ -210,11 +210,12 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- |")
     try:
         ours, floor = [], []
+        rounds = {**env, "PADDLE_HPC_INDEX": str(work / "rounds.jsonl")}  # not in `list`
         for i in range(args.repeat):
             name = f"scale-{i}"
             folder = project(work / name, name)
             argv = [python, "-m", "paddle_hpc.sweep", "a=range(100)", "b=range(100)"]
-            ours.append(until_queued(argv, folder, name, env))
+            ours.append(until_queued(argv, folder, name, rounds))
             cancel(name)
             floor.append(bare_sbatch(f"bare-{i}"))
             cancel(f"bare-{i}")

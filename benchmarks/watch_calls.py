@@ -43,7 +43,7 @@ SEARCH = """
 search:
   n_trials: 8
   batch_size: 8
-  params: {a: interval(0.0, 1.0)}
+  params: {a: "interval(0.0, 1.0)"}
   objective: final.loss
 """
 
