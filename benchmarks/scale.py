@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from sweep_submit import cancel, queued
 
 from paddle_hpc.collect import collect
 from paddle_hpc.core import runstate
@@ -54,22 +55,6 @@ resources: {nodes: 1, time: "60", sbatch: {hold: true}}
 sweep: {name: NAME, max_parallel: 8}
 """
 SLURM_TOOLS = ("sacct", "sbatch", "scancel", "scontrol", "squeue", "sinfo", "sacctmgr")
-
-
-def queued(name: str) -> int:
-    out = subprocess.run(
-        ["squeue", "-h", "--array", "--name", name, "-o", "%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return len(out.split())
-
-
-def cancel(name: str) -> None:
-    subprocess.run(["scancel", "--name", name], check=True)
-    while queued(name):
-        time.sleep(0.5)
 
 
 def until_queued(argv: list[str], cwd: Path, name: str, env: dict[str, str]) -> float:
