@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paddle_hpc.core import runstate
+from paddle_hpc.backend.run_status import ended_in_submission
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.errors import SlurmError, SubmissionError
 from paddle_hpc.core.files import held, holding
@@ -159,17 +159,6 @@ def waiting_note(sweep: SweepDir, manifest: Manifest) -> str | None:
     return f"{len(manifest.feed.run_ids)} run(s) WAITING for room in the queue ({caps}); {who}"
 
 
-def ended(sweep: SweepDir, run: RunEntry) -> bool:
-    """Whether the run's current submission has written its end (its state file)."""
-    state = runstate.read(sweep.run(run.run_id).state)
-    return (
-        state is not None
-        and state.attempt >= run.attempt
-        and state.state in runstate.ENDED
-        and not state.retrying
-    )
-
-
 def is_queue_cap(error: SubmissionError) -> bool:
     """Whether sbatch refused for the user's queue cap (which frees up by itself)."""
     text = str(error)
@@ -198,7 +187,11 @@ class Feeder:
             return False
         for run in manifest.runs:
             key = (run.run_id, run.attempt)
-            if run.job_id is not None and key not in self.done and ended(self.sweep, run):
+            if (
+                run.job_id is not None
+                and key not in self.done
+                and ended_in_submission(self.sweep.run(run.run_id).state, run)
+            ):
                 self.done.add(key)
                 self.last_end = self.clock()
         now = self.clock()

@@ -10,6 +10,7 @@ no task: its state file and whether its process group still runs say it all.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import NamedTuple
 
 from paddle_hpc.core import packing, runstate
@@ -37,6 +38,18 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
     @property
     def active(self) -> bool:
         return not self.ended and self.state != NOT_SUBMITTED
+
+
+def ended_in_submission(path: Path, run: RunEntry) -> bool:
+    """Whether the run's state file (at path) says it ended in its current submission:
+    a packed trial whose task goes on, or a fed sweep's run whose task leaves the queue."""
+    state = runstate.read(path)
+    return (
+        state is not None
+        and state.attempt >= run.attempt
+        and state.state != runstate.RUNNING
+        and not state.retrying
+    )
 
 
 def run_status(

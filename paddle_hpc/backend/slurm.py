@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import RunStatus, Say
-from paddle_hpc.backend.run_status import run_status
+from paddle_hpc.backend.run_status import ended_in_submission, run_status
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, update
@@ -15,18 +15,7 @@ from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.limits import check_fits
 from paddle_hpc.slurm.parse import parse_sacct, task_rows
-from paddle_hpc.slurm.shared import shared_answer
-
-
-def trial_ended(path: Path, run: RunEntry) -> bool:
-    """Whether a packed trial has ended in its current submission."""
-    state = runstate.read(path)
-    return (
-        state is not None
-        and state.attempt >= run.attempt
-        and state.state != runstate.RUNNING
-        and not state.retrying
-    )
+from paddle_hpc.slurm.shared import sacct_text
 
 
 def started_runs(sweep: SweepDir) -> frozenset[str]:
@@ -84,11 +73,7 @@ class SlurmBackend:
         max_age: float = 0.0,
     ) -> list[list[RunStatus]]:
         jobs = sorted({r.job_id for _, m in sweeps for r in m.runs if r.job_id is not None})
-        if max_age > 0 and jobs:
-            text = shared_answer(jobs, max_age, lambda: self.client.sacct_text(jobs))
-        else:
-            text = self.client.sacct_text(jobs)
-        rows = task_rows(parse_sacct(text))
+        rows = task_rows(parse_sacct(sacct_text(self.client, jobs, max_age)))
         found = []
         for sweep, manifest in sweeps:
             waiting = frozenset(manifest.feed.run_ids if manifest.feed else ())
@@ -131,7 +116,9 @@ class SlurmBackend:
         busy = {
             r.job
             for r in runs
-            if r.packed and r.run_id not in wanted and not trial_ended(sweep.run(r.run_id).state, r)
+            if r.packed
+            and r.run_id not in wanted
+            and not ended_in_submission(sweep.run(r.run_id).state, r)
         }
         self.client.cancel(r.job for r in runs if r.run_id in wanted and r.job not in busy)
 

@@ -17,7 +17,7 @@ from paddle_hpc.core.layout import SACCT
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient, parse_sacct
 from paddle_hpc.slurm.parse import task_rows
-from paddle_hpc.slurm.shared import shared_answer
+from paddle_hpc.slurm.shared import sacct_text
 
 log = logging.getLogger(__name__)
 SACCT_FILE = SACCT
@@ -54,10 +54,7 @@ def refresh(
         return last
     jobs = sorted({a.job_id for a in manifest.arrays})
     try:
-        if max_age > 0:
-            text = shared_answer(jobs, max_age, lambda: client.sacct_text(jobs))
-        else:
-            text = client.sacct_text(jobs)
+        text = sacct_text(client, jobs, max_age)
     except SlurmError as exc:
         log.warning("sacct failed (%s); using the accounting saved in %s", exc, SACCT_FILE)
         return last

@@ -17,9 +17,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.files import cache_dir, lock_file, write_atomic
+
+if TYPE_CHECKING:
+    from paddle_hpc.slurm.client import SlurmClient
 
 KEEP_S = 3600.0
 
@@ -51,6 +55,14 @@ def shared_answer(
         os.close(fd)
     prune(folder, time.time() - KEEP_S)
     return text
+
+
+def sacct_text(client: SlurmClient, job_ids: Sequence[int], max_age: float) -> str:
+    """sacct's text for the jobs; with max_age, an answer that old that another watcher
+    got will do."""
+    if max_age > 0 and job_ids:
+        return shared_answer(job_ids, max_age, lambda: client.sacct_text(job_ids))
+    return client.sacct_text(job_ids)
 
 
 def prune(folder: Path, before: float) -> None:
