@@ -41,14 +41,14 @@ def existing(path: Path) -> Path | None:
     return path if archive.fingerprint(str(path)) is not None else None
 
 
-def logs_folder(run: RunDir, attempt: int | None) -> Path:
-    """The run's (or its earlier attempt `attempt`'s) log folder; where `clean` archived
-    it when it is no longer on disk."""
+def archived(run: RunDir, attempt: int | None) -> RunDir:
+    """The run (or its earlier attempt `attempt`), or, once `clean` has moved its logs,
+    the same attempt through the run's archive."""
     if run.logs.is_dir():
-        return run.logs
+        return run
     top = run.path.parent.parent if attempt is not None else run.path  # runs/<id>
     inside = f"{ATTEMPTS}/{attempt}/{LOGS}" if attempt is not None else archive.latest_logs(top)
-    return top / LOGS_ARCHIVE / inside if inside is not None else run.logs
+    return RunDir((top / LOGS_ARCHIVE / inside).parent) if inside is not None else run
 
 
 def read_text(path: Path) -> str:
@@ -68,16 +68,12 @@ def numbered(folder: Path, prefix: str) -> list[int]:
     return sorted({int(m[1]) for n in names if n.startswith(prefix) and (m := _NUMBERED.match(n))})
 
 
-def worker_log(logs: Path, node: int, rank: int) -> Path:
-    return logs / f"node{node}" / f"{WORKER_LOG}.{rank}"
-
-
-def worker_logs(logs: Path) -> list[tuple[int, int, Path]]:
-    """(node, local rank, path) of every worker log in a log folder, in order."""
+def worker_logs(run: RunDir) -> list[tuple[int, int, Path]]:
+    """(node, local rank, path) of every worker log, in order."""
     found = []
-    for node in numbered(logs, "node"):
-        for rank in numbered(logs / f"node{node}", WORKER_LOG):
-            path = existing(worker_log(logs, node, rank))
+    for node in numbered(run.logs, "node"):
+        for rank in numbered(run.node_logs(node), WORKER_LOG):
+            path = existing(run.worker_log(node, rank))
             if path is not None:
                 found.append((node, rank, path))
     return found
@@ -94,18 +90,18 @@ def failing_log(logs: Sequence[tuple[int, int, Path]]) -> Path | None:
     return None
 
 
-def choose(folder: Path, node: int | None, rank: int | None, failed: bool) -> tuple[Path, str]:
-    """The worker log in the log folder to show, and why that one."""
-    logs = worker_logs(folder)
+def choose(run_dir: RunDir, node: int | None, rank: int | None, failed: bool) -> tuple[Path, str]:
+    """The worker log to show, and why that one."""
+    logs = worker_logs(run_dir)
     if rank is not None:
         per_node = len([1 for n, _, _ in logs if n == 0]) or 1
         node, local = divmod(rank, per_node)
-        return worker_log(folder, node, local), f"global rank {rank}"
+        return run_dir.worker_log(node, local), f"global rank {rank}"
     if node is not None:
-        return worker_log(folder, node, 0), f"node {node}, local rank 0"
+        return run_dir.worker_log(node, 0), f"node {node}, local rank 0"
     if failed and (path := failing_log(logs)) is not None:
         return path, "the rank that failed"
-    return worker_log(folder, 0, 0), "global rank 0"
+    return run_dir.worker_log(0, 0), "global rank 0"
 
 
 def read_from(path: Path, offset: int) -> bytes:
@@ -188,8 +184,8 @@ def main(argv: Sequence[str]) -> int:
             node_path = sweep.run(entry.run_id).archive / SLURM / node_path.name
         path, why = node_path, f"node {args.node or 0}'s {'stderr' if args.err else 'stdout'}"
     else:
-        folder = logs_folder(run_dir, args.attempt if earlier else None)
-        path, why = choose(folder, args.node, args.rank, needs_attention(status))
+        shown = archived(run_dir, args.attempt if earlier else None)
+        path, why = choose(shown, args.node, args.rank, needs_attention(status))
     out = console()
     found = existing(path)
     if found is None and not (args.follow and status.active):
