@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from paddle_hpc.core.manifest import load
-from tests.test_sweep_cluster import sweep, write_conf
+from tests.test_sweep_cluster import run_module, sweep, write_conf
 
 CAP = 10  # slurm/up's QOS capped
 RUNS = 60
@@ -41,12 +40,7 @@ def feeder_pid(sweep_dir: Path) -> int | None:
 
 
 def status(sweep_dir: Path) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "paddle_hpc.status", str(sweep_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run_module("paddle_hpc.status", str(sweep_dir))
     return out.stdout + out.stderr
 
 
