@@ -19,6 +19,7 @@ VERBS = {
     "cancel": ("paddle_hpc.cancel", "cancel a sweep, some of its runs, or runs in a state"),
     "retry": ("paddle_hpc.retry", "resubmit the runs that failed, as their next attempt"),
     "clean": ("paddle_hpc.clean", "put ended runs' logs in one logs.zip each, remove pickles"),
+    "cost": ("paddle_hpc.cost", "GPU- and CPU-hours charged, and what runs used of their request"),
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
     "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),

@@ -23,6 +23,7 @@ import pandas as pd
 
 from paddle_hpc.collect import Tables, load
 from paddle_hpc.collect.tables import swept_keys
+from paddle_hpc.collect.usage import summary, summary_lines
 from paddle_hpc.core.command import run
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.files import write_atomic
@@ -119,7 +120,8 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
         raise ConfigError(f"--color {color}: not a swept key; the swept keys are {keys}")
     key = color or (keys[0] if keys else None)
     runs_html = blank_na(tables.runs).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
-    sections = [("Runs", runs_html)]
+    cost = "".join(f"<p>{html.escape(line)}</p>" for line in summary_lines(summary(tables.runs)))
+    sections = [("Cost", cost), ("Runs", runs_html)]
 
     names = list(dict.fromkeys(tables.metrics["name"].astype(str)))[:MAX_METRICS]
     images = []

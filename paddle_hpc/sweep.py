@@ -18,6 +18,7 @@ from rich.console import Console
 
 from paddle_hpc.backend import backend_for, feed, states
 from paddle_hpc.backend.arrays import dry_run_script, python_for
+from paddle_hpc.backend.charges import asked, asked_line
 from paddle_hpc.backend.submission import preflight, submit_plan
 from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
 from paddle_hpc.core import packing
@@ -82,6 +83,8 @@ def print_dry_run(
     )
     if config_file is not None:
         console.print(f"# config: {config_file}", markup=False)
+    most = asked_line(asked(manifest, plan.sweep.trials_per_task))
+    console.print(f"# the sweep asks for {most}", markup=False)
     if queue is not None:
         console.print(queue, markup=False)
     console.print("# points:", markup=False)

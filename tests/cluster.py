@@ -39,6 +39,28 @@ def task_ended(job: str, timeout: float = 300) -> str:
         time.sleep(1)
 
 
+def charged_by_sacct(jobs: list[str]) -> tuple[float, float, int]:
+    """GPU-hours, CPU-hours and allocations of tasks ('12_3'), every requeue's run too,
+    by sacct's own figures: AllocTRES' GPUs times ElapsedRaw, and CPUTimeRAW."""
+    fields = "AllocTRES,ElapsedRaw,CPUTimeRAW,Start"
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-D", "-o", fields, "-j", ",".join(jobs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    gpu_s = cpu_s = count = 0
+    for line in out.splitlines():
+        tres, elapsed, cpu_time, start = line.split("|")
+        if start in ("Unknown", "None"):  # pending: never allocated
+            continue
+        gpus = [int(item.split("=")[1]) for item in tres.split(",") if item.startswith("gres/gpu=")]
+        gpu_s += sum(gpus) * int(elapsed)
+        cpu_s += int(cpu_time)
+        count += 1
+    return gpu_s / 3600, cpu_s / 3600, count
+
+
 def accounted(job: str, timeout: float = 60) -> list[str]:
     """Waits until sacct records how task or job `job` ended; returns its states. The
     database lags the controller: a task squeue has forgotten can have no row yet."""

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "retry",
                 "clean",
                 "report",
+                "cost",
                 "info",
                 "exporter",
             )

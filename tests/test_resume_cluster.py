@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from paddle_hpc.backend.charges import hours
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.core.manifest import load
-from tests.cluster import accounted, assert_nothing_left, task_ended
+from tests.cluster import accounted, assert_nothing_left, charged_by_sacct, task_ended
 from tests.test_sweep_cluster import sweep, write_conf
 
 pytestmark = pytest.mark.slurm
@@ -219,7 +220,7 @@ def test_a_run_past_its_time_limit_completes_across_requeues(tmp_path: Path, rel
 
 
 def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: None) -> None:
-    project(tmp_path, "preempted", 12, 2.0, {"nodes": 2, "time": "10"})
+    project(tmp_path, "preempted", 12, 2.0, {"nodes": 2, "time": "10", "gpus_per_node": 1})
     assert sweep(tmp_path).returncode == 0
     sweep_dir = tmp_path / "sweeps" / "preempted"
     (run,) = load(sweep_dir).runs
@@ -243,6 +244,13 @@ def test_a_preempted_run_saves_comes_back_and_resumes(tmp_path: Path, release: N
     assert said == sorted(said) and said[0] == 1 and said[-1] == 2, said
     assert tables.runs["restarts"].tolist() == [1]
     assert state["history"] == ["PREEMPTED"] and tables.runs["history"].tolist() == ["PREEMPTED"]
+    # what both allocations were charged, as sacct itself counts it
+    gpu_hours, cpu_hours, allocations = charged_by_sacct([state["job"]])  # type: ignore[list-item]
+    assert allocations == 2 and gpu_hours > 0
+    assert tables.runs["gpu_hours"].tolist() == pytest.approx([gpu_hours])
+    assert tables.runs["cpu_hours"].tolist() == pytest.approx([cpu_hours])
+    charged = f"{hours(gpu_hours)} GPU-hours, {hours(cpu_hours)} CPU-hours (2 allocations)"
+    assert f"charged so far: {charged}" in str(found["status"])
     assert accounted(urgent) == ["COMPLETED"]
     assert_nothing_left(str(tmp_path / "resumable.py"), (state["job"],))  # type: ignore[index]
 

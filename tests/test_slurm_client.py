@@ -61,8 +61,9 @@ def test_argv_shapes() -> None:
     ]
     argv = sacct_argv([12, "13_4"])
     assert argv[0] == "sacct" and "--parsable2" in argv and "--allocations" in argv
+    assert "--duplicates" in argv  # a requeued task's earlier runs count too
     assert argv[-1] == "--jobs=12,13_4"
-    assert "--allocations" not in sacct_argv([1], allocations_only=False)
+    assert "--allocations" not in sacct_argv([1], steps=True)
 
 
 def test_submit_returns_the_job_id() -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from paddle_hpc.backend.charges import hours
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
+from tests.cluster import charged_by_sacct
 
 UGLY = "a b 'c' \"d\" $(touch pwned) `id`; x"
 
@@ -82,6 +84,17 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     steps = tables.metrics[tables.metrics["name"] == "acc"].groupby("run_id", observed=True)["step"]
     assert steps.apply(list).tolist() == [[0, 1]] * 4  # every logged epoch
     assert (sweep_dir / "sacct.txt").exists() and tables.errors.empty
+    # what the runs were charged, by sacct's own figures, and what they used
+    gpu_hours, cpu_hours, allocations = charged_by_sacct([r.job for r in manifest.runs])
+    assert allocations == 4 and gpu_hours > 0
+    assert runs["gpu_hours"].sum() == pytest.approx(gpu_hours)
+    assert runs["cpu_hours"].sum() == pytest.approx(cpu_hours)
+    assert (runs["cpu_efficiency"] > 0).all() and (runs["max_rss_mb"] > 50).all()
+    assert (runs["time_limit_min"] == 10).all() and runs["req_mem_mb"].notna().all()
+    cost = run_module("paddle_hpc.cost", str(sweep_dir))
+    assert cost.returncode == 0, cost.stdout + cost.stderr
+    assert f"charged: {hours(gpu_hours)} GPU-hours, {hours(cpu_hours)} CPU-hours" in cost.stdout
+    assert "the sweep asks for at most 2.67 GPU-hours" in cost.stdout  # 4 x 2 x 2 x 10 min
 
     # clean: each ended 2-node run in 5 files and folders besides the checkpoints it
     # keeps (the example saves one per epoch), and read as before

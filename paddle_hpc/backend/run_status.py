@@ -18,6 +18,7 @@ from paddle_hpc.core.manifest import RunEntry
 from paddle_hpc.core.runstate import NOT_SUBMITTED, WAITING, RunState
 from paddle_hpc.node import orphans
 from paddle_hpc.slurm import SacctRecord
+from paddle_hpc.slurm.charge import Charge
 
 
 class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every sweep
@@ -30,6 +31,7 @@ class RunStatus(NamedTuple):  # a NamedTuple: `list` makes one per run of every 
     attempt: int  # the latest attempt's number (1 for the first)
     reason: str = ""
     history: tuple[str, ...] = ()  # how each earlier attempt ended
+    charge: Charge | None = None  # what its allocations were charged (backend/charges.py)
 
     @property
     def ended(self) -> bool:

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paddle_hpc.backend import RunStatus, Say
+from paddle_hpc.backend.charges import run_charge, sharing
 from paddle_hpc.backend.run_status import ended_in_submission, run_status
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, update
 from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
+from paddle_hpc.slurm.charge import attempts
 from paddle_hpc.slurm.limits import check_fits
 from paddle_hpc.slurm.parse import parse_sacct, task_rows
 from paddle_hpc.slurm.shared import sacct_text
@@ -73,11 +75,13 @@ class SlurmBackend:
         max_age: float = 0.0,
     ) -> list[list[RunStatus]]:
         jobs = sorted({r.job_id for _, m in sweeps for r in m.runs if r.job_id is not None})
-        rows = task_rows(parse_sacct(sacct_text(self.client, jobs, max_age)))
+        records = parse_sacct(sacct_text(self.client, jobs, max_age))
+        rows, allocations = task_rows(records), attempts(records)
         found = []
         for sweep, manifest in sweeps:
             waiting = frozenset(manifest.feed.run_ids if manifest.feed else ())
             started = started_runs(sweep) if run_files else frozenset()
+            shares = sharing(manifest.runs)
             found.append(
                 [
                     run_status(
@@ -88,7 +92,7 @@ class SlurmBackend:
                         else None,
                         runs_here=False,
                         waiting=run.run_id in waiting,
-                    )
+                    )._replace(charge=run_charge(run, allocations, shares))
                     for run in manifest.runs
                 ]
             )

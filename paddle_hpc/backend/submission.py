@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.backend import Backend, Say, backend_for
+from paddle_hpc.backend.charges import asked, asked_line, check_budget
 from paddle_hpc.core import index
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load, locked, save
@@ -32,10 +33,12 @@ class Submission:
 
 def checked_backend(plan: Plan, manifest: Manifest) -> tuple[Backend, Manifest]:
     """The sweep's backend, once it has checked the manifest (a partition that does not
-    exist, a shape no node fits); and the manifest with the backend's name."""
+    exist, a shape no node fits) and the GPU-hours it asks for (sweep.max_gpu_hours);
+    and the manifest with the backend's name."""
     backend = backend_for(plan.executor)
     manifest = replace(manifest, executor=backend.name)
     backend.check(manifest)
+    check_budget(asked(manifest, plan.sweep.trials_per_task), plan.sweep.max_gpu_hours)
     return backend, manifest
 
 
@@ -73,6 +76,10 @@ def submit_plan(
         return Submission(sweep, backend, manifest, ())
     if backend.runs_here:
         say(f"no Slurm here: running {len(todo)} runs locally in {sweep.path}")
+    else:
+        mine = replace(manifest, runs=tuple(r for r in manifest.runs if r.run_id in todo))
+        most = asked_line(asked(mine, plan.sweep.trials_per_task))
+        say(f"submitting {len(todo)} run(s), which ask for {most}")
     if backend.runs_here and background:
         thread = threading.Thread(
             target=backend.submit, args=(sweep, plan.sweep, todo, say), daemon=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, RunStatus, states
+from paddle_hpc.backend.charges import cost_line
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load
@@ -38,7 +40,9 @@ def as_json(statuses: Sequence[RunStatus]) -> dict[str, Any]:
     """Runs per state, and each run's status, as `--json` prints them."""
     return {
         "counts": dict(sorted(Counter(s.state for s in statuses).items())),
-        "runs": [s._asdict() for s in statuses],
+        "runs": [
+            s._asdict() | {"charge": asdict(s.charge) if s.charge else None} for s in statuses
+        ],
     }
 
 
@@ -87,6 +91,9 @@ def render(
     out: list[Table | str] = [
         f"sweep {manifest.name}: {len(statuses)} runs  ({state_counts(statuses)})"
     ]
+    charged = cost_line([s.charge for s in statuses if s.charge is not None])
+    if charged:
+        out.append(charged)
     if every:
         picked, what = list(statuses), "runs"
     elif only:

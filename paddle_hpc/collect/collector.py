@@ -141,11 +141,6 @@ class Scan:
         )
 
 
-def accounted(executor: str) -> bool:
-    """Whether Slurm's accounting has the sweep's tasks (its backend says)."""
-    return backend_for(executor).accounted
-
-
 def scan(
     sweep_dir: Path, out: Path, fmt: str, client: SlurmClient | None, max_age: float = 0.0
 ) -> Scan:
@@ -158,7 +153,7 @@ def scan(
         manifest = load_manifest(sweep_dir)
         run_ids, executor = [r.run_id for r in manifest.runs], manifest.executor
     records = None
-    if accounted(executor) and not (state and state.get("final") and manifest is None):
+    if backend_for(executor).accounted and not (state and state.get("final") and manifest is None):
         manifest = manifest or load_manifest(sweep_dir)
         records = accounting.refresh(sweep_dir, manifest, client or SlurmClient(), max_age)
     found = sources.find(
@@ -171,7 +166,7 @@ def scan(
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
-        for name in (accounting.SACCT_FILE, CONFIG)
+        for name in (accounting.SACCT_FILE, accounting.STEPS_FILE, CONFIG)
     }
     # as seen before it was read: a manifest written meanwhile is read again next time
     inputs = {MANIFEST: list(manifest_print) if manifest_print else None, **inputs}
@@ -228,9 +223,10 @@ def collect(
     background = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-write")
     metrics_written = background.submit(writer(metrics, table_path(out, "metrics", fmt), fmt))
     background.shutdown(wait=False)
-    rows = task_rows(records)
+    rows, used = task_rows(records), accounting.allocations(sweep_dir, records)
     errors = _errors(sweep_dir, manifest, rows, states, error_parts)
-    tables = Tables(runs_frame(manifest, rows, states, metrics, backend.runs_here), metrics, errors)
+    runs = runs_frame(manifest, rows, states, metrics, backend.runs_here, used)
+    tables = Tables(runs, metrics, errors)
     for name in ("runs", "errors"):
         writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
     metrics_written.result()
@@ -343,7 +339,7 @@ def save_check(
     next collect does not look at the log folders of runs that have ended (see
     sources.find), so neither does the check, nor does it mind their listings."""
     ended_runs = {run_id for run_id, s in states.items() if s.get("state") in runstate.LOGS_FINAL}
-    if (accounted(seen.executor) and not final) or seen.found.unsettled - ended_runs:
+    if (backend_for(seen.executor).accounted and not final) or seen.found.unsettled - ended_runs:
         check.discard(out)
         return
     paths = dict(seen.found.looked)

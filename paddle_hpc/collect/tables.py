@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from paddle_hpc.backend import run_status
+from paddle_hpc.collect.usage import usage_frame
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import Manifest, RunEntry
@@ -190,9 +191,11 @@ def runs_frame(
     states: Mapping[str, Mapping[str, Any]],
     metrics: pd.DataFrame,
     runs_here: bool = False,
+    allocations: Mapping[tuple[int, int], Sequence[SacctRecord]] | None = None,
 ) -> pd.DataFrame:
     """One row per run: its swept values, its state by the one rule (run_status), its
-    task's accounting and its final metrics."""
+    task's accounting, what its allocations cost and used (`allocations`: each task's,
+    slurm/charge.py), and its final metrics."""
 
     def task_row(run: RunEntry) -> SacctRecord | None:
         return rows.get((run.job_id, run.array_task or 0)) if run.job_id is not None else None
@@ -218,6 +221,7 @@ def runs_frame(
             frame[key] = pd.Series(column[key], index=index, dtype=object)
         else:
             frame[key] = column[key]
+    frame = frame.join(usage_frame(manifest, allocations or {}))
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
     search = manifest.extra.get("search")
     if search:  # a search's runs: their trials' states in the study (search/driver.py)

@@ -32,6 +32,7 @@ MANIFEST_LOCK = "manifest.lock"  # the lock every change of the manifest holds
 CONFIG = "config.yaml"
 RUN_CONFIGS = "run-configs.yaml"  # every run's resolved config, one after the other
 SACCT = "sacct.txt"
+SACCT_STEPS = "sacct-steps.txt"
 SLURM = "slurm"
 RESULTS = "results"
 REPORT = "report"

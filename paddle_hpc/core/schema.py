@@ -74,6 +74,8 @@ class SweepConfig:
         default_factory=lambda: [runstate.FAILED, runstate.NODE_FAIL, runstate.PREEMPTED]
     )
     trials_per_task: int = 1  # runs packed into one array task (one node), see packing.py
+    # refuse a submission whose tasks ask for more GPU-hours (nodes x GPUs x time limit)
+    max_gpu_hours: float | None = None
 
 
 @dataclass

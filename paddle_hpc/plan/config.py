@@ -192,6 +192,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
         ("sweep.max_parallel", sweep["max_parallel"], 1),
         ("sweep.max_retries", sweep["max_retries"], 0),
         ("launch.stall_timeout", cfg["launch"]["stall_timeout"] or 1, 1),
+        ("sweep.max_gpu_hours", sweep["max_gpu_hours"] or 0, 0),
     ):
         if value < least:
             raise ConfigError(f"{name} is {value}; it must be {least} or more.")

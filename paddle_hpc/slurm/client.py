@@ -16,6 +16,7 @@ from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
     SINFO_FORMAT,
+    USAGE_FIELDS,
     Partition,
     SacctRecord,
     max_array_size,
@@ -63,14 +64,13 @@ def sbatch_argv(script: Path, options: Mapping[str, OptionValue]) -> list[str]:
     return ["sbatch", "--parsable", *sbatch_options(options), str(script)]
 
 
-def sacct_argv(
-    job_ids: Iterable[int | str], *, allocations_only: bool = True, duplicates: bool = False
-) -> list[str]:
-    argv = ["sacct", "--parsable2", f"--format={','.join(SACCT_FIELDS)}"]
-    if allocations_only:
+def sacct_argv(job_ids: Iterable[int | str], *, steps: bool = False) -> list[str]:
+    """Each allocation of the jobs (each earlier run of a requeued one too, oldest first:
+    --duplicates); with steps, each one's steps after it, which say what it used."""
+    fields = USAGE_FIELDS if steps else SACCT_FIELDS
+    argv = ["sacct", "--parsable2", "--duplicates", f"--format={','.join(fields)}"]
+    if not steps:
         argv.append("--allocations")
-    if duplicates:  # each earlier run of a requeued job too, oldest first
-        argv.append("--duplicates")
     argv.append("--jobs=" + ",".join(str(job) for job in job_ids))
     return argv
 
@@ -101,25 +101,23 @@ class SlurmClient:
         result = self._run(sbatch_argv(script, options or {}))
         return parse_sbatch_output(result.stdout)
 
-    def sacct(
-        self, job_ids: Iterable[int | str], *, allocations_only: bool = True
-    ) -> list[SacctRecord]:
+    def sacct(self, job_ids: Iterable[int | str], *, steps: bool = False) -> list[SacctRecord]:
         """One sacct call for all the given jobs. A job Slurm has not yet recorded is absent."""
-        return parse_sacct(self.sacct_text(job_ids, allocations_only=allocations_only))
+        return parse_sacct(self.sacct_text(job_ids, steps=steps))
 
     def ended_before(self, job: str) -> str | None:
         """How the last run of a requeued job (or array task, '12_3') before the current
         one ended, by Slurm's accounting: NODE_FAIL, PREEMPTED, REQUEUED, ..."""
-        records = parse_sacct(self._run(sacct_argv([job], duplicates=True)).stdout)
+        records = parse_sacct(self._run(sacct_argv([job])).stdout)
         earlier = [r.state for r in records if r.ref.step is None][:-1]
         return earlier[-1] if earlier else None
 
-    def sacct_text(self, job_ids: Iterable[int | str], *, allocations_only: bool = True) -> str:
+    def sacct_text(self, job_ids: Iterable[int | str], *, steps: bool = False) -> str:
         """sacct's own output for the jobs (what `parse_sacct` reads), '' for none."""
         ids = list(job_ids)
         if not ids:
             return ""
-        return self._run(sacct_argv(ids, allocations_only=allocations_only)).stdout
+        return self._run(sacct_argv(ids, steps=steps)).stdout
 
     def show_config(self) -> dict[str, str]:
         return parse_scontrol_config(self._run(["scontrol", "show", "config"]).stdout)

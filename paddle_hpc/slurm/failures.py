@@ -12,8 +12,6 @@ from paddle_hpc.core.errors import (
     UnknownJobError,
 )
 
-# What `sacct --parsable2` is asked for. JobName goes last: a name may hold '|'.
-
 _UNAVAILABLE = (
     "Unable to contact slurm controller",
     "Socket timed out",

@@ -5,13 +5,17 @@ Each is tested with literal Slurm output in tests/test_slurm_parse.py.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-# What `sacct --parsable2` is asked for. JobName goes last: a name may hold '|'.
+from paddle_hpc.slurm.usage import allocated, cpu_seconds, requested_mb, size_mb
+
+# What `sacct --parsable2` is asked for about allocations. JobName goes last: a name
+# may hold '|'.
 SACCT_FIELDS = (
     "JobID",
     "JobIDRaw",
@@ -22,8 +26,15 @@ SACCT_FIELDS = (
     "End",
     "ElapsedRaw",
     "Partition",
+    "AllocTRES",
+    "ReqMem",
+    "TimelimitRaw",
     "JobName",
 )
+# ... and with steps, what they used (an allocation's own row sums its steps' TotalCPU)
+USAGE_FIELDS = (*SACCT_FIELDS[:-1], "TotalCPU", "MaxRSS", "JobName")
+# what a header may lack (an older saved sacct.txt, the allocations' form): read as empty
+_OPTIONAL = frozenset(("AllocTRES", "ReqMem", "TimelimitRaw", "TotalCPU", "MaxRSS"))
 
 
 @dataclass(frozen=True)
@@ -160,43 +171,67 @@ class SacctRecord:
     elapsed_s: int | None
     partition: str
     name: str
+    gpus: int = 0  # allocated, on all its nodes (AllocTRES gres/gpu)
+    cpus: int = 0  # allocated, on all its nodes
+    total_cpu_s: float | None = None  # CPU time its processes used (its steps' sum)
+    max_rss_mb: float | None = None  # a step's largest resident set, of one task
+    req_mem_mb: float | None = None  # memory asked for per node
+    time_limit_min: int | None = None  # None: none, or not known yet
 
 
 def parse_sacct(text: str) -> list[SacctRecord]:
-    """Parses `sacct --parsable2 --format=<SACCT_FIELDS>` output, header line included."""
+    """Parses `sacct --parsable2 --format=<SACCT_FIELDS or USAGE_FIELDS>` output, header
+    line included. A column the header lacks (a sacct.txt saved before it was asked
+    for) reads as empty."""
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return []
     header = lines[0].split("|")
-    if header != list(SACCT_FIELDS):
-        raise ValueError(f"unexpected sacct header {lines[0]!r}; expected {'|'.join(SACCT_FIELDS)}")
+    wanted = [name for name in USAGE_FIELDS if name not in _OPTIONAL or name in header]
+    if header != wanted:
+        raise ValueError(f"unexpected sacct header {lines[0]!r}; expected {'|'.join(USAGE_FIELDS)}")
     records = []
     for line in lines[1:]:
-        values = line.split("|", len(SACCT_FIELDS) - 1)
-        if len(values) != len(SACCT_FIELDS):
+        values = line.split("|", len(header) - 1)
+        if len(values) != len(header):
             raise ValueError(
-                f"sacct row has {len(values)} fields, expected {len(SACCT_FIELDS)}: {line!r}"
+                f"sacct row has {len(values)} fields, expected {len(header)}: {line!r}"
             )
-        row = dict(zip(SACCT_FIELDS, values, strict=True))
-        state, _, detail = row["State"].partition(" ")
-        exit_code, signal = _parse_exit_code(row["ExitCode"])
-        records.append(
-            SacctRecord(
-                ref=parse_job_id(row["JobID"]),
-                job_id_raw=int(row["JobIDRaw"].split(".")[0]),
-                state=state,
-                state_detail=detail,
-                exit_code=exit_code,
-                signal=signal,
-                nodes=tuple(expand_nodelist(row["NodeList"])),
-                start=_parse_time(row["Start"]),
-                end=_parse_time(row["End"]),
-                elapsed_s=int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else None,
-                partition=row["Partition"],
-                name=row["JobName"],
-            )
-        )
+        row = dict(zip(header, values, strict=True))
+        records.append(_record(row))
     return records
+
+
+def _record(row: dict[str, str]) -> SacctRecord:
+    state, _, detail = row["State"].partition(" ")
+    exit_code, signal = _parse_exit_code(row["ExitCode"])
+    gpus, cpus, nodes = allocated(row.get("AllocTRES", ""))
+    limit = row.get("TimelimitRaw", "")
+    return SacctRecord(
+        ref=parse_job_id(row["JobID"]),
+        job_id_raw=int(row["JobIDRaw"].split(".")[0]),
+        state=state,
+        state_detail=detail,
+        exit_code=exit_code,
+        signal=signal,
+        nodes=_nodes(row["NodeList"]),
+        start=_parse_time(row["Start"]),
+        end=_parse_time(row["End"]),
+        elapsed_s=int(row["ElapsedRaw"]) if row["ElapsedRaw"].isdigit() else None,
+        partition=row["Partition"],
+        name=row["JobName"],
+        gpus=gpus,
+        cpus=cpus,
+        total_cpu_s=cpu_seconds(row.get("TotalCPU", "")),
+        max_rss_mb=size_mb(row.get("MaxRSS", ""), default_unit="B"),
+        req_mem_mb=requested_mb(row.get("ReqMem", ""), cpus, nodes),
+        time_limit_min=int(limit) if limit.isdigit() else None,
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # many tasks ran on the same nodes
+def _nodes(text: str) -> tuple[str, ...]:
+    return tuple(expand_nodelist(text))
 
 
 def _parse_exit_code(text: str) -> tuple[int | None, int | None]:
@@ -304,16 +339,10 @@ def parse_sinfo_partitions(text: str) -> dict[str, Partition]:
     return found
 
 
-_MEMORY = re.compile(r"^(\d+)([KMGT]?)B?$", re.IGNORECASE)
-_MB = {"K": 1 / 1024, "M": 1, "": 1, "G": 1024, "T": 1024 * 1024}
-
-
 def memory_mb(text: str) -> int | None:
     """sbatch --mem ('16G', '500M', '16000': megabytes) -> megabytes; None when unknown."""
-    match = _MEMORY.match(str(text).strip())
-    if match is None:
-        return None
-    return int(int(match[1]) * _MB[match[2].upper()])
+    value = size_mb(str(text))
+    return None if value is None else int(value)
 
 
 def parse_scontrol_config(text: str) -> dict[str, str]:
