@@ -4,24 +4,27 @@ Resubmits the runs that ended in those states (default: every end state but COMP
 and CANCELLED), as one new array per resource shape. A retried run keeps its id and
 directory; its earlier attempt's files move to `runs/<id>/attempts/<K>/` when the new
 attempt starts, and the manifest keeps every submission. Runs still pending or running
-are not submitted again.
+are not submitted again. With sweep.retry_grow, a run that ended OUT_OF_MEMORY or
+TIMEOUT asks for more memory or time.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import backend_for, states
+from paddle_hpc.backend import RunStatus, backend_for, states
+from paddle_hpc.backend.grow import grow_runs
 from paddle_hpc.backend.naming import described, parse_states, pick_runs
 from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import Manifest, load, update
-from paddle_hpc.core.schema import RunConfig
+from paddle_hpc.core.manifest import Manifest, RunEntry, load, update
+from paddle_hpc.core.schema import RetryGrowConfig, RunConfig
+from paddle_hpc.slurm import SlurmClient
 
 DEFAULT = runstate.SLURM_ENDED - {runstate.COMPLETED, runstate.CANCELLED}
 
@@ -53,7 +56,9 @@ def main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
     seen = {r.run_id: r.attempt for r in picked}  # each run's submission as it was seen
+    used = default_memory(manifest, picked, now, sweep_config.retry_grow)
     marked: set[str] = set()
+    grew: dict[str, str] = {}
 
     def mark(fresh: Manifest) -> Manifest:  # what another command retried meanwhile is left
         ended = {
@@ -62,7 +67,12 @@ def main(argv: Sequence[str]) -> int:
             if seen.get(r.run_id) == r.attempt
         }
         marked.update(ended)
-        return fresh.for_retry(ended)
+        states = {run_id: state for run_id, (state, _) in ended.items()}
+        grown, said = grow_runs(fresh.for_retry(ended), states, sweep_config.retry_grow, used)
+        if said:
+            backend.check(grown)  # a node must fit what the runs ask for now
+        grew.update(said)
+        return grown
 
     update(sweep.path, mark)
     retried = [r for r in picked if r.run_id in marked]
@@ -71,8 +81,36 @@ def main(argv: Sequence[str]) -> int:
         out.print("nothing to retry: another command retried these runs meanwhile")
         return 0
     out.print(f"retrying {len(retried)} run(s): {described(retried)}")
+    for run_id, what in grew.items():
+        out.print(f"{run_id} asks for more: {what} (sweep.retry_grow)", markup=False)
     backend.submit(sweep, sweep_config, [r.run_id for r in retried], out.print)
     return 0
+
+
+def default_memory(
+    manifest: Manifest,
+    runs: Sequence[RunEntry],
+    now: Mapping[str, RunStatus],
+    grow: RetryGrowConfig,
+) -> dict[str, float]:
+    """The memory per node Slurm gave each run that ran out of it without resources.mem
+    (the partition's default), by its last allocation's ReqMem: one sacct call, if any."""
+    if grow.mem <= 1:
+        return {}
+    wanted = {
+        r.job: r.run_id
+        for r in runs
+        if now[r.run_id].state == runstate.OUT_OF_MEMORY
+        and r.job
+        and not manifest.shapes[r.shape]["resources"].get("mem")
+    }
+    if not wanted:
+        return {}
+    return {
+        wanted[f"{row.ref.job}_{row.ref.task}"]: row.req_mem_mb
+        for row in SlurmClient().sacct(list(wanted))
+        if row.ref.step is None and row.req_mem_mb is not None
+    }
 
 
 if __name__ == "__main__":

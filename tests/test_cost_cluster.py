@@ -1,4 +1,4 @@
-"""Cost and wait on the test cluster: the GPU-hours guard."""
+"""Cost and wait on the test cluster: the GPU-hours guard, and retries that ask for more."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sweep_cluster import queued_jobs, sweep, write_conf
+from paddle_hpc.collect import load as load_tables
+from paddle_hpc.core.manifest import load
+from paddle_hpc.core.runstate import ENDED
+from tests.cluster import charged_by_sacct
+from tests.test_lifecycle_cluster import wait_for
+from tests.test_sweep_cluster import queued_jobs, run_module, sweep, write_conf
 
 pytestmark = pytest.mark.slurm
 
@@ -38,3 +43,48 @@ def test_a_sweep_over_its_gpu_hours_is_refused_before_anything_is_written(tmp_pa
     assert not (tmp_path / "sweeps").exists() and queued_jobs() == before
     fits = sweep(tmp_path, "--dry-run", "resources.time=20")  # 4 GPU-hours
     assert fits.returncode == 0 and "at most 4.00 GPU-hours" in fits.stdout
+
+
+HUNGRY = """\
+import time
+block = bytearray(900 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+time.sleep(1)
+print("done", flush=True)
+"""
+
+
+def test_a_run_out_of_memory_is_retried_with_more_and_completes(tmp_path: Path) -> None:
+    (tmp_path / "hungry.py").write_text(HUNGRY)
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "hungry.py"},
+                # the launcher and the node runner take a few hundred MB of it
+                "resources": {"time": "5", "mem": "1000M"},
+                "sweep": {"name": "hungry", "retry_grow": {"mem": 2, "max_mem": "3G"}},
+            }
+        ),
+    )
+    assert sweep(tmp_path).returncode == 0
+    sweep_dir = tmp_path / "sweeps" / "hungry"
+    (run,) = load(sweep_dir).runs
+    assert wait_for(sweep_dir, lambda s: s[run.run_id] in ENDED)[run.run_id] == "OUT_OF_MEMORY"
+    state = json.loads((sweep_dir / "runs" / run.run_id / "state.json").read_text())
+    assert "out-of-memory killer ended" in state["reason"] and "1000M" in state["reason"]
+    retried = run_module("paddle_hpc.retry", str(sweep_dir))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert f"{run.run_id} asks for more: mem 1000M -> 2000M" in retried.stdout
+    assert wait_for(sweep_dir, lambda s: s[run.run_id] in ENDED)[run.run_id] == "COMPLETED"
+    again = load(sweep_dir)
+    assert again.shapes[again.runs[0].shape]["resources"]["mem"] == "2000M"
+    first = f"{again.runs[0].submissions[0].job_id}_0"
+    assert again.runs[0].submissions[0].state == "OUT_OF_MEMORY"
+    # both submissions are charged, as sacct counts them
+    _, cpu_hours, allocations = charged_by_sacct([first, again.runs[0].job])
+    tables = load_tables(sweep_dir)
+    assert allocations == 2 and tables.runs["cpu_hours"].tolist() == pytest.approx([cpu_hours])
+    assert tables.runs["history"].tolist() == ["OUT_OF_MEMORY"]
+    assert tables.runs["req_mem_mb"].tolist() == [2000.0]

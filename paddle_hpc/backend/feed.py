@@ -29,7 +29,7 @@ from paddle_hpc.core.errors import SlurmError, SubmissionError
 from paddle_hpc.core.files import held, holding
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, load
-from paddle_hpc.core.schema import SweepConfig
+from paddle_hpc.core.schema import sweep_config
 from paddle_hpc.slurm import SlurmClient, queue
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class Feeder:
         from paddle_hpc.backend.arrays import submit
 
         assert manifest.feed is not None
-        config = SweepConfig(**manifest.feed.sweep)
+        config = sweep_config(manifest.feed.sweep)
         try:
             saved, arrays = submit(self.sweep.path, self.client, config, [], self.fit)
         except SubmissionError as exc:

@@ -116,7 +116,7 @@ def _slurm_status(run: RunEntry, record: SacctRecord | None, state: RunState | N
     return RunStatus(
         run.run_id,
         run.swept,
-        record.state,
+        _task_ended(record.state, state, run.attempt),
         record.elapsed_s,
         record.nodes,
         run.job,
@@ -124,6 +124,13 @@ def _slurm_status(run: RunEntry, record: SacctRecord | None, state: RunState | N
         reason,
         history,
     )
+
+
+def _task_ended(slurm_state: str, state: RunState | None, attempt: int) -> str:
+    """When the kernel killed a rank, not the whole step, Slurm says the step ran out
+    of memory and the job FAILED: the node said which."""
+    oom = state is not None and state.attempt >= attempt and state.state == runstate.OUT_OF_MEMORY
+    return runstate.OUT_OF_MEMORY if slurm_state == runstate.FAILED and oom else slurm_state
 
 
 def alive(state: RunState) -> bool:

@@ -63,6 +63,16 @@ class ResourcesConfig:
 
 
 @dataclass
+class RetryGrowConfig:
+    """What a retry of a run that ran out of memory or time asks for (backend/grow.py)."""
+
+    mem: float = 1.0  # an OUT_OF_MEMORY run's retry asks for this times its memory
+    time: float = 1.0  # a TIMEOUT run's retry asks for this times its time limit
+    max_mem: str | None = None  # no more than this per node, e.g. "256G"
+    max_time: str | None = None  # no longer than this, e.g. "2-00:00:00"
+
+
+@dataclass
 class SweepConfig:
     dir: str = "sweeps/${sweep.name}"  # relative to the directory the sweep starts in
     name: str = "sweep"
@@ -76,6 +86,7 @@ class SweepConfig:
     trials_per_task: int = 1  # runs packed into one array task (one node), see packing.py
     # refuse a submission whose tasks ask for more GPU-hours (nodes x GPUs x time limit)
     max_gpu_hours: float | None = None
+    retry_grow: RetryGrowConfig = field(default_factory=RetryGrowConfig)
 
 
 @dataclass
@@ -168,6 +179,13 @@ def _group(kind: type[Any], values: Mapping[str, Any] | None) -> Any:
     return kind(**{k: v for k, v in (values or {}).items() if k in names})
 
 
+def sweep_config(values: Mapping[str, Any] | None) -> SweepConfig:
+    """A SweepConfig from its values as a config or `asdict` holds them."""
+    sweep = dict(values or {})
+    sweep["retry_grow"] = _group(RetryGrowConfig, sweep.get("retry_grow"))
+    return _group(SweepConfig, sweep)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A resolved config's own groups, typed; `whole` is all of it (the user's keys too)."""
@@ -193,7 +211,7 @@ class RunConfig:
         return cls(
             program=_group(ProgramConfig, config.get("program")),
             resources=_group(ResourcesConfig, config.get("resources")),
-            sweep=_group(SweepConfig, config.get("sweep")),
+            sweep=sweep_config(config.get("sweep")),
             launch=_group(LaunchConfig, config.get("launch")),
             cluster=_group(ClusterConfig, cluster),
             collect=_group(CollectConfig, config.get("collect")),

@@ -189,8 +189,10 @@ def launcher_ended(
     stopped_by: int | None,
     config: RunConfig,
     requeue_task: Callable[[str], None],
+    oom_killed: int = 0,
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
+    `oom_killed`: processes of this node the kernel's out-of-memory killer ended meanwhile.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
     failed first (the others are then stopped by srun, which is no news). Node 0's
     COMPLETED is the exception: it speaks for node 0 only, so a node that fails after
@@ -209,7 +211,13 @@ def launcher_ended(
         # (--kill-on-bad-exit) may end node 0 before it learns of it.
         ended = runstate.COMPLETED if returncode == 0 else runstate.FAILED
         state = replace(base, state=ended, returncode=returncode)
-        retry = returncode != 0 and base.job is not None and retry_left(config, base.restarts)
+        if returncode != 0 and oom_killed:
+            state = out_of_memory(state, node.node_rank, oom_killed, config)
+        retry = (
+            returncode != 0
+            and base.job is not None
+            and retry_left(config, base.restarts, state.state)
+        )
         if retry:
             state = replace(state, retrying=True, reason="requeued for another attempt")
         over = runstate.COMPLETED if returncode != 0 else None  # node 0's, for node 0 only
@@ -222,6 +230,16 @@ def launcher_ended(
             f"on node {node.node_rank}; see {node.log_dir}/workerlog.*"
         )
     return 0
+
+
+def out_of_memory(state: RunState, node_rank: int, killed: int, config: RunConfig) -> RunState:
+    asked = config.resources.mem or "the partition's default"
+    return replace(
+        state,
+        state=runstate.OUT_OF_MEMORY,
+        reason=f"{runstate.OUT_OF_MEMORY}: the out-of-memory killer ended {killed} process(es) "
+        f"on node {node_rank}, past resources.mem ({asked}) per node",
+    )
 
 
 def fail_to_start(run: RunDir, node_rank: int, state: RunState, reason: str) -> NoReturn:
@@ -247,8 +265,9 @@ def requeue_left(base: RunState, config: RunConfig) -> bool:
     return base.job is not None and base.restarts < requeues_allowed(config)
 
 
-def retry_left(config: RunConfig, restarts: int) -> bool:
-    return bool(IN_JOB & set(config.sweep.retry_on)) and restarts < config.sweep.max_retries
+def retry_left(config: RunConfig, restarts: int, state: str = runstate.FAILED) -> bool:
+    """Whether an attempt that ended `state` in its task is retried in it (requeued)."""
+    return state in IN_JOB & set(config.sweep.retry_on) and restarts < config.sweep.max_retries
 
 
 def requeue(client: SlurmClient, job: str) -> None:

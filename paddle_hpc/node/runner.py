@@ -39,7 +39,7 @@ from paddle_hpc.core.files import write_atomic, write_json_atomic
 from paddle_hpc.core.layout import RunDir, SweepDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
-from paddle_hpc.node import capture, container, orphans
+from paddle_hpc.node import capture, container, oom, orphans
 from paddle_hpc.node.attempts import Attempt, keep_earlier_attempt, slurm_job
 from paddle_hpc.node.container import Guest, ImageError
 from paddle_hpc.node.ending import (
@@ -247,6 +247,8 @@ def _launch(
             state = stopped_state(base, signum, stop.warning, config, saved)
             runstate.write_unless_ended(run.state, state)
 
+    cgroups = oom.own_cgroups()
+    kills = oom.oom_kills(cgroups)
     with Stop(on_warning, stopped, limit_at(attempt.began, config)) as stop:
         proc = _LAUNCHERS.start(node.argv, node.env, config.program.cwd, _launcher_setup)
         stop.watch(proc)
@@ -267,7 +269,8 @@ def _launch(
     if stop.warning is not None:
         warned = WarnedEnd(stop.warning, stop.signal, started)
         return ended_after_warning(run, node, base, returncode, warned, config, requeue_task)
-    return launcher_ended(run, node, base, returncode, stop.signal, config, requeue_task)
+    killed = oom.oom_kills(cgroups) - kills
+    return launcher_ended(run, node, base, returncode, stop.signal, config, requeue_task, killed)
 
 
 def _record_node(
