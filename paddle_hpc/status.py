@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import backend_for, states
+from paddle_hpc.backend import Backend, RunStatus, backend_for, states
 from paddle_hpc.backend.feed import waiting_note
 from paddle_hpc.backend.naming import parse_states
-from paddle_hpc.backend.view import SHOWN, as_json, exit_code, render, watch
+from paddle_hpc.backend.view import SHOWN, as_json, exit_code, pending_lines, render, watch
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
+from paddle_hpc.core.errors import SlurmError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import load
+from paddle_hpc.core.runstate import PENDING
+from paddle_hpc.slurm import SlurmClient
+from paddle_hpc.slurm.pending import Pending, parse_pending
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -43,17 +50,37 @@ def main(argv: Sequence[str]) -> int:
         found = watch(sweep, manifest, backend, make_console(stderr=True) if args.json else console)
     else:
         found = states(backend, sweep, manifest)
+    queue = pending_in_queue(backend, found)
     if args.json:
         record = {"sweep": manifest.name, "dir": str(sweep.path.resolve()), **as_json(found)}
+        record["pending"] = {
+            s.run_id: {"reason": p.reason, "start": p.start.isoformat() if p.start else None}
+            for s in found
+            if (p := queue.get(s.job)) is not None
+        }
         sys.stdout.write(json.dumps(record, indent=1) + "\n")
         return exit_code(found)
     every = args.all or (not only and len(found) <= SHOWN)
     for part in render(manifest, found, every=every, only=only):
         console.print(part)
+    for line in pending_lines(found, queue):
+        console.print(line, markup=False)
     note = waiting_note(sweep, load(sweep.path) if args.follow else manifest)
     if note:
         console.print(note, markup=False)
     return exit_code(found)
+
+
+def pending_in_queue(backend: Backend, found: Sequence[RunStatus]) -> dict[str, Pending]:
+    """Why the sweep's pending tasks wait, and when they are expected to start: one
+    squeue call, when any run is pending in Slurm."""
+    if not backend.accounted or not any(s.state == PENDING and s.job for s in found):
+        return {}
+    try:
+        return parse_pending(SlurmClient().pending())
+    except SlurmError as exc:
+        log.warning("squeue failed (%s): no pending reasons", exc)
+        return {}
 
 
 if __name__ == "__main__":

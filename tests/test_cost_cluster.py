@@ -1,8 +1,11 @@
-"""Cost and wait on the test cluster: the GPU-hours guard, and retries that ask for more."""
+"""Cost and wait on the test cluster: the GPU-hours guard, retries that ask for more,
+and why pending runs wait."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,48 @@ def test_a_run_out_of_memory_is_retried_with_more_and_completes(tmp_path: Path) 
     assert allocations == 2 and tables.runs["cpu_hours"].tolist() == pytest.approx([cpu_hours])
     assert tables.runs["history"].tolist() == ["OUT_OF_MEMORY"]
     assert tables.runs["req_mem_mb"].tolist() == [2000.0]
+
+
+def test_status_says_when_pending_runs_start_and_flags_a_reason_that_never_clears(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "train.py").write_text("print('ran')\n")
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "train.py"},
+                "resources": {"time": "10"},  # 'limited' allows 5 minutes (slurm/up)
+                "sweep": {"name": "waiting", "grid": {"+x": "1,2"}},
+            }
+        ),
+    )
+    busy = ["-N", "2", "--exclusive", "-t", "3", "-o", "/dev/null", "--wrap", "sleep 170"]
+    blocker = subprocess.run(  # both nodes busy for three minutes
+        ["sbatch", "--parsable", *busy], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    waiting, over = tmp_path / "sweeps" / "waiting", tmp_path / "sweeps" / "over"
+    try:
+        assert sweep(tmp_path).returncode == 0
+        assert sweep(tmp_path, "sweep.name=over", "resources.account=limited").returncode == 0
+        deadline = time.monotonic() + 90  # the backfill pass plans a start every 30 s
+        while True:
+            shown = run_module("paddle_hpc.status", str(waiting))
+            if "Slurm expects the first to start at" in shown.stdout:
+                break
+            assert time.monotonic() < deadline, shown.stdout + shown.stderr
+            time.sleep(5)
+        assert "pending: 2 run(s), waiting for " in " ".join(shown.stdout.split())
+        flagged = " ".join(run_module("paddle_hpc.status", str(over)).stdout.split())
+        run_ids = ", ".join(r.run_id for r in load(over).runs)
+        assert (
+            "2 run(s) wait for AssocMaxWallDurationPerJobLimit, which does not clear by "
+            "itself: they ask for a longer time limit than your association allows a job; "
+            f"lower resources.time ({run_ids})" in flagged
+        ), flagged
+        record = json.loads(run_module("paddle_hpc.status", str(over), "--json").stdout)
+        limit = {"reason": "AssocMaxWallDurationPerJobLimit", "start": None}
+        assert list(record["pending"].values()) == [limit, limit]
+    finally:
+        jobs = [str(a.job_id) for d in (waiting, over) if d.exists() for a in load(d).arrays]
+        subprocess.run(["scancel", blocker, *jobs], check=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -17,6 +17,7 @@ from paddle_hpc.backend.charges import cost_line
 from paddle_hpc.core import runstate
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load
+from paddle_hpc.slurm.pending import Pending, never_clears
 
 SHOWN = 20  # rows shown without --all
 _COLOURS = {runstate.COMPLETED: "green", runstate.RUNNING: "cyan", runstate.PENDING: "yellow"}
@@ -145,3 +146,34 @@ def watch(
 def exit_code(statuses: Sequence[RunStatus]) -> int:
     """1 once every run has ended and one of them did not complete."""
     return 1 if is_done(statuses) and any(needs_attention(s) for s in statuses) else 0
+
+
+def pending_lines(statuses: Sequence[RunStatus], queue: Mapping[str, Pending]) -> list[str]:
+    """Why the pending runs wait and when Slurm expects them to start, from squeue
+    (`queue`: job '12_3' -> its reason and start); then each reason that never clears
+    by itself, with its runs and what to change."""
+    waiting = [
+        (s, queue[s.job]) for s in statuses if s.state == runstate.PENDING and s.job in queue
+    ]
+    if not waiting:
+        return []
+    reasons = Counter(p.reason for _, p in waiting)
+    starts = sorted(p.start for _, p in waiting if p.start is not None)
+    line = f"pending: {len(waiting)} run(s), waiting for " + ", ".join(
+        f"{reason} {n}" for reason, n in reasons.most_common()
+    )
+    if starts:
+        line += f"; Slurm expects the first to start at {starts[0]:%Y-%m-%d %H:%M}"
+        if len(starts) > 1 and starts[-1] != starts[0]:
+            line += f", the last planned at {starts[-1]:%Y-%m-%d %H:%M}"
+    lines = [line]
+    for reason in reasons:
+        why = never_clears(reason)
+        if why is not None:
+            runs = [s.run_id for s, p in waiting if p.reason == reason]
+            shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            lines.append(
+                f"{len(runs)} run(s) wait for {reason}, which does not clear by itself: {why} "
+                f"({shown})"
+            )
+    return lines

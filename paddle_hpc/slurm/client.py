@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.slurm import queue
+from paddle_hpc.slurm import pending, queue
 from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
@@ -140,6 +140,12 @@ class SlurmClient:
         """Each of the user's pending or running jobs (array tasks one by one)."""
         argv = ["squeue", "--me", "--noheader", "--array", f"--format={queue.SQUEUE_FORMAT}"]
         return self._run(argv).stdout
+
+    def pending(self) -> str:
+        """Each of the user's pending jobs (array tasks one by one): why it waits, and
+        when Slurm expects it to start (pending.PENDING_FORMAT)."""
+        argv = ["squeue", "--me", "--noheader", "--array", "--states=PENDING"]
+        return self._run([*argv, f"--format={pending.PENDING_FORMAT}"]).stdout
 
     def max_array_size(self) -> int:
         return max_array_size(self.show_config())

@@ -1,0 +1,84 @@
+"""Why a pending job waits and when Slurm expects it to start, from squeue, and the
+reasons that never clear by themselves, with what to change. Pure but for the format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# `squeue --me --array --states=PENDING --noheader --format=PENDING_FORMAT`: the job or
+# array task, the reason it waits, and the start the scheduler expects (N/A until its
+# backfill pass has planned it)
+PENDING_FORMAT = "%i|%r|%S"
+
+
+@dataclass(frozen=True)
+class Pending:
+    reason: str
+    start: datetime | None  # Slurm's expected start; None: not planned yet
+
+
+def parse_pending(text: str) -> dict[str, Pending]:
+    """'259_0|AssocMaxWallDurationPerJobLimit|N/A' lines -> {'259_0': Pending(...)}."""
+    found = {}
+    for line in text.splitlines():
+        job, _, rest = line.strip().partition("|")
+        reason, _, start = rest.partition("|")
+        if not job or not reason:
+            continue
+        try:
+            when = datetime.fromisoformat(start) if start[:1].isdigit() else None
+        except ValueError:
+            when = None
+        found[job] = Pending(reason, when)
+    return found
+
+
+_TIME = "lower resources.time"
+_NODES = "ask for fewer resources.nodes"
+_GPUS = "ask for fewer GPUs (resources.gpus_per_node, resources.nodes)"
+_CPUS = "ask for fewer CPUs (resources.cpus_per_task, resources.nodes)"
+_MEM = "lower resources.mem"
+_WHO = "check resources.account and resources.qos against `sacctmgr show assoc user=$USER`"
+_ASSOC = "your association allows a job"
+_QOS = "the QOS allows a job"
+
+# Reasons that do not clear by themselves: the job asks for more than a limit allows,
+# or names what it may not use. What to change, per reason as squeue names it.
+NEVER_CLEARS = {
+    "AssocMaxWallDurationPerJobLimit": f"they ask for a longer time limit than {_ASSOC}; {_TIME}",
+    "QOSMaxWallDurationPerJobLimit": f"they ask for a longer time limit than {_QOS}; {_TIME}",
+    "PartitionTimeLimit": f"they ask for a longer time limit than the partition's MaxTime; {_TIME}",
+    "AssocMaxNodePerJobLimit": f"they ask for more nodes than {_ASSOC}; {_NODES}",
+    "QOSMaxNodePerJobLimit": f"they ask for more nodes than {_QOS}; {_NODES}",
+    "PartitionNodeLimit": f"they ask for more nodes than the partition allows a job; {_NODES}",
+    "AssocMaxCpuPerJobLimit": f"they ask for more CPUs than {_ASSOC}; {_CPUS}",
+    "QOSMaxCpuPerJobLimit": f"they ask for more CPUs than {_QOS}; {_CPUS}",
+    "AssocMaxGRESPerJob": f"they ask for more GPUs than {_ASSOC}; {_GPUS}",
+    "QOSMaxGRESPerJob": f"they ask for more GPUs than {_QOS}; {_GPUS}",
+    "QOSMaxGRESPerUser": "they ask for more GPUs than the QOS allows you at once; "
+    f"{_GPUS}, unless your other jobs hold them",
+    "AssocMaxMemoryPerJob": f"they ask for more memory than {_ASSOC}; {_MEM}",
+    "QOSMaxMemoryPerJob": f"they ask for more memory than {_QOS}; {_MEM}",
+    "InvalidAccount": f"they ask for an account that is not yours; {_WHO}",
+    "InvalidQOS": f"they ask for a QOS that is not yours; {_WHO}",
+    "AccountNotAllowed": f"they ask for an account the partition does not take; {_WHO}",
+    "QOSNotAllowed": f"they ask for a QOS the partition does not take; {_WHO}",
+    "PartitionConfig": "they ask for more than the partition can give; ask for less, or "
+    "name another resources.partition",
+    "BadConstraints": "they ask for features no node has; change resources.constraint",
+    "ReqNodeNotAvail": "they ask for a node that is down, drained or reserved (`sinfo -R` "
+    "says why); unless it comes back, exclude it with resources.sbatch.exclude",
+    "DependencyNeverSatisfied": "a job they depend on ended in a way that never lets it run",
+    "JobHoldMaxRequeue": "they were requeued too often and is held: `scontrol release JOBID`",
+    "JobHeldUser": "you held them: `scontrol release JOBID`",
+    "JobHeldAdmin": "an administrator held them: ask why",
+}
+
+
+def never_clears(reason: str) -> str | None:
+    """Why a reason never clears by itself and what to change ('they ask for more nodes
+    than the QOS allows a job; ask for fewer resources.nodes'); None: the job waits for
+    what comes by itself (Resources, Priority, a job ending, ...)."""
+    return NEVER_CLEARS.get(reason.split(",")[0].strip())
