@@ -77,7 +77,7 @@ def pending_in_queue(backend: Backend, found: Sequence[RunStatus]) -> dict[str, 
     if not backend.accounted or not any(s.state == PENDING and s.job for s in found):
         return {}
     try:
-        return parse_pending(SlurmClient().pending())
+        return parse_pending(SlurmClient().pending_jobs())
     except SlurmError as exc:
         log.warning("squeue failed (%s): no pending reasons", exc)
         return {}

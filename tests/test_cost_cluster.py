@@ -136,3 +136,43 @@ def test_status_says_when_pending_runs_start_and_flags_a_reason_that_never_clear
     finally:
         jobs = [str(a.job_id) for d in (waiting, over) if d.exists() for a in load(d).arrays]
         subprocess.run(["scancel", blocker, *jobs], check=False)
+
+
+def test_a_shape_goes_to_the_partition_where_it_starts_first(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('ran')\n")
+    write_conf(
+        tmp_path,
+        json.dumps(
+            {
+                "program": {"script": "train.py"},
+                "resources": {"time": "5", "partition": "left,right"},
+                "sweep": {"name": "where", "earliest_partition": True},
+            }
+        ),
+    )
+    busy = ["-p", "left", "--exclusive", "-t", "3", "-o", "/dev/null", "--wrap", "sleep 170"]
+    blocker = subprocess.run(  # n1, the one node of partition left, busy for 3 minutes
+        ["sbatch", "--parsable", *busy], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    sweep_dir = tmp_path / "sweeps" / "where"
+    try:
+        dry = sweep(tmp_path, "--dry-run")
+        said = dry.stdout
+        assert dry.returncode == 0, said + dry.stderr
+        assert "# shape 0 would start at " in said and " in partition left on n1" in said
+        assert "in partition right on n2 (the earliest)" in said, said
+        assert "# shape 0 goes to partition right, where it starts first" in said
+        assert "#SBATCH --partition=right" in said
+        done = sweep(tmp_path, "--wait")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "shape 0 goes to partition right" in done.stdout
+        (run,) = load(sweep_dir).runs
+        partition = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "Partition", "-j", run.job],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert partition == ["right"]
+    finally:
+        subprocess.run(["scancel", blocker], check=False)

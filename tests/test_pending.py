@@ -1,13 +1,22 @@
-"""Why pending runs wait: squeue's lines as the test cluster prints them, the reasons
-that never clear, and the lines `status` prints."""
+"""When runs start: squeue's and sbatch --test-only's lines as the test cluster prints
+them, the reasons that never clear, what `status` and the dry run print, and the
+partition picked per shape."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from paddle_hpc.backend import RunStatus
+from paddle_hpc.backend.start import earliest, estimate_lines, pin_earliest
 from paddle_hpc.backend.view import pending_lines
-from paddle_hpc.slurm.pending import Pending, never_clears, parse_pending
+from paddle_hpc.slurm.pending import (
+    Estimate,
+    Pending,
+    never_clears,
+    parse_pending,
+    parse_test_only,
+)
+from tests.test_cost import manifest
 
 # squeue --me --noheader --array --states=PENDING --format='%i|%r|%S'
 SQUEUE = """\
@@ -61,3 +70,49 @@ def test_what_status_says_of_pending_runs() -> None:
         "resources.time (ra, rb)",
     ]
     assert pending_lines([status("re", "300_0", "RUNNING")], parse_pending(SQUEUE)) == []
+
+
+def test_what_sbatch_test_only_says() -> None:
+    text = (
+        "sbatch: Job 263 to start at 2026-12-05T07:50:54 using 1 processors on nodes n1 "
+        "in partition urgent\nsbatch:   Preempts: 260, 261\n"
+    )
+    found = parse_test_only(text, "urgent")
+    assert found == Estimate("urgent", datetime(2026, 12, 5, 7, 50, 54), "n1", (260, 261))
+    default = parse_test_only(
+        "sbatch: Job 9 to start at 2026-12-05T08:00:00 using 4 "
+        "processors on nodes n[1-2] in partition debug\n",
+        "",
+    )
+    assert (default.partition, default.nodes, default.preempts) == ("debug", "n[1-2]", ())
+    never = parse_test_only(
+        "allocation failure: Requested node configuration is not available\n", "left"
+    )
+    assert never == Estimate(
+        "left", None, error="allocation failure: Requested node configuration is not available"
+    )
+
+
+def test_the_earliest_partition_is_picked_per_shape() -> None:
+    early, late = datetime(2026, 12, 5, 8), datetime(2026, 12, 5, 9)
+    found = {
+        0: [
+            Estimate("left", late, "n1"),
+            Estimate("right", early, "n2"),
+            Estimate("gpu", None, error="x"),
+        ],
+        1: [Estimate("", early, "n1")],
+    }
+    assert earliest(found[0]) == found[0][1] and earliest([Estimate("a", None)]) is None
+    assert estimate_lines(found) == [
+        "shape 0 would start at 2026-12-05 09:00:00 in partition left on n1",
+        "shape 0 would start at 2026-12-05 08:00:00 in partition right on n2 (the earliest)",
+        "shape 0 cannot start in partition gpu: x",
+        "shape 1 would start at 2026-12-05 08:00:00 on n1",
+    ]
+    resources = {"nodes": 1, "partition": "left,right,gpu"}
+    before = manifest((2, resources), (1, {"nodes": 1, "partition": None}))
+    after, picked = pin_earliest(before, found)
+    assert after.shapes[0]["resources"] == {"nodes": 1, "partition": "right"}
+    assert after.shapes[1] == before.shapes[1] and after.runs == before.runs
+    assert picked == ["shape 0 goes to partition right, where it starts first"]

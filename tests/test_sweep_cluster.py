@@ -257,7 +257,7 @@ def test_bad_config_fails_before_submission(tmp_path: Path) -> None:
         ("resources.nodes=5", "resources.nodes is 5, but it has 2 node(s)"),
         ("resources.gpus_per_node=3", "resources.gpus_per_node is 3, but its nodes have at most 2"),
         ("resources.mem=64G", "resources.mem is 64G, but its nodes have at most 8000M"),
-        ("resources.partition=nope", "no partition 'nope'; it has debug, urgent"),
+        ("resources.partition=nope", "no partition 'nope'; it has debug, left, right, urgent"),
     ]:
         for dry_run in ((), ("--dry-run",)):  # a dry run refuses what a submission refuses
             result = sweep(tmp_path, *dry_run, override)

@@ -13,6 +13,7 @@ from typing import Any
 
 from paddle_hpc.backend import Backend, Say, backend_for
 from paddle_hpc.backend.charges import asked, asked_line, check_budget
+from paddle_hpc.backend.start import estimated
 from paddle_hpc.core import index
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, load, locked, save
@@ -61,6 +62,10 @@ def submit_plan(
     """Writes and submits a plan (`manifest` is build_manifest's). A backend that runs
     the runs here does so before this returns, or in a thread when `background`."""
     backend, manifest = checked_backend(plan, manifest)
+    if backend.accounted:  # Slurm: when each shape would start, in which partition
+        manifest, lines = estimated(plan.sweep_dir, manifest, plan.sweep)
+        for line in lines:
+            say(line)
     sweep = SweepDir(plan.sweep_dir)
     is_new = not sweep.manifest.exists()
     manifest = write(plan, manifest, allow_change, say)

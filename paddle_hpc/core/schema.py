@@ -87,6 +87,9 @@ class SweepConfig:
     # refuse a submission whose tasks ask for more GPU-hours (nodes x GPUs x time limit)
     max_gpu_hours: float | None = None
     retry_grow: RetryGrowConfig = field(default_factory=RetryGrowConfig)
+    # a shape whose resources.partition names several goes to the one `sbatch
+    # --test-only` expects to start it first (else Slurm picks when each task starts)
+    earliest_partition: bool = False
 
 
 @dataclass

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.slurm import pending, queue
+from paddle_hpc.core.errors import ConfigError, SlurmUnavailableError
+from paddle_hpc.slurm import queue
 from paddle_hpc.slurm.failures import classify_error
 from paddle_hpc.slurm.parse import (
     SACCT_FIELDS,
@@ -25,6 +25,7 @@ from paddle_hpc.slurm.parse import (
     parse_scontrol_config,
     parse_sinfo_partitions,
 )
+from paddle_hpc.slurm.pending import PENDING_FORMAT, Estimate, parse_test_only
 from paddle_hpc.slurm.runner import CommandResult, Runner, SubprocessRunner
 
 OptionValue = str | int | float | bool | None
@@ -141,11 +142,22 @@ class SlurmClient:
         argv = ["squeue", "--me", "--noheader", "--array", f"--format={queue.SQUEUE_FORMAT}"]
         return self._run(argv).stdout
 
-    def pending(self) -> str:
+    def pending_jobs(self) -> str:
         """Each of the user's pending jobs (array tasks one by one): why it waits, and
         when Slurm expects it to start (pending.PENDING_FORMAT)."""
         argv = ["squeue", "--me", "--noheader", "--array", "--states=PENDING"]
-        return self._run([*argv, f"--format={pending.PENDING_FORMAT}"]).stdout
+        return self._run([*argv, f"--format={PENDING_FORMAT}"]).stdout
+
+    def will_start(self, script: Path, partition: str | None) -> Estimate:
+        """When the batch script would start, in `partition` (None: as the script says),
+        by `sbatch --test-only`, which submits nothing."""
+        argv = ["sbatch", "--test-only", *sbatch_options({"partition": partition}), str(script)]
+        result = self._runner(argv)
+        if result.returncode != 0:
+            error = classify_error(argv, result.returncode, result.stderr)
+            if isinstance(error, SlurmUnavailableError):
+                raise error
+        return parse_test_only(result.stderr, partition or "")
 
     def max_array_size(self) -> int:
         return max_array_size(self.show_config())

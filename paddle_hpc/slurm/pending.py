@@ -1,9 +1,11 @@
-"""Why a pending job waits and when Slurm expects it to start, from squeue, and the
-reasons that never clear by themselves, with what to change. Pure but for the format.
+"""When Slurm expects jobs to start: a pending job's reason and planned start (squeue),
+the reasons that never clear by themselves with what to change, and a job not yet
+submitted's start (sbatch --test-only). Pure.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,3 +84,36 @@ def never_clears(reason: str) -> str | None:
     than the QOS allows a job; ask for fewer resources.nodes'); None: the job waits for
     what comes by itself (Resources, Priority, a job ending, ...)."""
     return NEVER_CLEARS.get(reason.split(",")[0].strip())
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """When Slurm expects a job to start (`sbatch --test-only`, which submits nothing)."""
+
+    partition: str  # the partition it was asked about; '' for the default
+    start: datetime | None  # None: it cannot start there (`error` says why)
+    nodes: str = ""
+    preempts: tuple[int, ...] = ()  # the jobs it would preempt to start then
+    error: str = ""
+
+
+_WILL_RUN = re.compile(
+    r"Job \d+ to start at (?P<start>\S+) using \d+ processors on nodes (?P<nodes>\S+)"
+    r"(?: in partition (?P<partition>\S+))?"
+)
+
+
+def parse_test_only(text: str, partition: str) -> Estimate:
+    """sbatch --test-only's stderr: 'sbatch: Job 262 to start at 2026-12-05T08:02:45
+    using 1 processors on nodes n1 in partition debug', then 'sbatch:   Preempts: 260'."""
+    match = _WILL_RUN.search(text)
+    if match is None:
+        said = " ".join(text.replace("sbatch: error:", "").split())
+        return Estimate(partition, None, error=said or "sbatch --test-only said nothing")
+    preempts = re.search(r"Preempts:\s*([\d,\s]+)", text)
+    return Estimate(
+        match["partition"] or partition,
+        datetime.fromisoformat(match["start"]),
+        match["nodes"],
+        tuple(int(j) for j in re.findall(r"\d+", preempts[1])) if preempts else (),
+    )
