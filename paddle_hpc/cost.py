@@ -3,8 +3,10 @@
 What a sweep was charged and how much of what it asked for it used, by Slurm's
 accounting: GPU- and CPU-hours over every allocation of every run (requeues and
 retries too), by end state; CPU efficiency; each run's peak memory against its
-request and its elapsed time against its limit; and the most the sweep asks for.
-It collects the sweep first (one sacct call when anything changed).
+request and its elapsed time against its limit; the most the sweep asks for; and a
+time limit and memory that fit, from its runs and your earlier sweeps of the same
+program (`sweep --fit-from SWEEP_DIR` asks for them next time). It collects the sweep
+first (one sacct call when anything changed).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from paddle_hpc.backend import backend_for
 from paddle_hpc.backend.charges import asked, asked_line
 from paddle_hpc.collect import load as load_tables
+from paddle_hpc.collect.fit import fit_lines, fit_sweep
 from paddle_hpc.collect.usage import summary, summary_lines
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import ConfigError
@@ -37,14 +40,21 @@ def main(argv: Sequence[str]) -> int:
     most = asked(manifest, packed)
     if not backend_for(manifest.executor).accounted:
         raise ConfigError(f"{sweep.path} ran here, without Slurm: no accounting says what it cost.")
-    found = summary(load_tables(sweep.path).runs)
+    runs = load_tables(sweep.path).runs
+    found, fit = summary(runs), fit_sweep(sweep.path, runs)
     if args.json:
-        record = {"sweep": manifest.name, **asdict(found), "asked_gpu_hours": most.gpu_hours}
+        record = {
+            "sweep": manifest.name,
+            **asdict(found),
+            "asked_gpu_hours": most.gpu_hours,
+            "fit": asdict(fit),
+        }
         sys.stdout.write(json.dumps(record, indent=1) + "\n")
         return 0
     out = console()
     out.print(f"sweep {manifest.name}: {len(manifest.runs)} runs", markup=False)
-    for line in [*summary_lines(found), f"the sweep asks for {asked_line(most)}, each run once"]:
+    lines = [*summary_lines(found), f"the sweep asks for {asked_line(most)}, each run once"]
+    for line in [*lines, *fit_lines(fit, sweep.path)]:
         out.print(line, markup=False)
     return 0
 

@@ -61,6 +61,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="add points to an existing sweep even though its config files changed",
     )
+    parser.add_argument(
+        "--fit-from",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="ask for the time limit and memory that fit, by what that sweep's runs used",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. optim.lr=1e-3,1e-4")
     return parser.parse_intermixed_args(argv)  # flags anywhere among the overrides
 
@@ -169,12 +175,28 @@ def config_named(config_dir: Path, config_name: str, cwd: Path) -> str:
     return str(path)
 
 
+def fitted(sweep_dir: Path, overrides: list[str], console: Console) -> list[str]:
+    """The overrides with the resources that fit by `sweep_dir`'s runs (collect/fit.py)
+    before them; a key the command line sets itself keeps its value."""
+    from paddle_hpc.collect import load as load_tables
+    from paddle_hpc.collect.fit import fit_sweep
+
+    fit = fit_sweep(sweep_dir, load_tables(sweep_dir).runs)
+    mine = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    added = [o for o in fit.overrides() if o.split("=", 1)[0] not in mine]
+    said = " ".join(added) if added else "nothing to change"
+    console.print(f"fit from {sweep_dir}: {said} ({'; '.join(fit.why)})", markup=False)
+    return [*added, *overrides]
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     console = make_console()
     cwd = Path.cwd()
     config_dir = resolve_config_dir(args.config_dir, cwd)
     command = ("python", "-m", "paddle_hpc.sweep", *map(redact_override, argv))
+    if args.fit_from is not None:
+        args.overrides = fitted(args.fit_from, args.overrides, console)
     try:
         plan = make_plan(config_dir, args.config_name, args.overrides, cwd)
     except SearchRequested:

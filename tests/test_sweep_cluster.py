@@ -95,6 +95,11 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert cost.returncode == 0, cost.stdout + cost.stderr
     assert f"charged: {hours(gpu_hours)} GPU-hours, {hours(cpu_hours)} CPU-hours" in cost.stdout
     assert "the sweep asks for at most 2.67 GPU-hours" in cost.stdout  # 4 x 2 x 2 x 10 min
+    # what fits, from the 4 runs: minutes and a peak of a few hundred MB a node
+    assert "fit: resources.time=0-00:05:00 resources.mem=" in cost.stdout
+    fitted = sweep(tmp_path, "--dry-run", "--fit-from", str(sweep_dir), "sweep.name=next")
+    assert fitted.returncode == 0, fitted.stdout + fitted.stderr
+    assert "#SBATCH --time=5" in fitted.stdout and "#SBATCH --mem=" in fitted.stdout
 
     # clean: each ended 2-node run in 5 files and folders besides the checkpoints it
     # keeps (the example saves one per epoch), and read as before
