@@ -20,7 +20,8 @@ In one run, on this machine:
     make cluster
     .venv/bin/python benchmarks/scale.py [--repeat N]
 
-Targets (issue 25): submit <= 5 s; status <= 0.5 s with one Slurm call; list <= 0.5 s;
+Targets (issue 25): submit <= 5 s; status <= 0.5 s with one Slurm call (since issue
+26, a second, squeue, says why the held runs wait); list <= 0.5 s;
 full collect <= 3 s; collect with nothing changed <= 0.1 s.
 """
 

@@ -11,7 +11,7 @@ from paddle_hpc.backend.charges import asked, asked_line, check_budget
 from paddle_hpc.collect.usage import USAGE_COLUMNS, summary, summary_lines, usage_frame
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import Manifest, RunEntry
-from paddle_hpc.slurm.charge import attempts
+from paddle_hpc.slurm.charge import attempts, parse_usage
 from paddle_hpc.slurm.parse import parse_sacct
 from tests.test_slurm_usage import ALLOCATIONS, STEPS
 
@@ -64,7 +64,7 @@ def test_the_guard_refuses_more_than_max_gpu_hours_naming_the_key() -> None:
 def test_the_cost_columns_of_each_run() -> None:
     # tasks 0 and 1 of array 192: task 0 was requeued, then ended while the steps were
     # read (as running); task 1 ended
-    found = attempts(parse_sacct(ALLOCATIONS), parse_sacct(STEPS))
+    found = attempts(parse_sacct(ALLOCATIONS), parse_usage(STEPS))
     frame = usage_frame(manifest((3, GPU), job=192), found)
     assert list(frame.columns) == list(USAGE_COLUMNS)
     requeued, ended, pending = (frame.loc[r] for r in ("r0", "r1", "r2"))

@@ -18,15 +18,14 @@ from paddle_hpc.slurm.pending import (
 )
 from tests.test_cost import manifest
 
-# squeue --me --noheader --array --states=PENDING --format='%i|%r|%S'
+# squeue --me --noheader --states=PENDING --format='%i|%r|%S'
 SQUEUE = """\
-259_0|AssocMaxWallDurationPerJobLimit|N/A
-259_1|AssocMaxWallDurationPerJobLimit|N/A
+259_[0-1]|AssocMaxWallDurationPerJobLimit|N/A
 261_0|Resources|2026-12-05T08:02:45
 261_1|Priority|2026-12-05T08:12:45
 262|ReqNodeNotAvail, UnavailableNodes:n2|N/A
 
-garbage
+garbage|Resources|N/A
 """
 
 

@@ -33,7 +33,8 @@ def test_without_slurm_a_search_runs_its_trials_here_and_tells_the_study(tmp_pat
     assert "search done: 3 trials" in done.stdout
     study = study_of(sweep_dir)
     runs = load_tables(sweep_dir).runs.set_index("search.trial")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    # the driver's log says why a trial was not COMPLETE
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3, done.stdout + done.stderr
     for trial in study.trials:
         assert runs.loc[trial.number, "final.loss"] == trial.value
         assert runs.loc[trial.number, "x"] == trial.params["x"]

@@ -7,7 +7,7 @@ import pytest
 
 from paddle_hpc.backend.charges import cost_line, run_charge, run_tasks, sharing
 from paddle_hpc.core.manifest import RunEntry, Submission
-from paddle_hpc.slurm.charge import Charge, attempts, charge
+from paddle_hpc.slurm.charge import Charge, attempts, charge, parse_usage
 from paddle_hpc.slurm.parse import SACCT_FIELDS, USAGE_FIELDS, parse_sacct, task_rows
 from paddle_hpc.slurm.usage import cpu_seconds, requested_mb, size_mb, tres, tres_count
 
@@ -79,7 +79,7 @@ def test_a_sacct_txt_saved_before_the_usage_columns_still_reads() -> None:
 def test_each_requeue_is_an_allocation_and_steps_say_what_ended_ones_used() -> None:
     records = parse_sacct(ALLOCATIONS)
     assert task_rows(records)[(192, 0)].state == "COMPLETED"  # the latest run of the task
-    found = attempts(records, parse_sacct(STEPS))
+    found = attempts(records, parse_usage(STEPS))
     assert sorted(found) == [(192, 0), (192, 1)]  # the pending task has no allocation yet
     requeued, again = found[(192, 0)]
     assert (requeued.state, requeued.total_cpu_s) == ("REQUEUED", pytest.approx(0.002))

@@ -34,7 +34,8 @@ def run_charge(
 ) -> Charge:
     total = Charge()
     for task in run_tasks(run):
-        total = total + charge(allocations.get(task, ())).share(shares.get(task, 1))
+        if rows := allocations.get(task):
+            total = total + charge(rows, shares.get(task, 1))
     return total
 
 

@@ -92,7 +92,7 @@ class SlurmBackend:
                         else None,
                         runs_here=False,
                         waiting=run.run_id in waiting,
-                    )._replace(charge=run_charge(run, allocations, shares))
+                    )._replace(charge=run_charge(run, allocations, shares) if allocations else None)
                     for run in manifest.runs
                 ]
             )

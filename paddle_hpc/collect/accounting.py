@@ -21,7 +21,7 @@ from paddle_hpc.core.files import write_atomic
 from paddle_hpc.core.layout import SACCT, SACCT_STEPS
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.slurm import SacctRecord, SlurmClient, parse_sacct
-from paddle_hpc.slurm.charge import Task, attempts
+from paddle_hpc.slurm.charge import Task, attempts, parse_usage
 from paddle_hpc.slurm.parse import task_rows
 from paddle_hpc.slurm.shared import sacct_text
 
@@ -78,7 +78,11 @@ def refresh(
 
 def allocations(sweep_dir: Path, records: list[SacctRecord]) -> dict[Task, list[SacctRecord]]:
     """Each task's allocations (slurm/charge.py), with what sacct-steps.txt says they used."""
-    return attempts(records, saved(sweep_dir, STEPS_FILE))
+    try:
+        used = parse_usage((sweep_dir / STEPS_FILE).read_text(encoding="utf-8"))
+    except OSError:
+        used = {}
+    return attempts(records, used)
 
 
 def refresh_steps(

@@ -143,9 +143,9 @@ class SlurmClient:
         return self._run(argv).stdout
 
     def pending_jobs(self) -> str:
-        """Each of the user's pending jobs (array tasks one by one): why it waits, and
-        when Slurm expects it to start (pending.PENDING_FORMAT)."""
-        argv = ["squeue", "--me", "--noheader", "--array", "--states=PENDING"]
+        """The user's pending jobs (an array's pending tasks on one line, however many):
+        why each waits, and when Slurm expects it to start (pending.PENDING_FORMAT)."""
+        argv = ["squeue", "--me", "--noheader", "--states=PENDING"]
         return self._run([*argv, f"--format={PENDING_FORMAT}"]).stdout
 
     def will_start(self, script: Path, partition: str | None) -> Estimate:

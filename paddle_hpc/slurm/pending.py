@@ -9,9 +9,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-# `squeue --me --array --states=PENDING --noheader --format=PENDING_FORMAT`: the job or
-# array task, the reason it waits, and the start the scheduler expects (N/A until its
-# backfill pass has planned it)
+from paddle_hpc.slurm.parse import parse_job_id
+
+# `squeue --me --states=PENDING --noheader --format=PENDING_FORMAT`: the job (an array's
+# pending tasks on one line), the reason it waits, and the start the scheduler expects
+# (N/A until its backfill pass has planned it)
 PENDING_FORMAT = "%i|%r|%S"
 
 
@@ -22,18 +24,21 @@ class Pending:
 
 
 def parse_pending(text: str) -> dict[str, Pending]:
-    """'259_0|AssocMaxWallDurationPerJobLimit|N/A' lines -> {'259_0': Pending(...)}."""
+    """'259_[2-999%8]|Priority|2026-12-05T08:02:45' lines -> {'259_2': Pending(...), ...}:
+    a line of an array's pending tasks, which squeue prints as one, stands for each."""
     found = {}
     for line in text.splitlines():
         job, _, rest = line.strip().partition("|")
         reason, _, start = rest.partition("|")
-        if not job or not reason:
-            continue
         try:
+            ref = parse_job_id(job)
             when = datetime.fromisoformat(start) if start[:1].isdigit() else None
         except ValueError:
-            when = None
-        found[job] = Pending(reason, when)
+            continue
+        if not reason:
+            continue
+        for name in [f"{ref.job}_{t}" for t in ref.tasks] if ref.tasks else [str(ref.job)]:
+            found[name] = Pending(reason, when)
     return found
 
 
