@@ -90,11 +90,11 @@ def final_plot(runs: pd.DataFrame, column: str, keys: Sequence[str], path: Path)
 
 
 def blank_na(frame: pd.DataFrame) -> pd.DataFrame:
-    """Nullable integer columns with their missing values blank: to_html's na_rep does not
-    reach them (it would print <NA>)."""
+    """Missing values of nullable integer and text columns blank: to_html's na_rep does
+    not reach them (it would print <NA> and None)."""
     out: pd.DataFrame = frame.copy()
     for column in out.columns:
-        if isinstance(out[column].dtype, pd.Int64Dtype):
+        if isinstance(out[column].dtype, pd.Int64Dtype) or out[column].dtype == object:
             out[column] = out[column].astype(object).where(out[column].notna(), "")
     return out
 

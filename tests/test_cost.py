@@ -96,7 +96,7 @@ def test_the_sweep_summary() -> None:
         ]
     )  # fmt: skip
     found = summary(runs)
-    assert (found.runs, found.gpu_hours, found.cpu_hours) == (4, 3.5, 17.0)
+    assert (found.runs, found.accounted, found.gpu_hours, found.cpu_hours) == (4, 3, 3.5, 17.0)
     assert found.by_state["TIMEOUT"] == (1.0, 12.0) and found.by_state["PENDING"] == (0, 0)
     assert found.cpu_efficiency == pytest.approx((0.5 * 4 + 0.25 * 12) / 16)  # by CPU-hours
     assert found.mem_used == pytest.approx((0.5, 0.725, 0.75))
@@ -110,5 +110,7 @@ def test_the_sweep_summary() -> None:
 
 def test_a_summary_without_accounting_says_only_what_it_knows() -> None:
     found = summary(runs_table([{"state": "COMPLETED", "elapsed_s": 5}]))
-    assert (found.gpu_hours, found.cpu_efficiency, found.mem_used) == (0.0, None, None)
-    assert len(summary_lines(found)) == 1
+    assert (found.accounted, found.cpu_efficiency, found.mem_used) == (0, None, None)
+    assert summary_lines(found) == [
+        "charged: nothing in Slurm's accounting (runs not started, or run without Slurm)"
+    ]

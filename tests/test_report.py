@@ -43,6 +43,9 @@ def test_the_report_has_its_table_plots_and_failures(sweep: Path, tmp_path: Path
     for image in sorted((tmp_path / "report").glob("*.png")):
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 2000
     assert "KeyError" in text and "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x</b>" not in text
+    # a run with no history, reason or exit code shows blank cells, not None or <NA>
+    assert "<td>None</td>" not in text and "&lt;NA&gt;" not in text
+    assert "<h2>Cost</h2>\n<p>charged: nothing in Slurm&#x27;s accounting" in text
 
 
 def test_an_unknown_colour_key_is_refused(sweep: Path, tmp_path: Path) -> None:

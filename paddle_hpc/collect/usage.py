@@ -63,6 +63,7 @@ class Summary:
     """A sweep's cost and fit, from its runs table (`paddle-hpc cost`, the report)."""
 
     runs: int
+    accounted: int  # runs Slurm's accounting has an allocation of
     gpu_hours: float
     cpu_hours: float
     by_state: dict[str, tuple[float, float]]  # state -> (GPU-hours, CPU-hours)
@@ -82,6 +83,7 @@ def summary(runs: pd.DataFrame) -> Summary:
     limit = finished["time_limit_min"] * 60
     return Summary(
         len(runs),
+        int(runs["gpu_hours"].notna().sum()),
         float(charged["gpu_hours"].sum()),
         float(charged["cpu_hours"].sum()),
         {str(k): (float(v.gpu_hours), float(v.cpu_hours)) for k, v in by_state.iterrows()},
@@ -101,6 +103,8 @@ def _spread(values: pd.Series) -> tuple[float, float, float] | None:
 
 
 def summary_lines(found: Summary) -> list[str]:
+    if not found.accounted:
+        return ["charged: nothing in Slurm's accounting (runs not started, or run without Slurm)"]
     states = ", ".join(
         f"{state} {hours(gpu)}/{hours(cpu)}" for state, (gpu, cpu) in found.by_state.items()
     )
