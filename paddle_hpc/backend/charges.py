@@ -71,9 +71,9 @@ def asked(manifest: Manifest, trials_per_task: int) -> Asked:
     ask again); packed trials share their task's."""
     total: float | None = 0.0
     shapes = []
+    counts = Counter(r.shape for r in manifest.runs)
     for number, shape in enumerate(manifest.shapes):
-        runs = sum(1 for r in manifest.runs if r.shape == number)
-        if not runs:
+        if not (runs := counts[number]):
             continue
         resources = shape["resources"]
         tasks = math.ceil(runs / max(trials_per_task, 1))

@@ -14,7 +14,7 @@ from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import Manifest
 from paddle_hpc.core.schema import RetryGrowConfig
-from paddle_hpc.slurm.parse import memory_mb, time_limit_minutes
+from paddle_hpc.slurm.parse import memory_mb, slurm_time, time_limit_minutes
 
 
 def grown_resources(
@@ -37,10 +37,7 @@ def grown_resources(
             return None  # no limit to grow
         cap = math.inf if grow.max_time is None else _cap_minutes(grow.max_time)
         longer = math.ceil(min(minutes * grow.time, cap))
-        return {
-            **resources,
-            "time": f"{longer // 1440}-{longer // 60 % 24:02d}:{longer % 60:02d}:00",
-        }
+        return {**resources, "time": slurm_time(longer)}
     return None
 
 

@@ -17,6 +17,7 @@ from paddle_hpc.collect.results import RESULTS
 from paddle_hpc.core import index, runstate
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.manifest import load
+from paddle_hpc.slurm.parse import slurm_time
 
 PERCENTILE = 0.95
 HEADROOM = 1.25  # a quarter more than the percentile
@@ -55,7 +56,7 @@ def suggest(runs: pd.DataFrame, signal_before: int = 90) -> Fit:
         p95 = float(done["elapsed_s"].astype(float).quantile(PERCENTILE))
         steps = math.ceil((p95 * HEADROOM + signal_before) / 60 / TIME_STEP_MIN)
         minutes = max(steps, 1) * TIME_STEP_MIN
-        time = f"{minutes // 1440}-{minutes // 60 % 24:02d}:{minutes % 60:02d}:00"
+        time = slurm_time(minutes)
         why.append(f"time: p95 of {len(done)} completed runs' elapsed is {p95 / 60:.1f} min")
     peaks = done["max_rss_mb"].dropna()
     if (runs["state"] == runstate.OUT_OF_MEMORY).any():

@@ -271,6 +271,11 @@ def time_limit_minutes(text: str) -> int | None:
     return -(-total_s // 60) or None
 
 
+def slurm_time(minutes: int) -> str:
+    """2085 -> '1-10:45:00': minutes as sbatch --time reads them (time_limit_minutes')."""
+    return f"{minutes // 1440}-{minutes // 60 % 24:02d}:{minutes % 60:02d}:00"
+
+
 # What `sinfo` is asked for: one line per partition and node configuration.
 SINFO_FORMAT = "%P|%D|%c|%m|%G|%l|%s"
 
