@@ -16,10 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paddle_hpc.backend import backend_for, feed, states
+from paddle_hpc.backend import backend_for, states
 from paddle_hpc.backend.arrays import dry_run_script, python_for
 from paddle_hpc.backend.charges import asked, asked_line
-from paddle_hpc.backend.start import estimated
 from paddle_hpc.backend.submission import preflight, submit_plan
 from paddle_hpc.backend.view import SHOWN, exit_code, render, watch
 from paddle_hpc.core import packing
@@ -38,7 +37,6 @@ from paddle_hpc.plan.build import (
     make_plan,
 )
 from paddle_hpc.plan.config import BUNDLED_CONF, resolve_config_dir
-from paddle_hpc.slurm import SlurmClient
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -214,13 +212,9 @@ def main(argv: Sequence[str]) -> int:
     manifest = build_manifest(plan, command)
     if args.dry_run:
         existing = preflight(plan, manifest, args.allow_config_change)
-        queue = None
-        if backend_for(plan.executor).name == "slurm":
-            client = SlurmClient()
-            new = [r for r in manifest.runs if r.run_id not in existing]
-            queue = feed.preview(manifest, new, plan.sweep.trials_per_task, feed.Fitter(client))
-            manifest, lines = estimated(plan.sweep_dir, manifest, plan.sweep, client)
-            queue += "".join(f"\n# {line}" for line in lines)
+        new = [r for r in manifest.runs if r.run_id not in existing]
+        backend = backend_for(plan.executor)
+        manifest, queue = backend.preview(plan.sweep_dir, manifest, plan.sweep, new)
         named = config_named(config_dir, args.config_name, cwd)
         print_dry_run(plan, manifest, console, existing, named, queue)
         return 0

@@ -47,6 +47,13 @@ class Backend(Protocol):
         saved manifest. A local backend runs them here, now."""
         ...
 
+    def preview(
+        self, sweep_dir: Path, manifest: Manifest, config: SweepConfig, new: Sequence[RunEntry]
+    ) -> tuple[Manifest, str | None]:
+        """What a dry run says of the queue for the `new` runs (the user's caps, when each
+        shape would start), and the manifest it would submit (sweep.earliest_partition)."""
+        ...
+
     def states_of(
         self,
         sweeps: Sequence[tuple[SweepDir, Manifest]],

@@ -56,6 +56,11 @@ class LocalBackend:
     def check(self, manifest: Manifest) -> None:
         """Everything runs here, on one node: nothing to refuse."""
 
+    def preview(
+        self, sweep_dir: Path, manifest: Manifest, config: SweepConfig, new: Sequence[RunEntry]
+    ) -> tuple[Manifest, str | None]:
+        return manifest, None  # no queue
+
     def submit(
         self, sweep: SweepDir, config: SweepConfig, run_ids: Sequence[str] | None, say: Say
     ) -> Manifest:

@@ -67,6 +67,16 @@ class SlurmBackend:
             )
         return submitted
 
+    def preview(
+        self, sweep_dir: Path, manifest: Manifest, config: SweepConfig, new: Sequence[RunEntry]
+    ) -> tuple[Manifest, str | None]:
+        from paddle_hpc.backend import feed
+        from paddle_hpc.backend.start import estimated
+
+        said = feed.preview(manifest, new, config.trials_per_task, feed.Fitter(self.client))
+        manifest, lines = estimated(sweep_dir, manifest, config, self.client)
+        return manifest, said + "".join(f"\n# {line}" for line in lines)
+
     def states_of(
         self,
         sweeps: Sequence[tuple[SweepDir, Manifest]],
