@@ -2,7 +2,8 @@
 
 Writes `SWEEP_DIR/report/index.html` and its matplotlib PNGs beside it, a folder to
 open or copy anywhere: the runs table, a learning curve per metric coloured by a
-swept key, each final metric against each swept key, and the failures. It starts
+swept key, each final metric against each swept key, the GPUs' utilisation when the
+nodes sampled it, and the failures. It starts
 from the collector's tables (collecting first if anything changed).
 """
 
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from paddle_hpc.collect import Tables, load
+from paddle_hpc.collect.gpu import from_samples
 from paddle_hpc.collect.tables import swept_keys
 from paddle_hpc.collect.usage import summary, summary_lines
 from paddle_hpc.core.command import run
@@ -47,28 +49,63 @@ def literal(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
+class Lines:
+    """A figure of one line per run (or per run and node), coloured by a swept key."""
+
+    def __init__(self, runs: pd.DataFrame, key: str | None) -> None:
+        self.runs, self.key = runs, key
+        self.palette = colours(runs[key]) if key else {}
+        self.labelled: set[object] = set()
+        self.fig, self.ax = plt.subplots(figsize=(6.4, 4))
+
+    def line(self, run_id: object, x: pd.Series, y: pd.Series) -> None:
+        key = self.key
+        value = self.runs.loc[str(run_id), key] if key else None
+        label = literal(f"{key}={value!s}") if key and value not in self.labelled else None
+        self.labelled.add(value)
+        marker = "o" if len(x) == 1 else None  # a line of one point is not drawn
+        color = self.palette.get(value)
+        self.ax.plot(x, y, color=color, label=label, linewidth=1, marker=marker)
+
+    def save(self, path: Path, **labels: object) -> None:
+        self.ax.set(**labels)
+        if self.key and self.labelled:
+            self.ax.legend(fontsize="small")
+        self.fig.tight_layout()
+        self.fig.savefig(path, dpi=90)
+        plt.close(self.fig)
+
+
 def curve_plot(tables: Tables, name: str, key: str | None, path: Path) -> None:
     rows = tables.metrics[tables.metrics["name"] == name]
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    palette = colours(tables.runs[key]) if key else {}
-    labelled: set[object] = set()
+    lines = Lines(tables.runs, key)
     for run_id, group in rows.groupby("run_id", observed=True, sort=False):
         x = group["step"].astype("float64")
         if x.isna().all():
             x = pd.Series(range(len(group)), index=group.index, dtype="float64")
-        value = tables.runs.loc[str(run_id), key] if key else None
-        label = literal(f"{key}={value!s}") if key and value not in labelled else None
-        labelled.add(value)
-        marker = "o" if len(group) == 1 else None  # a line of one point is not drawn
-        ax.plot(
-            x, group["value"], color=palette.get(value), label=label, linewidth=1, marker=marker
-        )
-    ax.set(xlabel="step", ylabel=literal(name), title=literal(name))
-    if key and labelled:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        lines.line(run_id, x, group["value"])
+    lines.save(path, xlabel="step", ylabel=literal(name), title=literal(name))
+
+
+def gpu_plot(tables: Tables, key: str | None, path: Path) -> bool:
+    """Each node's mean utilisation of its GPUs over the run's time, if sampled."""
+    samples = tables.metrics[from_samples(tables.metrics)]
+    util = samples[samples["name"].astype(str).str.endswith(".util")]
+    if util.empty:
+        return False
+    lines = Lines(tables.runs, key)
+    for (run_id, _), group in util.groupby(["run_id", "source"], observed=True, sort=False):
+        mean = group.groupby("time")["value"].mean()
+        start = util.loc[util["run_id"] == run_id, "time"].min()
+        lines.line(run_id, (mean.index - start).total_seconds() / 60, mean)
+    lines.save(
+        path,
+        xlabel="minutes since the run's first sample",
+        ylabel="GPU utilisation, %",
+        title="GPU utilisation: each node's mean over its GPUs",
+        ylim=(-3, 103),
+    )
+    return True
 
 
 def final_plot(runs: pd.DataFrame, column: str, keys: Sequence[str], path: Path) -> None:
@@ -121,9 +158,12 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
     key = color or (keys[0] if keys else None)
     runs_html = blank_na(tables.runs).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
     cost = "".join(f"<p>{html.escape(line)}</p>" for line in summary_lines(summary(tables.runs)))
+    if gpu_plot(tables, key, out / "gpu_util.png"):
+        cost += "<img src='gpu_util.png' alt='GPU utilisation'>"
     sections = [("Cost", cost), ("Runs", runs_html)]
 
-    names = list(dict.fromkeys(tables.metrics["name"].astype(str)))[:MAX_METRICS]
+    scripts = tables.metrics[~from_samples(tables.metrics)]  # the samples have their plot
+    names = list(dict.fromkeys(scripts["name"].astype(str)))[:MAX_METRICS]
     images = []
     for index, name in enumerate(names):
         curve_plot(tables, name, key, out / f"curve_{index}.png")

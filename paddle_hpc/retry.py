@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import RunStatus, backend_for, states
+from paddle_hpc.backend import backend_for, states
 from paddle_hpc.backend.grow import grow_runs
 from paddle_hpc.backend.naming import described, parse_states, pick_runs
 from paddle_hpc.core import runstate
@@ -23,7 +23,7 @@ from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, load, update
-from paddle_hpc.core.schema import RetryGrowConfig, RunConfig
+from paddle_hpc.core.schema import RetryGrowConfig, RunConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
 
 DEFAULT = runstate.SLURM_ENDED - {runstate.COMPLETED, runstate.CANCELLED}
@@ -36,9 +36,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--state", help=f"end states to retry (default: {','.join(sorted(DEFAULT))})"
     )
+    # RUN:JOB:ATTEMPT:STATE, from the node of a task that ended so (node/ending.py)
+    parser.add_argument("--ended", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     wanted = parse_states(args.state, runstate.SLURM_ENDED) if args.state else DEFAULT
     sweep = SweepDir(args.sweep_dir)
+    if args.ended:
+        return retry_ended(sweep, *args.ended.split(":"))
     manifest = load(sweep.path)
     named = pick_runs(manifest, args.runs) if args.runs else list(manifest.runs)
     backend = backend_for(manifest.executor)
@@ -51,12 +55,10 @@ def main(argv: Sequence[str]) -> int:
             + (f" ({shown}{' ...' if len(named) > 5 else ''})" if args.runs else "")
             + "."
         )
-    try:  # before the manifest changes: a run marked for retry must be submitted
-        sweep_config = RunConfig.load(sweep.config).sweep
-    except (OSError, ValueError) as exc:
-        raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
+    sweep_config = read_sweep_config(sweep)  # first: a run marked for retry must be submitted
     seen = {r.run_id: r.attempt for r in picked}  # each run's submission as it was seen
-    used = default_memory(manifest, picked, now, sweep_config.retry_grow)
+    ended = {r.run_id: now[r.run_id].state for r in picked}
+    used = default_memory(manifest, picked, ended, sweep_config.retry_grow)
     marked: set[str] = set()
     grew: dict[str, str] = {}
 
@@ -87,10 +89,47 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+def read_sweep_config(sweep: SweepDir) -> SweepConfig:
+    try:
+        return RunConfig.load(sweep.config).sweep
+    except (OSError, ValueError) as exc:
+        raise PaddleHpcError(f"{sweep.config}: cannot read the sweep's config ({exc}).") from exc
+
+
+def retry_ended(sweep: SweepDir, run_id: str, job: str, attempt: str, state: str) -> int:
+    """The retry a node asks for when its task ended `state` and sweep.retry_grow grows
+    it: while the task still runs, so by what the node says, not by Slurm. A run on
+    another task by now (retried meanwhile) is left as it is."""
+    config = read_sweep_config(sweep)
+    manifest = load(sweep.path)
+    backend = backend_for(manifest.executor)
+    mine = [r for r in manifest.runs if r.run_id == run_id and r.job == job]
+    used = default_memory(manifest, mine, {run_id: state}, config.retry_grow)
+    grew: dict[str, str] = {}
+
+    def mark(fresh: Manifest) -> Manifest:
+        if not any(r.run_id == run_id and r.job == job for r in fresh.runs):
+            return fresh
+        again = fresh.for_retry({run_id: (state, int(attempt))})
+        grown, said = grow_runs(again, {run_id: state}, config.retry_grow, used)
+        backend.check(grown)
+        grew.update(said or {run_id: "as before"})
+        return grown
+
+    update(sweep.path, mark)
+    out = console()
+    if not grew:
+        out.print(f"{run_id} was retried meanwhile: nothing to submit")
+        return 0
+    out.print(f"{run_id} ended {state}, asks for more: {grew[run_id]}", markup=False)
+    backend.submit(sweep, config, [run_id], out.print)
+    return 0
+
+
 def default_memory(
     manifest: Manifest,
     runs: Sequence[RunEntry],
-    now: Mapping[str, RunStatus],
+    ended: Mapping[str, str],
     grow: RetryGrowConfig,
 ) -> dict[str, float]:
     """The memory per node Slurm gave each run that ran out of it without resources.mem
@@ -100,7 +139,7 @@ def default_memory(
     wanted = {
         r.job: r.run_id
         for r in runs
-        if now[r.run_id].state == runstate.OUT_OF_MEMORY
+        if ended.get(r.run_id) == runstate.OUT_OF_MEMORY
         and r.job
         and not manifest.shapes[r.shape]["resources"].get("mem")
     }

@@ -78,7 +78,7 @@ def test_the_cost_columns_of_each_run() -> None:
 
 
 def runs_table(rows: list[dict[str, object]]) -> pd.DataFrame:
-    columns = ["state", "elapsed_s", *USAGE_COLUMNS]
+    columns = ["state", "elapsed_s", *USAGE_COLUMNS, "gpu_util"]
     return pd.DataFrame([[row.get(c, np.nan) for c in columns] for row in rows], columns=columns)
 
 
@@ -87,10 +87,10 @@ def test_the_sweep_summary() -> None:
         [
             {"state": "COMPLETED", "elapsed_s": 600, "gpu_hours": 2.0, "cpu_hours": 4.0,
              "cpu_efficiency": 0.5, "max_rss_mb": 1000.0, "req_mem_mb": 4000.0,
-             "time_limit_min": 60},
+             "time_limit_min": 60, "gpu_util": 90.0},
             {"state": "TIMEOUT", "elapsed_s": 3600, "gpu_hours": 1.0, "cpu_hours": 12.0,
              "cpu_efficiency": 0.25, "max_rss_mb": 3000.0, "req_mem_mb": 4000.0,
-             "time_limit_min": 60},
+             "time_limit_min": 60, "gpu_util": 30.0},
             {"state": "RUNNING", "elapsed_s": 30, "gpu_hours": 0.5, "cpu_hours": 1.0},
             {"state": "PENDING"},
         ]
@@ -106,11 +106,14 @@ def test_the_sweep_summary() -> None:
     assert "TIMEOUT 1.00/12.0" in lines[0]
     assert lines[1] == "CPU efficiency: 31% of the CPU time allocated"
     assert "largest peak 3,000 MB" in lines[2]
+    assert found.gpu_util == (60.0, 30.0, 2)
+    assert lines[-1] == "GPU utilisation: mean 60% over 2 run(s) with samples, the lowest 30%"
 
 
 def test_a_summary_without_accounting_says_only_what_it_knows() -> None:
     found = summary(runs_table([{"state": "COMPLETED", "elapsed_s": 5}]))
     assert (found.accounted, found.cpu_efficiency, found.mem_used) == (0, None, None)
+    assert found.gpu_util is None
     assert summary_lines(found) == [
         "charged: nothing in Slurm's accounting (runs not started, or run without Slurm)"
     ]

@@ -59,6 +59,8 @@ print("done", flush=True)
 
 
 def test_a_run_out_of_memory_is_retried_with_more_and_completes(tmp_path: Path) -> None:
+    """By hand with `retry`, and then by itself: the node submits the retry, grown,
+    before its task ends."""
     (tmp_path / "hungry.py").write_text(HUNGRY)
     write_conf(
         tmp_path,
@@ -81,6 +83,23 @@ def test_a_run_out_of_memory_is_retried_with_more_and_completes(tmp_path: Path) 
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert f"{run.run_id} asks for more: mem 1000M -> 2000M" in retried.stdout
     assert wait_for(sweep_dir, lambda s: s[run.run_id] in ENDED)[run.run_id] == "COMPLETED"
+    charged_twice(sweep_dir)
+
+    grows = ("sweep.name=hungry-retried", "sweep.retry_on=[OUT_OF_MEMORY]", "sweep.max_retries=1")
+    automatic = sweep(tmp_path, *grows)
+    assert automatic.returncode == 0, automatic.stdout + automatic.stderr
+    retried_dir = tmp_path / "sweeps" / "hungry-retried"
+    (run,) = load(retried_dir).runs
+    assert wait_for(retried_dir, lambda s: s[run.run_id] in ENDED)[run.run_id] == "COMPLETED"
+    charged_twice(retried_dir)
+    state = json.loads(
+        (retried_dir / "runs" / run.run_id / "attempts" / "1" / "state.json").read_text()
+    )
+    assert state["reason"] == "resubmitted with more (sweep.retry_grow) for another attempt"
+
+
+def charged_twice(sweep_dir: Path) -> None:
+    """The run's second submission asked for 2000M and completed; both are charged."""
     again = load(sweep_dir)
     assert again.shapes[again.runs[0].shape]["resources"]["mem"] == "2000M"
     first = f"{again.runs[0].submissions[0].job_id}_0"

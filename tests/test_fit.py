@@ -15,8 +15,10 @@ from paddle_hpc.core.manifest import save
 from tests.test_cost import manifest
 
 
-def table(*rows: tuple[str, float, float | None]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+def table(*rows: tuple[object, ...]) -> pd.DataFrame:
+    """A runs table of (state, elapsed_s, max_rss_mb[, gpus_busy]) rows."""
+    width = len(rows[0]) if rows else len(COLUMNS)
+    return pd.DataFrame(rows, columns=list(COLUMNS[:width])).reindex(columns=list(COLUMNS))
 
 
 COMPLETED = [("COMPLETED", 600 + 60 * i, 2000.0 + 100 * i) for i in range(10)]
@@ -43,6 +45,18 @@ def test_what_a_fit_will_not_lower() -> None:
     assert unsampled.mem is None and "too few runs with a sampled peak" in unsampled.why[-1]
 
 
+def test_gpus_per_node_from_the_most_any_run_kept_busy() -> None:
+    busy = [(*run, 2 if i == 4 else 1) for i, run in enumerate(COMPLETED)]
+    fit = suggest(table(*busy, ("FAILED", 5, None, 4)), gpus_per_node=4)
+    assert fit.gpus == 2 and "at most 2 of 4 per node were busy in 10 runs" in fit.why[-1]
+    assert fit.overrides()[-1] == "resources.gpus_per_node=2"
+    assert suggest(table(*busy), gpus_per_node=2).gpus is None  # all it asked for
+    idle = suggest(table(*[(*run, 0) for run in COMPLETED]), gpus_per_node=4)
+    assert idle.gpus is None and "does the script use them?" in idle.why[-1]
+    unsampled = suggest(table(*[(*r, None) for r in COMPLETED], *busy[:2]), gpus_per_node=4)
+    assert unsampled.gpus is None and not any("GPUs" in why for why in unsampled.why)
+
+
 def test_too_few_runs_suggest_nothing() -> None:
     assert suggest(table(*COMPLETED[:2])) == Fit(
         2, None, None, ("2 completed run(s): too few to suggest",)
@@ -66,7 +80,10 @@ def test_earlier_sweeps_of_the_same_program_count(
             folder.mkdir()
             save(folder, replace(manifest((1, {"nodes": 1})), extra={"base": config}))
             (folder / "results").mkdir()
-            table(*COMPLETED[:3]).to_parquet(folder / "results" / "runs.parquet")
+            # collected before the runs table had gpus_busy
+            table(*COMPLETED[:3]).drop(columns="gpus_busy").to_parquet(
+                folder / "results" / "runs.parquet"
+            )
         index.record(folder, name, created)
     found = history(base, tmp_path / "here")
     assert len(found) == 1 and found[0]["elapsed_s"].tolist() == [600, 660, 720]

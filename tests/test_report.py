@@ -48,6 +48,19 @@ def test_the_report_has_its_table_plots_and_failures(sweep: Path, tmp_path: Path
     assert "<h2>Cost</h2>\n<p>charged: nothing in Slurm&#x27;s accounting" in text
 
 
+def test_gpu_samples_get_one_plot_in_cost_not_a_curve_each(sweep: Path, tmp_path: Path) -> None:
+    line = '{{"step": null, "time": {t}, "attempt": 1, "sys.gpu.0.util": {u}, '
+    line += '"sys.gpu.0.mem_used_mb": 100, "sys.gpu.1.util": 0}}\n'
+    samples = "".join(line.format(t=1_800_000_000 + 30 * i, u=90 + i) for i in range(4))
+    (sweep / "runs" / "ra" / "gpu-node0.jsonl").write_text(samples)
+    page = write_report(load(sweep), tmp_path / "report", "sweep s", color="model")
+    text = page.read_text()
+    cost = text[text.index("<h2>Cost</h2>") : text.index("<h2>Runs</h2>")]
+    assert "GPU utilisation: mean 46% over 1 run(s) with samples" in cost  # (91.5 + 0) / 2
+    assert "<img src='gpu_util.png'" in cost and (tmp_path / "report" / "gpu_util.png").exists()
+    assert text.count("<img ") == 1 + 2 + 2 and "alt='sys.gpu" not in text  # loss, acc
+
+
 def test_an_unknown_colour_key_is_refused(sweep: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a swept key"):
         write_report(load(sweep), tmp_path / "r", "t", color="optim.lr")

@@ -1,6 +1,7 @@
 """Requests that fit, from what ended runs used: a time limit and memory per node from a
-high percentile of their elapsed time and peak memory, with headroom. Short, accurate
-requests start sooner (backfill fits them into gaps). Pure but for `history`, which
+high percentile of their elapsed time and peak memory, with headroom, and GPUs per node
+from how many their GPU samples show busy. Short, accurate requests start sooner
+(backfill fits them into gaps). Pure but for `history`, which
 reads the runs tables of your earlier sweeps of the same program."""
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ HEADROOM = 1.25  # a quarter more than the percentile
 LEAST_RUNS = 3  # fewer completed runs suggest nothing
 TIME_STEP_MIN = 5
 MEM_STEP_MB = 256
-COLUMNS = ("state", "elapsed_s", "max_rss_mb")  # of the runs table, what a fit reads
+COLUMNS = ("state", "elapsed_s", "max_rss_mb", "gpus_busy")  # of the runs table, what a fit reads
+NEEDED = COLUMNS[:3]  # a runs table collected before it had gpus_busy still counts
 
 
 @dataclass(frozen=True)
@@ -33,16 +35,32 @@ class Fit:
     time: str | None  # resources.time to ask for, 'D-HH:MM:SS'; None: none to suggest
     mem: str | None  # resources.mem per node, '3072M'
     why: tuple[str, ...]  # what each suggestion is drawn from, or why there is none
+    gpus: int | None = None  # resources.gpus_per_node
 
     def overrides(self) -> list[str]:
         found = [f"resources.time={self.time}"] if self.time else []
-        return found + ([f"resources.mem={self.mem}"] if self.mem else [])
+        found += [f"resources.mem={self.mem}"] if self.mem else []
+        return found + ([f"resources.gpus_per_node={self.gpus}"] if self.gpus else [])
 
 
-def suggest(runs: pd.DataFrame, signal_before: int = 90) -> Fit:
+def fit_gpus(done: pd.DataFrame, asked: int) -> tuple[int | None, str | None]:
+    """GPUs per node: the most any completed run kept busy on a node, when below `asked`."""
+    busy = done["gpus_busy"].dropna() if "gpus_busy" in done else pd.Series(dtype=float)
+    if not asked or len(busy) < LEAST_RUNS:
+        return None, None
+    most = int(busy.max())
+    if most == 0:
+        return None, f"GPUs: no run of {len(busy)} kept a GPU busy; does the script use them?"
+    if most < asked:
+        return most, f"GPUs: at most {most} of {asked} per node were busy in {len(busy)} runs"
+    return None, None
+
+
+def suggest(runs: pd.DataFrame, signal_before: int = 90, gpus_per_node: int = 0) -> Fit:
     """From runs tables' rows (this sweep's and earlier ones'): the p95 of the elapsed
     time of the completed runs plus headroom and the stop signal's lead, in steps of 5
-    minutes; the p95 of their peak memory per node plus headroom, in steps of 256 MB.
+    minutes; the p95 of their peak memory per node plus headroom, in steps of 256 MB;
+    fewer GPUs per node than `gpus_per_node` when no run kept more busy (fit_gpus).
     Runs that ended TIMEOUT or OUT_OF_MEMORY show the request was too small: then that
     one is not lowered."""
     done = runs[runs["state"] == runstate.COMPLETED]
@@ -67,7 +85,8 @@ def suggest(runs: pd.DataFrame, signal_before: int = 90) -> Fit:
         why.append(f"memory: p95 of {len(peaks)} runs' peak per node is {p95:,.0f} MB")
     else:
         why.append("memory: too few runs with a sampled peak (MaxRSS)")
-    return Fit(len(done), time, mem, tuple(why))
+    gpus, said = fit_gpus(done, gpus_per_node)
+    return Fit(len(done), time, mem, (*why, *([said] if said else [])), gpus)
 
 
 def same_program(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -90,8 +109,8 @@ def history(base: Mapping[str, Any], here: Path, limit: int = 20) -> list[pd.Dat
             other = load(entry.dir).extra.get("base") or {}
             if same_program(base, other):
                 runs = pd.read_parquet(entry.dir / RESULTS / "runs.parquet")
-                if set(COLUMNS) <= set(runs.columns):  # collected before it had them: skip
-                    tables.append(runs[list(COLUMNS)])
+                if set(NEEDED) <= set(runs.columns):  # collected before it had them: skip
+                    tables.append(runs.reindex(columns=list(COLUMNS)))
         except (OSError, ValueError, KeyError, PaddleHpcError):
             continue  # moved, never collected, or not a sweep any more
     return tables
@@ -100,8 +119,10 @@ def history(base: Mapping[str, Any], here: Path, limit: int = 20) -> list[pd.Dat
 def fit_sweep(sweep_dir: Path, runs: pd.DataFrame) -> Fit:
     """The fit from a sweep's runs table and your earlier sweeps of the same program."""
     base = load(sweep_dir).extra.get("base") or {}
-    signal = int((base.get("resources") or {}).get("signal_before", 90))
-    return suggest(pd.concat([runs[list(COLUMNS)], *history(base, sweep_dir)]), signal)
+    resources = base.get("resources") or {}
+    signal, gpus = int(resources.get("signal_before", 90)), int(resources.get("gpus_per_node", 0))
+    found = pd.concat([runs.reindex(columns=list(COLUMNS)), *history(base, sweep_dir)])
+    return suggest(found, signal, gpus)
 
 
 def fit_lines(fit: Fit, sweep_dir: Path) -> list[str]:

@@ -56,11 +56,13 @@ def base_config(sweep_dir: Path) -> dict[str, Any]:
 
 
 def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Columns) -> pd.DataFrame:
-    """Rows read from metrics files; file i is run_ids[i]'s, at rels[i]."""
+    """Rows read from metrics files; file i is run_ids[i]'s, at rels[i] (a run has
+    several: its metrics.jsonl and its nodes' GPU samples)."""
     codes = cols.file
+    runs, unique = pd.factorize(pd.Index(run_ids))
     frame = pd.DataFrame(
         {
-            "run_id": pd.Categorical.from_codes(codes, categories=pd.Index(run_ids)),
+            "run_id": pd.Categorical.from_codes(runs[codes], categories=unique),
             "step": pd.arrays.IntegerArray(cols.step, cols.no_step),
             "name": pd.Categorical.from_codes(cols.name, categories=pd.Index(cols.names)),
             "value": cols.value,
@@ -75,8 +77,11 @@ def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Colum
 def start_jsonl_metrics(
     sweep_dir: Path, runs: Sequence[sources.RunFiles], changed: set[str], sizes: Mapping[str, int]
 ) -> tuple[list[tuple[str, str]], jsonl.Reading]:
-    """The changed metrics files, as (run id, relative path), and their reading, begun."""
-    picked = [(r.run_id, r.metrics) for r in runs if r.metrics and r.metrics in changed]
+    """The changed metrics files and GPU samples, as (run id, relative path), and their
+    reading, begun."""
+    picked = [
+        (r.run_id, rel) for r in runs for rel in (r.metrics, *r.gpu) if rel and rel in changed
+    ]
     root = str(sweep_dir)
     reading = jsonl.start([f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked])
     return picked, reading

@@ -5,5 +5,5 @@ from paddle_hpc.core import layout
 
 RESULTS = layout.RESULTS
 STATE_FILE = "collect.json"
-VERSION = 4
+VERSION = 5
 NAMES = ("runs", "metrics", "errors")

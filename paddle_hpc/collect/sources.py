@@ -1,8 +1,9 @@
 """The files a sweep's runs wrote, each with a fingerprint (size, mtime) to tell change.
 
 Per run, under `runs/<run_id>/`: `metrics.jsonl`, `state.json`, the worker logs
-`logs/node<N>/workerlog.<R>`, and VisualDL logs `<folder>/vdlrecords.<N>.log` in the
-folders `collect.visualdl` names. Paths are kept relative to the sweep directory.
+`logs/node<N>/workerlog.<R>`, each node's GPU samples `gpu-node<N>.jsonl`, and VisualDL
+logs `<folder>/vdlrecords.<N>.log` in the folders `collect.visualdl` names.
+Paths are kept relative to the sweep directory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core import archive
-from paddle_hpc.core.layout import LOGS, LOGS_ARCHIVE, METRICS, STATE, rel_run
+from paddle_hpc.core.layout import LOGS, LOGS_ARCHIVE, METRICS, STATE, gpu_samples, rel_run
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
@@ -32,6 +33,7 @@ class RunFiles:
     state: str | None
     worker_logs: tuple[tuple[str, int, int], ...]  # (path, node, local rank)
     visualdl: tuple[str, ...] = ()  # VisualDL logs
+    gpu: tuple[str, ...] = ()  # its nodes' GPU samples (node/gpu.py)
 
 
 def fingerprint(path: str | Path) -> Fingerprint | None:
@@ -173,8 +175,24 @@ class _Finder:
                 if fp is not None:
                     self.prints[rel] = fp
                     records.append(rel)
+        gpu = self.gpu_samples(run_id, base, done, sorted({node for _, node, _ in logs}))
         metrics, state_file = found.get(METRICS), found.get(STATE)
-        return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records))
+        return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records), gpu)
+
+    def gpu_samples(self, run_id: str, base: str, done: bool, nodes: list[int]) -> tuple[str, ...]:
+        """The GPU samples of the nodes that wrote worker logs; of an ended run, the ones
+        seen before it ended (nothing samples after the launcher is done)."""
+        found = []
+        for node in nodes:
+            rel = f"{base}/{gpu_samples(node)}"
+            last = self.known.get(rel) if done else None
+            fp = (last[0], last[1]) if last else None
+            if not done:
+                fp = self.look(rel, self.looked_logs.setdefault(run_id, {}))
+            if fp is not None:
+                self.prints[rel] = fp
+                found.append(rel)
+        return tuple(found)
 
     def worker_logs(self, run_id: str, base: str, done: bool) -> list[tuple[str, int, int]]:
         """(path, node, local rank) of each worker log, compressed or archived ones too."""

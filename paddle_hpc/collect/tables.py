@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from paddle_hpc.backend import run_status
+from paddle_hpc.collect.gpu import from_samples, gpu_frame
 from paddle_hpc.collect.usage import usage_frame
 from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import ConfigError
@@ -132,18 +133,19 @@ def slurm_errors(
 
 
 def stall_errors(manifest: Manifest, states: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """A row per run whose node stopped it for want of output (launch.stall_timeout)."""
+    """A row per run a node's watchdog stopped: for want of output (STALLED,
+    launch.stall_timeout) or of GPU work (IDLE, launch.idle_gpu_timeout)."""
     found = []
     for run in manifest.runs:
         reason = str(states.get(run.run_id, {}).get("reason") or "")
-        if reason.startswith(runstate.STALLED):
+        if kind := runstate.stopped_by(reason):
             found.append(
                 {
                     "run_id": run.run_id,
                     "node": None,
                     "rank": None,
                     "local_rank": None,
-                    "kind": runstate.STALLED,
+                    "kind": kind,
                     "message": reason,
                     "log": "",
                     "line": None,
@@ -221,7 +223,7 @@ def runs_frame(
             frame[key] = pd.Series(column[key], index=index, dtype=object)
         else:
             frame[key] = column[key]
-    frame = frame.join(usage_frame(manifest, allocations or {}))
+    frame = frame.join(usage_frame(manifest, allocations or {})).join(gpu_frame(metrics))
     joined: pd.DataFrame = frame.join(finals(metrics), how="left")
     search = manifest.extra.get("search")
     if search:  # a search's runs: their trials' states in the study (search/driver.py)
@@ -274,7 +276,10 @@ def run_row(
 def finals(metrics: pd.DataFrame) -> pd.DataFrame:
     """The last logged value of each metric per run, as `final.<name>` (`final.loss`,
     `final.eval.acc`), NaN included (a diverged loss); a suite's own best values as
-    `best.<name>` (`best.eval.acc`). metrics.jsonl wins over what a worker log says."""
+    `best.<name>` (`best.eval.acc`). metrics.jsonl wins over what a worker log says.
+    The nodes' GPU samples (`sys.`) have columns of their own (collect/gpu.py)."""
+    if (sampled := from_samples(metrics)).any():
+        metrics = cast(pd.DataFrame, metrics[~sampled])
     if metrics.empty:
         return empty([])
     runs = metrics["run_id"].astype("category").cat

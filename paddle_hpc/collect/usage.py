@@ -71,6 +71,7 @@ class Summary:
     mem_used: tuple[float, float, float] | None  # peak / request per run: p50, p95, max
     peak_mb: float | None  # the largest peak of a run
     time_used: tuple[float, float, float] | None  # elapsed / limit per ended run: p50, p95, max
+    gpu_util: tuple[float, float, int] | None = None  # runs' GPU utilisation: mean, least, runs
 
 
 def summary(runs: pd.DataFrame) -> Summary:
@@ -91,7 +92,15 @@ def summary(runs: pd.DataFrame) -> Summary:
         _spread(runs["max_rss_mb"] / runs["req_mem_mb"]),
         None if runs["max_rss_mb"].isna().all() else float(runs["max_rss_mb"].max()),
         _spread(finished["elapsed_s"].astype(float) / limit),
+        _gpu_util(runs),
     )
+
+
+def _gpu_util(runs: pd.DataFrame) -> tuple[float, float, int] | None:
+    sampled = runs["gpu_util"].dropna() if "gpu_util" in runs else pd.Series(dtype=float)
+    if sampled.empty:
+        return None
+    return float(sampled.mean()), float(sampled.min()), len(sampled)
 
 
 def _spread(values: pd.Series) -> tuple[float, float, float] | None:
@@ -103,6 +112,17 @@ def _spread(values: pd.Series) -> tuple[float, float, float] | None:
 
 
 def summary_lines(found: Summary) -> list[str]:
+    lines = _charge_lines(found)
+    if found.gpu_util is not None:
+        mean, least, sampled = found.gpu_util
+        lines.append(
+            f"GPU utilisation: mean {mean:.0f}% over {sampled} run(s) with samples, "
+            f"the lowest {least:.0f}%"
+        )
+    return lines
+
+
+def _charge_lines(found: Summary) -> list[str]:
     if not found.accounted:
         return ["charged: nothing in Slurm's accounting (runs not started, or run without Slurm)"]
     states = ", ".join(

@@ -56,6 +56,11 @@ def rel_run(run_id: str) -> str:
     return f"{RUNS}/{run_id}"
 
 
+def gpu_samples(node: int) -> str:
+    """A run's samples of node `node`'s GPUs (node/gpu.py), beside its metrics.jsonl."""
+    return f"gpu-node{node}.jsonl"
+
+
 def slurm_log_name(job_id: int, task: int, node: int, err: bool) -> str:
     """submitit's name for a node's Slurm output: `<job>_<task>_<node>_log.out|err`."""
     return f"{job_id}_{task}_{node}_log.{'err' if err else 'out'}"
@@ -94,6 +99,9 @@ class RunDir:
     @property
     def stop_request(self) -> Path:
         return self.path / STOP_REQUEST
+
+    def gpu_samples(self, node: int) -> Path:
+        return self.path / gpu_samples(node)
 
     def node_logs(self, node: int) -> Path:
         return self.logs / f"node{node}"

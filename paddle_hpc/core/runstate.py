@@ -29,6 +29,8 @@ NOT_SUBMITTED = "NOT_SUBMITTED"  # in the manifest, never submitted
 WAITING = "WAITING"  # in the sweep's feed: submitted when the queue has room
 UNKNOWN = "UNKNOWN"  # an earlier attempt's end that neither it nor Slurm recorded
 STALLED = "STALLED"  # how the reason of a run the stall watchdog stopped begins
+IDLE = "IDLE"  # how the reason of a run the idle-GPU watchdog stopped begins
+WATCHDOGS = (STALLED, IDLE)
 PRUNED = "PRUNED"  # a search's run its pruner stopped
 
 # After these Slurm never runs a task again (unless requeued).
@@ -178,3 +180,8 @@ def stop(
             said = replace(state, state=word, time="", retrying=False, reason=reason)
         write(path, said)
         return said
+
+
+def stopped_by(reason: str | None) -> str | None:
+    """STALLED or IDLE for a run one of the node's watchdogs stopped, by its reason."""
+    return next((w for w in WATCHDOGS if reason and reason.startswith(f"{w}:")), None)

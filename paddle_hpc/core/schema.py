@@ -101,6 +101,8 @@ class LaunchConfig:
     env: dict[str, str] = field(default_factory=dict)
     # seconds without output (worker logs, metrics.jsonl) after which a run is stopped
     stall_timeout: int | None = None
+    gpu_sample_interval: int = 30  # seconds between two samples of each node's GPUs; 0: none
+    idle_gpu_timeout: int | None = None  # seconds of every GPU of a node at 0%: stopped, IDLE
 
 
 class Runtime(enum.Enum):

@@ -80,6 +80,8 @@ class PaddleHpcLauncherConf:
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     stall_timeout: int | None = None
+    gpu_sample_interval: int = 30
+    idle_gpu_timeout: int | None = None
     wait: bool = False  # wait for every run, and return each job's status and value
 
 
@@ -165,6 +167,8 @@ def run_config(
         extra_args=list(launcher.extra_args),
         env=dict(launcher.env),
         stall_timeout=launcher.stall_timeout,
+        gpu_sample_interval=launcher.gpu_sample_interval,
+        idle_gpu_timeout=launcher.idle_gpu_timeout,
     )
     cluster = {
         "executor": launcher.executor,

@@ -28,6 +28,8 @@ class Attempt:
     number: int
     restarts: int  # earlier attempts in this submission: Slurm's requeues, in-task reruns
     requeue_task: Callable[[str], None]  # asks for Slurm task `job` to run again
+    # submits the run again, grown by sweep.retry_grow, from its state; says why not
+    resubmit: Callable[[RunState], str | None] | None = None
     devices: str | None = None  # a packed trial's GPUs
     cancellable: bool = False  # a packed trial: stops once its state file says CANCELLED
     image: ImageId | None = None  # the container image as submitted
@@ -78,14 +80,14 @@ def keep_earlier_attempt(
 
 
 def ended_as(state: RunState, job: str | None, ended_before: Callable[[str], str | None]) -> str:
-    """How an earlier attempt ended: its own state's word (STALLED for a stalled one).
+    """How an earlier attempt ended: its own state's word (STALLED or IDLE for one a
+    watchdog stopped).
     Slurm's instead for one that never said (killed outright), and for one that took
     Slurm's SIGTERM for a cancel yet came back in the same task `job`: Slurm ended it
     (a node failure), not scancel."""
     requeued = state.state == runstate.CANCELLED and state.job is not None and state.job == job
     if state.state != runstate.RUNNING and not requeued:
-        stalled = state.reason is not None and state.reason.startswith(runstate.STALLED)
-        return runstate.STALLED if stalled else state.state
+        return runstate.stopped_by(state.reason) or state.state
     if state.job is not None:
         try:
             return ended_before(state.job) or runstate.UNKNOWN

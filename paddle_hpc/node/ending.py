@@ -6,10 +6,14 @@ attempt's end stands (`settled`)."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import NoReturn
 
 from paddle_hpc import checkpoint
@@ -168,15 +172,31 @@ def stalled_state(base: RunState, config: RunConfig, timeout: int, last: float) 
     )
 
 
+def idle_state(base: RunState, config: RunConfig, node_rank: int, since: float) -> RunState:
+    """FAILED with reason IDLE: the node's GPUs did nothing for launch.idle_gpu_timeout;
+    retrying as a stalled run is."""
+    when = datetime.fromtimestamp(since, timezone.utc).isoformat(timespec="seconds")
+    retry = base.job is not None and retry_left(config, base.restarts)
+    timeout = config.launch.idle_gpu_timeout
+    return replace(
+        base,
+        state=runstate.FAILED,
+        reason=f"{runstate.IDLE}: every GPU of node {node_rank} at 0% for {timeout} s, "
+        f"since {when}",
+        retrying=retry,
+    )
+
+
 def stalled_ended(
     run: RunDir, base: RunState, returncode: int, requeue_task: Callable[[str], None]
 ) -> int:
-    """Node 0 after its watchdog stopped the run: requeue it when the state says so."""
+    """A node after its watchdog (stall or idle GPUs) stopped the run: requeue it when
+    the state says so."""
     state = runstate.read(run.state)
     if state is not None and state.retrying and base.job is not None:
         requeue_task(base.job)
     raise PaddleHpcError(
-        f"run {run.path.name}: stopped, {state.reason if state else runstate.STALLED} "
+        f"run {run.path.name}: stopped, {state.reason if state else 'by a watchdog'} "
         f"(the launcher exited with code {returncode})"
     )
 
@@ -190,9 +210,12 @@ def launcher_ended(
     config: RunConfig,
     requeue_task: Callable[[str], None],
     oom_killed: int = 0,
+    resubmit: Callable[[RunState], str | None] | None = None,
 ) -> int:
     """Records how the launcher ended; requeues the task for a retry when one is left.
     `oom_killed`: processes of this node the kernel's out-of-memory killer ended meanwhile.
+    An OUT_OF_MEMORY run that sweep.retry_grow grows is not requeued, which would ask
+    for the same memory: `resubmit` submits it again with more, before the task ends.
     The first word on an attempt's end stands: `paddle-hpc cancel`, or the node that
     failed first (the others are then stopped by srun, which is no news). Node 0's
     COMPLETED is the exception: it speaks for node 0 only, so a node that fails after
@@ -213,17 +236,18 @@ def launcher_ended(
         state = replace(base, state=ended, returncode=returncode)
         if returncode != 0 and oom_killed:
             state = out_of_memory(state, node.node_rank, oom_killed, config)
-        retry = (
-            returncode != 0
-            and base.job is not None
-            and retry_left(config, base.restarts, state.state)
-        )
+        retry, grow = retried(config, base, state.state, resubmit is not None)
         if retry:
-            state = replace(state, retrying=True, reason="requeued for another attempt")
+            how = "resubmitted with more (sweep.retry_grow)" if grow else "requeued"
+            state = replace(state, retrying=True, reason=f"{how} for another attempt")
         over = runstate.COMPLETED if returncode != 0 else None  # node 0's, for node 0 only
         if runstate.write_unless_ended(run.state, state, over) and retry:
             assert base.job is not None
-            requeue_task(base.job)
+            if not grow:
+                requeue_task(base.job)
+            elif (failed := resubmit(state) if resubmit else None) is not None:
+                why = f"{state.state}: its retry with more could not be submitted: {failed}"
+                runstate.write(run.state, replace(state, retrying=False, reason=why))
     if returncode != 0:
         raise PaddleHpcError(
             f"run {run.path.name}: paddle.distributed.launch exited with code {returncode} "
@@ -263,6 +287,48 @@ def requeues_allowed(config: RunConfig) -> int:
 def requeue_left(base: RunState, config: RunConfig) -> bool:
     """Whether this attempt, a Slurm task, may come back once more."""
     return base.job is not None and base.restarts < requeues_allowed(config)
+
+
+def retried(config: RunConfig, base: RunState, state: str, resubmits: bool) -> tuple[bool, bool]:
+    """Whether an attempt of a Slurm task that failed as `state` is retried, and whether
+    by a grown submission (`resubmits`: the node can submit one) rather than a requeue.
+    Each grown retry is a submission of its own: counted by the earlier attempts."""
+    if state == runstate.COMPLETED or base.job is None:
+        return False, False
+    if resubmits and grows(config, state):
+        grow = base.history.count(state) < config.sweep.max_retries
+        return grow, grow
+    return retry_left(config, base.restarts, state), False
+
+
+def grows(config: RunConfig, state: str) -> bool:
+    """Whether an attempt that ended `state` is retried with more memory, not requeued
+    with the same: OUT_OF_MEMORY in sweep.retry_on, and sweep.retry_grow.mem above 1."""
+    sweep = config.sweep
+    oom = runstate.OUT_OF_MEMORY
+    return state == oom and oom in sweep.retry_on and sweep.retry_grow.mem > 1
+
+
+def resubmit_grown(sweep_dir: Path, run_id: str, job: str, state: RunState) -> str | None:
+    """Submits the run again as its next attempt, grown (`paddle-hpc retry`'s rule), from
+    this node while its task still runs; None, or why it could not. The command runs
+    without this job's SLURM_* variables, which sbatch and srun would take as the new
+    job's options."""
+    argv = [sys.executable, "-m", "paddle_hpc.retry", str(sweep_dir), "--ended"]
+    argv.append(f"{run_id}:{job}:{state.attempt}:{state.state}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_JOB_VARIABLES)}
+    try:
+        done = subprocess.run(  # noqa: S603 - no shell; argv from this package
+            argv, env=env, capture_output=True, text=True, timeout=RESUBMIT_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    log.info("run %s: %s", run_id, done.stdout.strip())
+    return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-500:]
+
+
+_JOB_VARIABLES = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_")
+RESUBMIT_TIMEOUT_S = 120
 
 
 def retry_left(config: RunConfig, restarts: int, state: str = runstate.FAILED) -> bool:

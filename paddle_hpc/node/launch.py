@@ -46,6 +46,7 @@ class NodeLaunch:
     # secret variables, kept out of env (Paddle's launcher writes its env to the logs):
     # the node runner writes them to secrets_file, which SECRETS_SHIM reads
     secrets: dict[str, str] = field(default_factory=dict)
+    gpus: tuple[str, ...] = ()  # the node's GPUs, as CUDA_VISIBLE_DEVICES or launch.devices
 
 
 def master_port(job_id: int, configured: int | None) -> int:
@@ -116,7 +117,14 @@ def build_node_launch(
     if guest is not None:
         container.with_pythonpath(out, guest.pythonpath, wanted)
         argv = tuple(container.command(guest, argv, out, gpu=mode == "gpu"))
-    return NodeLaunch(argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)
+    launched = (argv, out, mode, master, node_rank, nnodes, nproc, log_dir, secrets)
+    return NodeLaunch(*launched, node_gpus(env, config))
+
+
+def node_gpus(env: Mapping[str, str], config: RunConfig) -> tuple[str, ...]:
+    """The node's GPUs as Slurm names them (indices or UUIDs), or launch.devices."""
+    named = config.launch.devices or env.get("CUDA_VISIBLE_DEVICES") or ""
+    return tuple(d.strip() for d in named.split(",") if d.strip())
 
 
 def master_address(

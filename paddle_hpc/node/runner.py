@@ -39,7 +39,7 @@ from paddle_hpc.core.files import write_atomic, write_json_atomic
 from paddle_hpc.core.layout import RunDir, SweepDir
 from paddle_hpc.core.runstate import RunState
 from paddle_hpc.core.schema import RunConfig
-from paddle_hpc.node import capture, container, oom, orphans
+from paddle_hpc.node import capture, container, gpu, oom, orphans
 from paddle_hpc.node.attempts import Attempt, keep_earlier_attempt, slurm_job
 from paddle_hpc.node.container import Guest, ImageError
 from paddle_hpc.node.ending import (
@@ -50,6 +50,7 @@ from paddle_hpc.node.ending import (
     limit_at,
     requeue,
     requeues_allowed,
+    resubmit_grown,
     saved_since,
     stalled_ended,
     stalled_state,
@@ -118,8 +119,14 @@ def run_node(
     """Runs Paddle's launcher for this node; raises PaddleHpcError if it fails."""
     restarts = int(env.get("SLURM_RESTART_COUNT") or 0)
     slurm = client or SlurmClient()
+    job = slurm_job(env)
     first = Attempt(
-        attempt + restarts, restarts, lambda job: requeue(slurm, job), image=image, began=began
+        attempt + restarts,
+        restarts,
+        lambda job: requeue(slurm, job),
+        image=image,
+        began=began,
+        resubmit=(lambda state: resubmit_grown(sweep_dir, run_id, job, state)) if job else None,
     )
     return run_attempt(sweep_dir, run_id, config, python, env, cuda, first, slurm)
 
@@ -255,22 +262,26 @@ def _launch(
         if node.node_rank == 0:
             runstate.write_unless_ended(run.state, replace(base, pgid=proc.pid))
         watchdog = _watchdog(run, config, node, base, attempt, proc.pid)
+        sampler = gpu.start_sampler(run, config, node, base, proc.pid)
         returncode = proc.wait()
         _LAUNCHERS.ended(proc.pid)
         if guest is not None and (argv := container.cleanup(guest)):
             subprocess.run(argv, capture_output=True, timeout=60, check=False)  # noqa: S603
-        if watchdog is not None:
-            watchdog.stop()
+        for thread in (watchdog, sampler):
+            if thread is not None:
+                thread.stop()
         if left := _LAUNCHERS.end_left(STOP_GRACE_S):
             log.warning("run %s: ended %d process(es) the launcher left", run.path.name, left)
     requeue_task = attempt.requeue_task
-    if watchdog is not None and watchdog.stalled is not None:
+    if any(t is not None and t.stopped_run for t in (watchdog, sampler)):
         return stalled_ended(run, base, returncode, requeue_task)
     if stop.warning is not None:
         warned = WarnedEnd(stop.warning, stop.signal, started)
         return ended_after_warning(run, node, base, returncode, warned, config, requeue_task)
     killed = oom.oom_kills(cgroups) - kills
-    return launcher_ended(run, node, base, returncode, stop.signal, config, requeue_task, killed)
+    return launcher_ended(
+        run, node, base, returncode, stop.signal, config, requeue_task, killed, attempt.resubmit
+    )
 
 
 def _record_node(

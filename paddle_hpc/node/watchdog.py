@@ -68,5 +68,9 @@ class Watchdog(threading.Thread):
                 stop_group(self.pgid)
                 return
 
+    @property
+    def stopped_run(self) -> bool:
+        return self.stalled is not None
+
     def stop(self) -> None:
         self._done.set()

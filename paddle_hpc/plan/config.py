@@ -179,6 +179,24 @@ def config_groups(config_dir: Path) -> list[str]:
     return sorted(groups)
 
 
+def check_idle_timeout(launch: Mapping[str, Any], gpus_per_node: int) -> None:
+    """launch.idle_gpu_timeout needs GPUs, and samples far enough apart to tell idle."""
+    timeout, interval = launch["idle_gpu_timeout"], launch["gpu_sample_interval"]
+    if timeout is None:
+        return
+    if gpus_per_node == 0:
+        raise ConfigError(
+            "launch.idle_gpu_timeout is set, and resources.gpus_per_node is 0: there is no "
+            "GPU to watch; ask for GPUs or remove the key."
+        )
+    if interval == 0 or timeout < 2 * interval:
+        raise ConfigError(
+            f"launch.idle_gpu_timeout is {timeout} s with launch.gpu_sample_interval "
+            f"{interval} s; it needs two samples or more: set it to {2 * max(interval, 1)} "
+            "s or more, or sample more often."
+        )
+
+
 def check_resolved(cfg: Mapping[str, Any]) -> None:
     """Checks what the types alone cannot; raises ConfigError naming the key and the fix."""
     program, resources, sweep = cfg["program"], cfg["resources"], cfg["sweep"]
@@ -193,9 +211,11 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
         ("sweep.max_retries", sweep["max_retries"], 0),
         ("launch.stall_timeout", cfg["launch"]["stall_timeout"] or 1, 1),
         ("sweep.max_gpu_hours", sweep["max_gpu_hours"] or 0, 0),
+        ("launch.gpu_sample_interval", cfg["launch"]["gpu_sample_interval"], 0),
     ):
         if value < least:
             raise ConfigError(f"{name} is {value}; it must be {least} or more.")
+    check_idle_timeout(cfg["launch"], resources["gpus_per_node"])
     try:
         time_limit_minutes(resources["time"])
     except ValueError:
@@ -215,7 +235,8 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(
                 "sweep.retry_on: TIMEOUT is not retried automatically: without a checkpoint a "
                 "retry starts from scratch and reaches the same limit. Raise resources.time, "
-                "or retry by hand with `paddle-hpc retry SWEEP_DIR --state TIMEOUT`."
+                "or retry by hand with `paddle-hpc retry SWEEP_DIR --state TIMEOUT`, which "
+                "asks for more time with sweep.retry_grow.time."
             )
         if state not in RETRYABLE:
             raise ConfigError(
