@@ -36,6 +36,11 @@ LIMIT_SLACK_S = 15.0
 
 NO_CHECKPOINT = "no checkpoint saved in this attempt (paddle_hpc.checkpoint)"
 
+# A grown retry is submitted from the node: without the job's own variables, which
+# sbatch and srun would take as the new job's options.
+_JOB_VARIABLES = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_")
+RESUBMIT_TIMEOUT_S = 120
+
 
 def limit_at(began: float | None, config: RunConfig) -> float | None:
     """From when a SIGTERM is Slurm's time limit for a task whose node process began at
@@ -311,9 +316,7 @@ def grows(config: RunConfig, state: str) -> bool:
 
 def resubmit_grown(sweep_dir: Path, run_id: str, job: str, state: RunState) -> str | None:
     """Submits the run again as its next attempt, grown (`paddle-hpc retry`'s rule), from
-    this node while its task still runs; None, or why it could not. The command runs
-    without this job's SLURM_* variables, which sbatch and srun would take as the new
-    job's options."""
+    this node while its task still runs; None, or why it could not."""
     argv = [sys.executable, "-m", "paddle_hpc.retry", str(sweep_dir), "--ended"]
     argv.append(f"{run_id}:{job}:{state.attempt}:{state.state}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(_JOB_VARIABLES)}
@@ -325,10 +328,6 @@ def resubmit_grown(sweep_dir: Path, run_id: str, job: str, state: RunState) -> s
         return str(exc)
     log.info("run %s: %s", run_id, done.stdout.strip())
     return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-500:]
-
-
-_JOB_VARIABLES = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_")
-RESUBMIT_TIMEOUT_S = 120
 
 
 def retry_left(config: RunConfig, restarts: int, state: str = runstate.FAILED) -> bool:
