@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench cluster cluster-down image venv
+.PHONY: demo test bench cluster cluster-down image venv browser
 
 venv: $(STAMP)
 
@@ -39,13 +39,19 @@ demo: venv
 	$(VENV)/bin/python -m paddle_hpc.collect sweeps/digits --sort final.acc
 	$(VENV)/bin/python -m paddle_hpc.report sweeps/digits
 
-test: venv cluster image
+test: venv cluster image browser
 	$(VENV)/bin/pytest
 
+# Debian's Chromium: the report's tests open it in a real browser (Playwright drives it)
+browser:
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || { \
+		apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
+
 # benchmarks/: each measures against its baseline in the same run and prints the ratio.
-bench: venv cluster
+bench: venv cluster browser
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
-	for bench in sweep_submit submit_history watch_calls file_count scale packing overhead collect_tables metrics_engine lifecycle exporter; do \
+	for bench in sweep_submit submit_history watch_calls file_count scale packing overhead collect_tables metrics_engine lifecycle exporter report_page; do \
 		$(VENV)/bin/python benchmarks/$$bench.py || exit 1; done
 	$(VENV)/bin/python benchmarks/collect_tables.py
 	$(VENV)/bin/python benchmarks/lifecycle.py

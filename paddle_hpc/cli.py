@@ -21,7 +21,7 @@ VERBS = {
     "clean": ("paddle_hpc.clean", "put ended runs' logs in one logs.zip each, remove pickles"),
     "cost": ("paddle_hpc.cost", "GPU- and CPU-hours charged, and what runs used of their request"),
     "collect": ("paddle_hpc.collect.__main__", "runs, metrics and errors as pandas tables"),
-    "report": ("paddle_hpc.report", "a static HTML page with the runs, curves and failures"),
+    "report": ("paddle_hpc.report", "an interactive HTML page of the runs, curves and failures"),
     "info": ("paddle_hpc.info", "show the Slurm cluster as paddle_hpc sees it"),
     "exporter": ("paddle_hpc.exporter", "a Prometheus endpoint of your sweeps and their runs"),
     "search": ("paddle_hpc.search.__main__", "run (or take up) a sweep's Optuna search"),

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("plan", ("paddle_hpc.plan",)),
     ("backend", ("paddle_hpc.backend",)),
     ("collect", ("paddle_hpc.collect",)),
+    ("pages", ("paddle_hpc.pages",)),  # the report's pages, from the collector's tables
     ("search", ("paddle_hpc.search",)),
     ("integrations", ("paddle_hpc.integrations",)),
     (

@@ -10,7 +10,7 @@ import pytest
 
 from paddle_hpc.collect import load
 from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.report import write_report
+from paddle_hpc.pages.static import write_report
 from tests.fakes import make_sweep, write_run
 
 CRASH = "Traceback (most recent call last):\n  File \"t.py\", line 1\nKeyError: '<b>x</b>'\n"
@@ -67,13 +67,26 @@ def test_an_unknown_colour_key_is_refused(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_the_command_writes_into_the_sweep(sweep: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "paddle_hpc.report", str(sweep)],
+    def report(*flags: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "paddle_hpc.report", str(sweep), *flags],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return (sweep / "report" / "index.html").read_text()
+
+    assert "Bokeh" in report() and not (sweep / "report" / "curve_0.png").exists()
+    assert "final.loss" in report("--objective", "final.loss")
+    refused = subprocess.run(
+        [sys.executable, "-m", "paddle_hpc.report", str(sweep), "--objective", "final.f1"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert (sweep / "report" / "index.html").exists() and (
-        sweep / "report" / "curve_0.png"
-    ).exists()
+    assert refused.returncode != 0 and "--objective final.f1: the runs table has no" in (
+        refused.stderr
+    )
+    assert "<img src='curve_0.png'" in report("--png")
+    assert (sweep / "report" / "curve_0.png").exists()

@@ -19,6 +19,7 @@ from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.manifest import load
 from paddle_hpc.slurm import SlurmClient
 from tests.cluster import charged_by_sacct
+from tests.test_interactive_browser import open_in_chromium
 
 UGLY = "a b 'c' \"d\" $(touch pwned) `id`; x"
 
@@ -97,6 +98,9 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert "the sweep asks for at most 2.67 GPU-hours" in cost.stdout  # 4 x 2 x 2 x 10 min
     # what fits, from the 4 runs: minutes and a peak of a few hundred MB a node
     assert "fit: resources.time=0-00:05:00 resources.mem=" in cost.stdout
+    report = run_module("paddle_hpc.report", str(sweep_dir))
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert open_in_chromium(sweep_dir / "report" / "index.html", tmp_path / "report.png") >= 4
     fitted = sweep(tmp_path, "--dry-run", "--fit-from", str(sweep_dir), "sweep.name=next")
     assert fitted.returncode == 0, fitted.stdout + fitted.stderr
     assert "#SBATCH --time=5" in fitted.stdout and "#SBATCH --mem=" in fitted.stdout
