@@ -84,6 +84,8 @@ def test_the_page_renders_filters_and_links_selection(
     page.evaluate(f"{MODEL}('filter:state').value = ['FAILED']")
     page.wait_for_timeout(300)
     assert page.locator(".slick-row").count() == 1
+    # the hover of a curve names the run's swept values
+    assert page.evaluate(f"{MODEL}('curve:loss').data['lr']") == ["0.1", "0.01", "1.0"]
     page.evaluate(f"{MODEL}('runs').selected.indices = [0]")
     assert page.evaluate(f"{MODEL}('curve:loss').selected.indices") == [0]
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from paddle_hpc.collect.tables import ERROR_COLUMNS
+from paddle_hpc.pages.interactive import failures
 from paddle_hpc.pages.kinds import EVALUATION, SYSTEM, TRAINING, panel
 from paddle_hpc.pages.params import MISSING, axis_positions, objective_of, ordered
 
@@ -66,3 +68,15 @@ def test_a_swept_list_is_a_label() -> None:
     files = pd.Series([np.array(["/data/missing.txt"]), np.array(["a"]), np.array(["a"])])
     places, labels = axis_positions(files)
     assert labels == ["['/data/missing.txt']", "['a']"] and places == pytest.approx([0, 1, 1])
+
+
+def test_pruned_runs_are_a_group_of_what_went_wrong() -> None:
+    runs = pd.DataFrame(
+        {"state": ["COMPLETED", "PRUNED"], "reason": [None, "PRUNED: trial 3 at step 4"]},
+        index=pd.Index(["ra", "rb"]),
+    )
+    errors = pd.DataFrame(columns=ERROR_COLUMNS)
+    text = failures(errors, runs).text
+    assert "<b>PRUNED</b>: 1 run(s)" in text and "PRUNED: trial 3 at step 4" in text
+    assert "<td>rb</td>" in text and "<td>ra</td>" not in text
+    assert failures(errors, runs.iloc[:1]).text.endswith("<p>nothing</p>")

@@ -41,6 +41,7 @@ from paddle_hpc.collect import Tables
 from paddle_hpc.collect.gpu import from_samples
 from paddle_hpc.collect.tables import swept_keys
 from paddle_hpc.collect.usage import summary, summary_lines
+from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.files import write_atomic
 from paddle_hpc.pages import kinds, params
@@ -68,9 +69,12 @@ def run_source(runs: pd.DataFrame, keys: Sequence[str], objective: str | None) -
     return ColumnDataSource(data, name="runs")
 
 
-def curve_source(tables: Tables, name: str, points: int) -> ColumnDataSource:
+def curve_source(
+    tables: Tables, name: str, points: int, swept: dict[str, list[str]]
+) -> ColumnDataSource:
     """The metric's curve of every run (an empty one for a run without it), thinned,
-    in the runs table's order: row i is run i, so selections line up."""
+    in the runs table's order: row i is run i, so selections line up; with each run's
+    swept values (`swept`: key -> the runs' values as text), for the hover."""
     rows = tables.metrics[tables.metrics["name"] == name]
     groups = {str(k): g for k, g in rows.groupby("run_id", observed=True, sort=False)}
     xs, ys = [], []
@@ -88,11 +92,13 @@ def curve_source(tables: Tables, name: str, points: int) -> ColumnDataSource:
         xs.append(tx.astype(np.float32))
         ys.append(ty.astype(np.float32))
     data: dict[str, Any] = {"xs": xs, "ys": ys, "run_id": [str(r) for r in tables.runs.index]}
-    return ColumnDataSource(data, name=f"curve:{name}")
+    return ColumnDataSource(data | swept, name=f"curve:{name}")
 
 
-def curve_tabs(source: ColumnDataSource, name: str) -> Tabs:
+def curve_tabs(source: ColumnDataSource, name: str, keys: Sequence[str]) -> Tabs:
     """The metric's curves on a linear and a log axis, one data source for both."""
+    tips = [("run", "@run_id"), ("step", "$x{0}"), ("value", "$y")]
+    tips += [(key, f"@{{{key}}}") for key in keys]
     panels = []
     for scale in ("linear", "log"):
         fig = figure(
@@ -112,7 +118,7 @@ def curve_tabs(source: ColumnDataSource, name: str) -> Tabs:
             selection_line_width=2,
             nonselection_line_alpha=0.08,
         )
-        fig.add_tools(HoverTool(tooltips=[("run", "@run_id"), ("step", "$x{0}"), ("value", "$y")]))
+        fig.add_tools(HoverTool(tooltips=tips))
         fig.xaxis.axis_label = "step"
         panels.append(TabPanel(child=fig, title=scale))
     return Tabs(tabs=panels, sizing_mode="stretch_width")
@@ -177,9 +183,22 @@ def blank(value: object) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def failures(errors: pd.DataFrame) -> Div:
-    """The errors grouped by kind: each group's runs, with node, rank and message, and
-    the traceback's tail."""
+def failures(errors: pd.DataFrame, runs: pd.DataFrame) -> Div:
+    """The errors grouped by kind, and the runs a search pruned: each group's runs, with
+    node, rank and message, and the traceback's tail."""
+    pruned = runs[runs["state"] == runstate.PRUNED]
+    if not pruned.empty:
+        stopped = pd.DataFrame(
+            {
+                "run_id": pruned.index.astype(str),
+                "node": None,
+                "rank": None,
+                "kind": runstate.PRUNED,
+                "message": pruned["reason"].fillna("") if "reason" in pruned else "",
+                "traceback": "",
+            }
+        )
+        errors = pd.concat([errors, stopped], ignore_index=True)
     if errors.empty:
         return Div(text="<h2>What went wrong</h2><p>nothing</p>")
     parts = ["<h2>What went wrong</h2>"]
@@ -201,8 +220,9 @@ def failures(errors: pd.DataFrame) -> Div:
     return Div(text="".join(parts), sizing_mode="stretch_width", name="failures")
 
 
-def curve_panels(tables: Tables, source: ColumnDataSource) -> list[UIElement]:
+def curve_panels(tables: Tables, source: ColumnDataSource, keys: Sequence[str]) -> list[UIElement]:
     """The curves, a panel each for training, evaluation and system metrics."""
+    swept = {key: list(source.data[f"cat:{key}"]) for key in keys}
     scripts = tables.metrics[~from_samples(tables.metrics)]
     names = list(dict.fromkeys(scripts["name"].astype(str)))
     points = points_per_curve(len(tables.runs) * max(len(names), 1), CURVE_BUDGET_BYTES)
@@ -213,9 +233,9 @@ def curve_panels(tables: Tables, source: ColumnDataSource) -> list[UIElement]:
             continue
         found.append(Div(text=f"<h2>{kind.capitalize()} curves</h2>"))
         for name in mine:
-            curve = curve_source(tables, name, points)
+            curve = curve_source(tables, name, points, swept)
             source.selected.js_link("indices", curve.selected, "indices")
-            found.append(curve_tabs(curve, name))
+            found.append(curve_tabs(curve, name, keys))
     return found
 
 
@@ -236,8 +256,8 @@ def write_page(tables: Tables, path: Path, title: str, objective: str | None = N
         parts.append(params.spread_plots(source, runs, keys, judged))
     choices, view = run_filters(source, keys)
     parts += [Div(text="<h2>Runs</h2>"), *choices, runs_table(source, view)]
-    parts += curve_panels(tables, source)
-    parts.append(failures(tables.errors))
+    parts += curve_panels(tables, source, keys)
+    parts.append(failures(tables.errors, runs))
     page = column(*parts, sizing_mode="stretch_width")
     write_atomic(path, file_html(page, INLINE, title))
     return path

@@ -5,6 +5,7 @@ data source, so a selection in either is a selection of runs everywhere."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from bokeh.models.annotations.labels import LabelSet
 from bokeh.models.plots import GridPlot
 from bokeh.models.ranges import FactorRange, Range1d
 from bokeh.plotting import figure
+from bokeh.transform import linear_cmap
 
 SPREAD_WIDTH = 260
 
@@ -76,12 +78,24 @@ def parallel_lines(
     return {"px": xs, "py": [row.tolist() for row in ys]}
 
 
+def colour_by(source: ColumnDataSource, column: str) -> Any:
+    """A colour per run by a numeric column (Viridis, a missing value grey); one colour
+    for a column of text."""
+    try:
+        values = np.asarray(source.data[column], dtype=float)
+    except (TypeError, ValueError):
+        return "steelblue"
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return linear_cmap(column, "Viridis256", low, high, nan_color="lightgrey")
+
+
 def parallel_plot(source: ColumnDataSource, keys: Sequence[str], objective: str) -> figure:
     axes = [*keys, objective]
     fig = figure(
         height=320,
         sizing_mode="stretch_width",
-        title=f"swept keys against {objective}: select runs with a tap",
+        title=f"swept keys against {objective} (the colour): select runs with a tap",
         tools="tap,reset,save",
         x_range=Range1d(start=-0.3, end=len(axes) - 0.7),
         y_range=Range1d(start=-0.12, end=1.12),
@@ -90,7 +104,8 @@ def parallel_plot(source: ColumnDataSource, keys: Sequence[str], objective: str)
         "px",
         "py",
         source=source,
-        line_alpha=0.4,
+        line_color=colour_by(source, objective),
+        line_alpha=0.5,
         selection_line_color="crimson",
         selection_line_width=2,
         nonselection_line_alpha=0.05,
