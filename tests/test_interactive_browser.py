@@ -3,6 +3,7 @@ Screenshots go to the test's folder."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,8 +25,9 @@ CHROMIUM = shutil.which("chromium")
 MODEL = "((name) => Bokeh.documents[0].get_model_by_name(name))"
 
 
-@pytest.fixture
-def browser_page() -> Iterator[tuple[Page, list[str]]]:
+@contextlib.contextmanager
+def chromium_page() -> Iterator[tuple[Page, list[str]]]:
+    """A page in Debian's Chromium, and the errors its scripts raise or log."""
     assert CHROMIUM is not None, "no chromium: `make test` installs it (Debian's package)"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -37,19 +39,18 @@ def browser_page() -> Iterator[tuple[Page, list[str]]]:
         browser.close()
 
 
+@pytest.fixture
+def browser_page() -> Iterator[tuple[Page, list[str]]]:
+    with chromium_page() as found:
+        yield found
+
+
 def open_in_chromium(path: Path, screenshot: Path) -> int:
     """Opens a report in Chromium: no error, and its canvases drawn (how many)."""
-    assert CHROMIUM is not None, "no chromium: `make test` installs it (Debian's package)"
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with chromium_page() as (page, errors):
         opened(page, path)
         page.screenshot(path=str(screenshot), full_page=True)
         canvases = page.locator("canvas").count()
-        browser.close()
     assert errors == []
     return canvases
 
