@@ -59,6 +59,8 @@ def test_axes_place_numbers_by_value_and_text_by_order() -> None:
     assert acc == pytest.approx([0.0, MISSING, 1.0])
     model, labels = axis_positions(pd.Series(["vit b", "cnn", "vit b", "$x"]))
     assert labels == ["$x", "cnn", "vit b"] and model == pytest.approx([1.0, 0.5, 1.0, 0.0])
+    unknown, labels = axis_positions(pd.Series([np.nan, np.nan]))  # no run has it
+    assert labels == [""] and unknown == pytest.approx([0.0, 0.0])
     same, _ = axis_positions(pd.Series([3, 3]))
     assert same == pytest.approx([0.5, 0.5])
     assert ordered(pd.Series(["32", "128", "64"])) == ["32", "64", "128"]

@@ -79,6 +79,7 @@ def test_the_command_writes_into_the_sweep(sweep: Path) -> None:
 
     assert "Bokeh" in report() and not (sweep / "report" / "curve_0.png").exists()
     assert "final.loss" in report("--objective", "final.loss")
+    assert "max_rss_mb" in report("--objective", "max_rss_mb")  # a column not shown otherwise
     refused = subprocess.run(
         [sys.executable, "-m", "paddle_hpc.report", str(sweep), "--objective", "final.f1"],
         capture_output=True,

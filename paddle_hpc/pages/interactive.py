@@ -57,13 +57,14 @@ def run_source(runs: pd.DataFrame, keys: Sequence[str], objective: str | None) -
     value also as text (`cat:<key>`) for the filters and the spreads."""
     shown = [*keys, *(c for c in TABLE_COLUMNS if c in runs)]
     shown += [c for c in runs.columns if c.startswith(("best.", "final."))]
+    shown += [objective] if objective is not None else []
     data: dict[str, Any] = {"run_id": [str(r) for r in runs.index]}
     for name in dict.fromkeys(shown):
         values = params.scalars(runs[name])
         numeric = pd.api.types.is_numeric_dtype(values) and name not in ("state",)
-        data[name] = values.astype(float).to_numpy() if numeric else values.astype(str).to_list()
+        data[name] = values.astype(float).to_numpy() if numeric else params.text(values).to_list()
     for key in keys:
-        data[f"cat:{key}"] = params.scalars(runs[key]).astype(str).to_list()
+        data[f"cat:{key}"] = params.text(runs[key]).to_list()
     if objective is not None and keys:
         data |= params.parallel_lines(runs, keys, objective)
     return ColumnDataSource(data, name="runs")

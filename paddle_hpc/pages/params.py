@@ -35,6 +35,11 @@ def scalars(values: pd.Series) -> pd.Series:
     return values.map(lambda v: v if pd.api.types.is_scalar(v) else str(v))
 
 
+def text(values: pd.Series) -> pd.Series:
+    """The values as text, a missing one as "" (pandas' str keeps it missing)."""
+    return scalars(values).map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
+
+
 def ordered(values: pd.Series) -> list[str]:
     """The distinct values as text, in numeric order when they are all numbers."""
     distinct = scalars(values).dropna().unique()
@@ -62,10 +67,10 @@ def axis_positions(values: pd.Series) -> tuple[np.ndarray, list[str]]:
         low, high = float(known.min()), float(known.max())
         spread = (x - low) / (high - low) if high > low else np.where(present, 0.5, np.nan)
         return np.where(present, spread, MISSING), [f"{numeric.min():g}", f"{numeric.max():g}"]
-    text = values.astype(str)
-    labels = ordered(text)
+    named = text(values)
+    labels = ordered(named)
     place = {label: i / max(len(labels) - 1, 1) for i, label in enumerate(labels)}
-    return np.array([place[v] for v in text]), labels
+    return np.array([place[v] for v in named]), labels
 
 
 def parallel_lines(
@@ -127,7 +132,7 @@ def spread_plots(
     """Per key, the objective of each run by the key's value (values as categories)."""
     figs = []
     for key in keys:
-        factors = ordered(runs[key])
+        factors = ordered(text(runs[key]))
         fig = figure(
             width=SPREAD_WIDTH,
             height=240,
