@@ -61,7 +61,7 @@ def run_source(runs: pd.DataFrame, keys: Sequence[str], objective: str | None) -
     data: dict[str, Any] = {"run_id": [str(r) for r in runs.index]}
     for name in dict.fromkeys(shown):
         values = params.scalars(runs[name])
-        numeric = pd.api.types.is_numeric_dtype(values) and name not in ("state",)
+        numeric = pd.api.types.is_numeric_dtype(values)
         data[name] = values.astype(float).to_numpy() if numeric else params.text(values).to_list()
     for key in keys:
         data[f"cat:{key}"] = params.text(runs[key]).to_list()
