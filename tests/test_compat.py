@@ -4,9 +4,15 @@ rather than somewhere in a sweep."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import itertools
+import os
 import pickle
+import shlex
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -19,6 +25,7 @@ from packaging.requirements import Requirement
 from paddle_hpc.core import compat
 from paddle_hpc.node.unpack import unpack
 from paddle_hpc.plan.grid import parse_override
+from paddle_hpc.slurm.executor import node_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +99,32 @@ def test_submitits_array_layout_with_our_own_sbatch_call(tmp_path: Path) -> None
     with pytest.raises(RuntimeError, match="invalid partition"):
         failing.submit_array_job([len])
     assert list((tmp_path / "other").rglob("*.pkl")) == []  # nothing half-submitted
+
+
+def test_a_stop_signal_before_the_runners_handlers_leaves_the_task_running(
+    tmp_path: Path,
+) -> None:
+    """Slurm's USR2 can reach a task before the node runner installs its handlers: the
+    task's command starts with it ignored, and submitit's own handler (which would take
+    it for the time-out of a job it cannot checkpoint) is left out."""
+    folder = tmp_path / "slurm"
+    executor = compat.SeamExecutor(folder, sys.executable, lambda script: 4321)
+    executor.update_parameters(time=1)
+    executor.submit_array_job([functools.partial(signal.raise_signal, signal.SIGUSR2)])
+    slurm = {"SLURM_ARRAY_JOB_ID": "4321", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "4322"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "localhost"}
+    command = [*shlex.split(node_python(sys.executable)), "-m", "paddle_hpc.node.unpack"]
+    done = subprocess.run(
+        [*command, str(folder)],
+        env={**os.environ, **slurm, "SUBMITIT_EXECUTOR": "slurm"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with (folder / "4321_0_0_result.pkl").open("rb") as handle:
+        assert pickle.load(handle) == ("success", None)
 
 
 def test_optunas_running_trial_can_be_taken_up() -> None:

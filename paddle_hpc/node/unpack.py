@@ -6,6 +6,12 @@ filesystem. paddle_hpc pickles an array's tasks in one file, `<job>_tasks.pkl` (
 task's pickle as submitit writes it, in a list), and each task writes its own
 `<job>_<task>_submitted.pkl` from it here, on its node, before it runs as submitit
 runs it (`submitit.core._submit`).
+
+submitit's own signal handlers are left out: Slurm's USR2 can come while the task
+starts, and submitit's handler would take it for the time-out of a job it cannot
+checkpoint and end the task FAILED (or requeue it, on a preemption). The task starts
+with USR2 ignored (slurm/executor.py) until the node runner's first step installs its
+own handlers (node/signals.py).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import time
 from pathlib import Path
 
 from submitit.core import utils
+from submitit.core.job_environment import JobEnvironment
 from submitit.core.submission import submitit_main
+from submitit.slurm.slurm import SlurmJobEnvironment
 
 WAIT_S = 60  # as submitit waits for a task's pickle
 
@@ -44,7 +52,15 @@ def unpack(folder: Path, job: str, task: int) -> Path:
     return target
 
 
+def leave_signals(
+    env: JobEnvironment, paths: utils.JobPaths, submission: utils.DelayedSubmission
+) -> None:
+    """submitit's hook that installs its handlers (`JobEnvironment._handle_signals`,
+    which its docs leave to plugins to adapt): here it leaves them as they are."""
+
+
 def main() -> None:
+    SlurmJobEnvironment._handle_signals = leave_signals  # type: ignore[method-assign,assignment]
     folder = Path(sys.argv[1])
     job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     if job is not None and task is not None:
