@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from paddle_hpc.collect import collect
-from paddle_hpc.collect.gpu import gpu_frame
+from paddle_hpc.collect.gpu import gpu_frame, over_time
 from paddle_hpc.collect.tables import finals, stall_errors
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import RunEntry
@@ -189,7 +189,7 @@ def test_a_failing_nvidia_smi_writes_nothing_stops_nothing_and_says_so_once(
     assert len(warned) == 1 and "exit code 9" in warned[0] and "NVIDIA driver" in warned[0]
 
 
-def test_an_idle_run_fails_as_idle_and_retries_as_a_failure() -> None:
+def test_an_idle_run_fails_as_idle_and_retries_as_a_failure(tmp_path: Path) -> None:
     base = RunState("RUNNING", attempt=1, job="12_3", restarts=0)
     config = RunConfig.of(
         {
@@ -206,13 +206,18 @@ def test_an_idle_run_fails_as_idle_and_retries_as_a_failure() -> None:
     assert stopped_by(state.reason) == "IDLE" and stopped_by("IDLEness") is None
     assert ended_as(state, None, lambda job: None) == "IDLE"
     run = RunEntry("r1", 0, (), {}, 0)
-    errors = stall_errors_of(run, state.reason)
-    assert errors["kind"].tolist() == ["IDLE"] and errors["message"].tolist() == [state.reason]
-
-
-def stall_errors_of(run: RunEntry, reason: str) -> pd.DataFrame:
+    worker_log = tmp_path / "runs" / "r1" / "logs" / "node0" / "workerlog.0"
+    worker_log.parent.mkdir(parents=True)
+    worker_log.write_bytes(b"".join(b"epoch %d\n" % i for i in range(40)) + b"waiting \xff")
     manifest = SimpleNamespace(runs=[run])
-    return stall_errors(manifest, {run.run_id: {"reason": reason}})  # type: ignore[arg-type]
+    errors = stall_errors(tmp_path, manifest, {"r1": {"reason": state.reason}})  # type: ignore[arg-type]
+    assert errors["kind"].tolist() == ["IDLE"] and errors["message"].tolist() == [state.reason]
+    assert errors["log"].tolist() == ["runs/r1/logs/node0/workerlog.0"]
+    # where it stopped: the log's last lines, a byte that is no UTF-8 replaced
+    assert errors["tail"][0].splitlines() == [
+        *(f"epoch {i}" for i in range(26, 40)),
+        "waiting \ufffd",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -302,3 +307,29 @@ def test_collect_reads_each_nodes_samples_beside_the_scripts_metrics(tmp_path: P
     again = collect(root)
     assert again.tables is not None and again.parsed == 1
     assert again.tables.runs.loc["ra", "gpu_util"] == pytest.approx(196 / 8)
+
+
+def test_over_time_each_run_is_one_line_from_nodes_on_their_own_clocks() -> None:
+    start = pd.Timestamp("2026-12-05 10:00:00", tz="UTC")
+    rows = []
+    for i in range(3):  # node 0 samples at :00 and :30; node 1 7 s later
+        at0, at1 = start + pd.Timedelta(seconds=30 * i), start + pd.Timedelta(seconds=30 * i + 7)
+        rows += [("a", "runs/a/gpu-node0.jsonl", "sys.gpu.0.util", 90.0 + i, at0)]
+        rows += [("a", "runs/a/gpu-node0.jsonl", "sys.gpu.1.util", 0.0, at0)]
+        rows += [("a", "runs/a/gpu-node1.jsonl", "sys.gpu.0.util", 30.0, at1)]
+        rows += [("a", "runs/a/gpu-node1.jsonl", "sys.gpu.0.mem_used_mb", 100.0 * i, at1)]
+        rows += [("a", "runs/a/gpu-node0.jsonl", "sys.gpu.0.mem_used_mb", 50.0, at0)]
+    late = start + pd.Timedelta(hours=2)  # a run that started later: its own minute 0
+    rows += [("b", "runs/b/gpu-node0.jsonl", "sys.gpu.0.util", 100.0, late)]
+    rows += [("b", "runs/b/metrics.jsonl", "sys.gpu.0.util", 5.0, late)]  # the script's
+    metrics = samples([row[:4] for row in rows])
+    metrics["time"] = [row[4] for row in rows]
+    util = over_time(metrics, "util")
+    assert sorted(util) == ["a", "b"]
+    minutes, values = util["a"]
+    assert minutes.tolist() == [0.0, 0.5, 1.0]
+    assert values == pytest.approx([(90 + 0 + 30) / 3, (91 + 0 + 30) / 3, (92 + 0 + 30) / 3])
+    assert [v.tolist() for v in util["b"]] == [[0.0], [100.0]]
+    memory = over_time(metrics, "mem_used_mb")
+    assert list(memory) == ["a"] and memory["a"][1].tolist() == [50.0, 100.0, 200.0]
+    assert over_time(metrics[metrics["run_id"] == "b"], "mem_used_mb") == {}

@@ -369,6 +369,7 @@ def test_a_stalled_run_is_stopped_and_completes_on_its_retry(stalling: Path, ind
     assert "STALLED: no output for 15 s" in status.stdout, status.stdout
     tables = load_tables(stalling)
     assert tables.errors["kind"].tolist() == ["STALLED"]
+    assert tables.errors["tail"][0].splitlines()[-1] == "epoch 1"  # where it went quiet
     assert str(tables.runs.loc[run.run_id, "reason"]).startswith("STALLED")
 
     retried = cli(stalling.parent.parent, index, "retry", str(stalling))

@@ -82,3 +82,24 @@ def test_pruned_runs_are_a_group_of_what_went_wrong() -> None:
     assert "<b>PRUNED</b>: 1 run(s)" in text and "PRUNED: trial 3 at step 4" in text
     assert "<td>rb</td>" in text and "<td>ra</td>" not in text
     assert failures(errors, runs.iloc[:1]).text.endswith("<p>nothing</p>")
+
+
+def test_a_failure_shows_its_traceback_or_else_its_logs_last_lines() -> None:
+    row = dict.fromkeys(ERROR_COLUMNS, "")
+    errors = pd.DataFrame(
+        [
+            row | {"run_id": "ra", "kind": "KeyError", "traceback": "Traceback\nKeyError: 'x'"},
+            row
+            | {
+                "run_id": "rb",
+                "kind": "TIMEOUT",
+                "message": "Slurm state TIMEOUT",
+                "tail": "slurmstepd: error: *** STEP 7.0 ON n1 CANCELLED AT <now> ***",
+            },
+            row | {"run_id": "rc", "kind": "NODE_FAIL", "traceback": np.nan, "tail": np.nan},
+        ]
+    )
+    text = failures(errors, pd.DataFrame({"state": []})).text
+    assert "<pre>Traceback\nKeyError: &#x27;x&#x27;</pre>" in text
+    assert "<pre>slurmstepd: error: *** STEP 7.0 ON n1 CANCELLED AT &lt;now&gt; ***</pre>" in text
+    assert text.count("<pre>") == 2  # none for a failure without lines

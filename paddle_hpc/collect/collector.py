@@ -298,7 +298,7 @@ def _errors(
     """The errors table: the logs' tracebacks, the stalls, and what Slurm says of the
     runs that failed without either."""
     log_errors = concat(error_parts, ERROR_COLUMNS)
-    stalled = stall_errors(manifest, states)
+    stalled = stall_errors(sweep_dir, manifest, states)
     explained = set(log_errors["run_id"].astype(str)) | set(stalled["run_id"])
     errors = concat(
         [log_errors, stalled, slurm_errors(sweep_dir, manifest, rows, explained, states)],

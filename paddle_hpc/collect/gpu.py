@@ -71,3 +71,33 @@ def gpu_frame(metrics: pd.DataFrame) -> pd.DataFrame:
     )
     frame.index.name = "run_id"
     return cast(pd.DataFrame, frame[list(GPU_COLUMNS)])
+
+
+def over_time(metrics: pd.DataFrame, what: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per run with samples, its GPUs' `what` over the minutes since its first sample:
+    `util` the mean over every GPU of every node, `mem_used_mb` the most any held. Each
+    node samples on its own clock, so samples are binned by the sampling interval."""
+    names = metrics["name"].astype(str).str.fullmatch(rf"sys\.gpu\.\d+\.{re.escape(what)}")
+    rows = metrics[from_samples(metrics) & names.to_numpy()]
+    if rows.empty:
+        return {}
+    seconds = (rows["time"] - rows["time"].min()).dt.total_seconds()
+    picked = pd.DataFrame(
+        {
+            "run_id": rows["run_id"].astype(str).to_numpy(),
+            "source": rows["source"].astype(str).to_numpy(),
+            "t": seconds.to_numpy(float),
+            "value": rows["value"].to_numpy(float),
+        }
+    ).dropna(subset=["t"])
+    picked["t"] -= picked.groupby("run_id")["t"].transform("min")
+    times = picked[["run_id", "source", "t"]].drop_duplicates().sort_values(["run_id", "t"])
+    gaps = times.groupby(["run_id", "source"])["t"].diff()
+    interval = gaps[gaps > 0].groupby(times["run_id"]).median()
+    step = picked["run_id"].map(interval).fillna(1.0).to_numpy(float)  # one sample a node
+    picked["bin"] = np.round(picked["t"].to_numpy() / step) * step / 60
+    binned = picked.groupby(["run_id", "bin"])["value"].agg("mean" if what == "util" else "max")
+    return {
+        str(run): (group.index.get_level_values("bin").to_numpy(), group.to_numpy())
+        for run, group in binned.groupby(level="run_id")
+    }

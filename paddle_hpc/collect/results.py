@@ -5,5 +5,5 @@ from paddle_hpc.core import layout
 
 RESULTS = layout.RESULTS
 STATE_FILE = "collect.json"
-VERSION = 5
+VERSION = 6
 NAMES = ("runs", "metrics", "errors")

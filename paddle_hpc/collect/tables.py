@@ -18,7 +18,7 @@ import pandas as pd
 from paddle_hpc.backend import run_status
 from paddle_hpc.collect.gpu import from_samples, gpu_frame
 from paddle_hpc.collect.usage import usage_frame
-from paddle_hpc.core import packing, runstate
+from paddle_hpc.core import layout, packing, runstate
 from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.manifest import Manifest, RunEntry
 from paddle_hpc.plan.grid import parse_override
@@ -45,7 +45,10 @@ ERROR_COLUMNS = [
     "log",
     "line",
     "traceback",
+    "tail",  # without a traceback: the log's last lines (Slurm's own, or where it stalled)
 ]
+TAIL_LINES = 15
+TAIL_BYTES = 16_384
 
 
 @dataclass
@@ -87,6 +90,17 @@ def empty(columns: list[str]) -> pd.DataFrame:
     return cast(pd.DataFrame, pd.DataFrame({name: pd.Series(dtype=object) for name in columns}))
 
 
+def log_tail(path: Path) -> str:
+    """The last TAIL_LINES lines of a log, "" if it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-TAIL_LINES:])
+
+
 def slurm_errors(
     sweep_dir: Path,
     manifest: Manifest,
@@ -114,6 +128,7 @@ def slurm_errors(
         if kind is None and not (state == runstate.FAILED and run.run_id not in logged):
             continue
         err = f"slurm/{run.job_id}_{run.array_task}_0_log.err"
+        tail = log_tail(sweep_dir / err)
         found.append(
             {
                 "run_id": run.run_id,
@@ -126,19 +141,24 @@ def slurm_errors(
                 "log": err if (sweep_dir / err).exists() else "",
                 "line": None,
                 "traceback": "",
+                "tail": tail,
             }
         )
     frame: pd.DataFrame = pd.DataFrame(found, columns=ERROR_COLUMNS)
     return frame
 
 
-def stall_errors(manifest: Manifest, states: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def stall_errors(
+    sweep_dir: Path, manifest: Manifest, states: Mapping[str, Mapping[str, Any]]
+) -> pd.DataFrame:
     """A row per run a node's watchdog stopped: for want of output (STALLED,
-    launch.stall_timeout) or of GPU work (IDLE, launch.idle_gpu_timeout)."""
+    launch.stall_timeout) or of GPU work (IDLE, launch.idle_gpu_timeout), with the end
+    of rank 0's worker log."""
     found = []
     for run in manifest.runs:
         reason = str(states.get(run.run_id, {}).get("reason") or "")
         if kind := runstate.stopped_by(reason):
+            worker_log = layout.SweepDir(sweep_dir).run(run.run_id).worker_log(0, 0)
             found.append(
                 {
                     "run_id": run.run_id,
@@ -147,9 +167,10 @@ def stall_errors(manifest: Manifest, states: Mapping[str, Mapping[str, Any]]) ->
                     "local_rank": None,
                     "kind": kind,
                     "message": reason,
-                    "log": "",
+                    "log": str(worker_log.relative_to(sweep_dir)),
                     "line": None,
                     "traceback": "",
+                    "tail": log_tail(worker_log),
                 }
             )
     frame: pd.DataFrame = pd.DataFrame(found, columns=ERROR_COLUMNS)

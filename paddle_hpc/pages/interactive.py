@@ -26,6 +26,7 @@ from bokeh.models import (
     CDSView,
     ColumnDataSource,
     CustomJS,
+    CustomJSHover,
     HoverTool,
     TabPanel,
     Tabs,
@@ -38,7 +39,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from paddle_hpc.collect import Tables
-from paddle_hpc.collect.gpu import from_samples
+from paddle_hpc.collect.gpu import from_samples, over_time
 from paddle_hpc.collect.tables import swept_keys
 from paddle_hpc.collect.usage import summary, summary_lines
 from paddle_hpc.core import runstate
@@ -49,6 +50,10 @@ from paddle_hpc.pages.thin import points_per_curve, thin
 
 CURVE_BUDGET_BYTES = 2_500_000  # of the page's 5 MB, what the curves may take
 TABLE_COLUMNS = ("state", "attempts", "elapsed_s", "gpu_hours", "gpu_util")
+GPU_CURVES = {  # what the nodes sampled -> its curve's title
+    "util": "GPU utilisation, % (mean of the run's GPUs)",
+    "mem_used_mb": "GPU memory used, MB (the most any of the run's GPUs held)",
+}
 FILTERED = 30  # a swept key with more distinct values than this gets no filter
 
 
@@ -70,36 +75,59 @@ def run_source(runs: pd.DataFrame, keys: Sequence[str], objective: str | None) -
     return ColumnDataSource(data, name="runs")
 
 
-def curve_source(
-    tables: Tables, name: str, points: int, swept: dict[str, list[str]]
-) -> ColumnDataSource:
-    """The metric's curve of every run (an empty one for a run without it), thinned,
-    in the runs table's order: row i is run i, so selections line up; with each run's
-    swept values (`swept`: key -> the runs' values as text), for the hover."""
-    rows = tables.metrics[tables.metrics["name"] == name]
-    groups = {str(k): g for k, g in rows.groupby("run_id", observed=True, sort=False)}
-    xs, ys = [], []
-    for run_id in tables.runs.index:
-        group = groups.get(str(run_id))
-        if group is None:
-            xs.append(np.array([], dtype=np.float32))
-            ys.append(np.array([], dtype=np.float32))
-            continue
+Curve = tuple[np.ndarray, np.ndarray]  # x, y
+
+
+def script_curves(metrics: pd.DataFrame, name: str) -> dict[str, Curve]:
+    """Each run's curve of the metric `name`, by step (by line when it has no step)."""
+    rows = metrics[metrics["name"] == name]
+    curves = {}
+    for run_id, group in rows.groupby("run_id", observed=True, sort=False):
         x = group["step"].astype("float64").to_numpy(na_value=np.nan)
         if np.isnan(x).all():
             x = np.arange(len(group), dtype=float)
         order = np.argsort(x, kind="stable")
-        tx, ty = thin(x[order], group["value"].to_numpy(float)[order], points)
+        curves[str(run_id)] = (x[order], group["value"].to_numpy(float)[order])
+    return curves
+
+
+def curve_source(
+    runs: pd.Index, curves: dict[str, Curve], points: int, name: str
+) -> ColumnDataSource:
+    """Every run's curve (an empty one for a run without it), thinned, in the runs
+    table's order: row i is run i, so selections line up (and the hover finds the run's
+    id and swept values in the runs' source); with its last point, a dot, which a curve
+    of one point needs to be seen."""
+    nothing = (np.array([], dtype=np.float32),) * 2
+    xs, ys = [], []
+    for run_id in runs:
+        x, y = curves.get(str(run_id), nothing)
+        tx, ty = thin(x, y, points)
         xs.append(tx.astype(np.float32))
         ys.append(ty.astype(np.float32))
-    data: dict[str, Any] = {"xs": xs, "ys": ys, "run_id": [str(r) for r in tables.runs.index]}
-    return ColumnDataSource(data | swept, name=f"curve:{name}")
+    data: dict[str, Any] = {"xs": xs, "ys": ys}
+    data["x_end"] = np.array([x[-1] if len(x) else np.nan for x in xs], dtype=np.float32)
+    data["y_end"] = np.array([y[-1] if len(y) else np.nan for y in ys], dtype=np.float32)
+    return ColumnDataSource(data, name=f"curve:{name}")
 
 
-def curve_tabs(source: ColumnDataSource, name: str, keys: Sequence[str]) -> Tabs:
+def run_hover(source: ColumnDataSource, keys: Sequence[str]) -> CustomJSHover:
+    """A hover field for a curve's row: its run's id (format `run`) or the value of its
+    swept key number N (format `N`), from the runs' source: a curve source repeating
+    them would take more of the page than the curves."""
+    code = """
+        const field = format == "run" ? "run_id" : "cat:" + keys[Number(format)]
+        return String(runs.data[field][special_vars.index])
+    """
+    return CustomJSHover(args={"runs": source, "keys": list(keys)}, code=code, name="run-hover")
+
+
+def curve_tabs(
+    source: ColumnDataSource, name: str, keys: Sequence[str], hover: CustomJSHover, x: str
+) -> Tabs:
     """The metric's curves on a linear and a log axis, one data source for both."""
-    tips = [("run", "@run_id"), ("step", "$x{0}"), ("value", "$y")]
-    tips += [(key, f"@{{{key}}}") for key in keys]
+    tips = [("run", "@x_end{run}"), (x, "$x{0}" if x == "step" else "$x{0.0}"), ("value", "$y")]
+    tips += [(key, f"@x_end{{{i}}}") for i, key in enumerate(keys)]
     panels = []
     for scale in ("linear", "log"):
         fig = figure(
@@ -119,8 +147,17 @@ def curve_tabs(source: ColumnDataSource, name: str, keys: Sequence[str]) -> Tabs
             selection_line_width=2,
             nonselection_line_alpha=0.08,
         )
-        fig.add_tools(HoverTool(tooltips=tips))
-        fig.xaxis.axis_label = "step"
+        fig.scatter(
+            "x_end",
+            "y_end",
+            source=source,
+            size=4,
+            alpha=0.6,
+            selection_color="crimson",
+            nonselection_alpha=0.08,
+        )
+        fig.add_tools(HoverTool(tooltips=tips, formatters={"@x_end": hover}))
+        fig.xaxis.axis_label = x
         panels.append(TabPanel(child=fig, title=scale))
     return Tabs(tabs=panels, sizing_mode="stretch_width")
 
@@ -186,7 +223,8 @@ def blank(value: object) -> str:
 
 def failures(errors: pd.DataFrame, runs: pd.DataFrame) -> Div:
     """The errors grouped by kind, and the runs a search pruned: each group's runs, with
-    node, rank and message, and the traceback's tail."""
+    node, rank and message, and the lines that matter: the traceback's end, or the log's
+    last lines (Slurm's own, or where the run stalled)."""
     pruned = runs[runs["state"] == runstate.PRUNED]
     if not pruned.empty:
         stopped = pd.DataFrame(
@@ -197,6 +235,7 @@ def failures(errors: pd.DataFrame, runs: pd.DataFrame) -> Div:
                 "kind": runstate.PRUNED,
                 "message": pruned["reason"].fillna("") if "reason" in pruned else "",
                 "traceback": "",
+                "tail": "",
             }
         )
         errors = pd.concat([errors, stopped], ignore_index=True)
@@ -211,10 +250,11 @@ def failures(errors: pd.DataFrame, runs: pd.DataFrame) -> Div:
         )
         for row in group.itertuples():
             where = [html.escape(blank(v)) for v in (row.node, row.rank)]
+            lines = blank(row.traceback) or blank(row.tail)
             parts.append(
                 f"<tr><td>{html.escape(str(row.run_id))}</td><td>{where[0]}</td><td>{where[1]}"
                 f"</td><td>{html.escape(str(row.message))}"
-                + (f"<pre>{html.escape(str(row.traceback)[-1500:])}</pre>" if row.traceback else "")
+                + (f"<pre>{html.escape(lines[-1500:])}</pre>" if lines else "")
                 + "</td></tr>"
             )
         parts.append("</table></details>")
@@ -222,21 +262,27 @@ def failures(errors: pd.DataFrame, runs: pd.DataFrame) -> Div:
 
 
 def curve_panels(tables: Tables, source: ColumnDataSource, keys: Sequence[str]) -> list[UIElement]:
-    """The curves, a panel each for training, evaluation and system metrics."""
-    swept = {key: list(source.data[f"cat:{key}"]) for key in keys}
+    """The curves, a panel each for training, evaluation and system metrics; the GPU
+    samples' on the system panel, over the minutes since each run's first sample."""
+    hover = run_hover(source, keys)
     scripts = tables.metrics[~from_samples(tables.metrics)]
     names = list(dict.fromkeys(scripts["name"].astype(str)))
-    points = points_per_curve(len(tables.runs) * max(len(names), 1), CURVE_BUDGET_BYTES)
+    gpu = {title: over_time(tables.metrics, what) for what, title in GPU_CURVES.items()}
+    gpu = {title: curves for title, curves in gpu.items() if curves}
+    count = len(tables.runs) * max(len(names) + len(gpu), 1)
+    points = points_per_curve(count, CURVE_BUDGET_BYTES)
     found: list[UIElement] = []
     for kind in kinds.PANELS:
-        mine = [n for n in names if kinds.panel(n) == kind]
+        mine = [(n, script_curves(scripts, n)) for n in names if kinds.panel(n) == kind]
+        mine += list(gpu.items()) if kind == kinds.SYSTEM else []
         if not mine:
             continue
         found.append(Div(text=f"<h2>{kind.capitalize()} curves</h2>"))
-        for name in mine:
-            curve = curve_source(tables, name, points, swept)
+        for name, curves in mine:
+            curve = curve_source(tables.runs.index, curves, points, name)
             source.selected.js_link("indices", curve.selected, "indices")
-            found.append(curve_tabs(curve, name, keys))
+            x = "step" if name not in gpu else "minutes since the run's first sample"
+            found.append(curve_tabs(curve, name, keys, hover, x))
     return found
 
 
@@ -253,7 +299,7 @@ def write_page(tables: Tables, path: Path, title: str, objective: str | None = N
     parts: list[UIElement] = [Div(text=f"<h1>{html.escape(title)}</h1><h2>Cost</h2>{cost}")]
     if keys and judged is not None:
         parts.append(Div(text="<h2>Which hyperparameters matter</h2>"))
-        parts.append(params.parallel_plot(source, keys, judged))
+        parts.append(params.parallel_plot(source, runs, keys, judged))
         parts.append(params.spread_plots(source, runs, keys, judged))
     choices, view = run_filters(source, keys)
     parts += [Div(text="<h2>Runs</h2>"), *choices, runs_table(source, view)]

@@ -73,6 +73,25 @@ def axis_positions(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return np.array([place[v] for v in named]), labels
 
 
+MAX_TICKS = 12  # a text axis with more values names its ends only
+
+
+def axis_ticks(runs: pd.DataFrame, axes: Sequence[str]) -> dict[str, Any]:
+    """The parallel coordinates' labels beside each axis: a numeric axis's lowest and
+    highest value at its ends, a text axis's values where runs cross it."""
+    ticks: dict[str, Any] = {"x": [], "y": [], "text": []}
+    for i, axis in enumerate(axes):
+        _, labels = axis_positions(runs[axis])
+        shown = list(enumerate(labels))
+        if len(shown) > MAX_TICKS:
+            shown = [shown[0], shown[-1]]
+        for j, label in shown:
+            ticks["x"].append(i)
+            ticks["y"].append(j / max(len(labels) - 1, 1))
+            ticks["text"].append(label)
+    return ticks
+
+
 def parallel_lines(
     runs: pd.DataFrame, keys: Sequence[str], objective: str
 ) -> dict[str, list[list[float]]]:
@@ -95,7 +114,9 @@ def colour_by(source: ColumnDataSource, column: str) -> Any:
     return linear_cmap(column, "Viridis256", low, high, nan_color="lightgrey")
 
 
-def parallel_plot(source: ColumnDataSource, keys: Sequence[str], objective: str) -> figure:
+def parallel_plot(
+    source: ColumnDataSource, runs: pd.DataFrame, keys: Sequence[str], objective: str
+) -> figure:
     axes = [*keys, objective]
     fig = figure(
         height=320,
@@ -121,6 +142,21 @@ def parallel_plot(source: ColumnDataSource, keys: Sequence[str], objective: str)
         {"x": list(range(len(axes))), "y": [1.06] * len(axes), "text": list(axes)}
     )
     fig.add_layout(LabelSet(x="x", y="y", text="text", source=labels, text_align="center"))
+    ticks = ColumnDataSource(axis_ticks(runs, axes))
+    fig.add_layout(
+        LabelSet(
+            x="x",
+            y="y",
+            text="text",
+            source=ticks,
+            x_offset=4,
+            text_baseline="middle",
+            text_font_size="11px",
+            text_color="dimgray",
+            background_fill_color="white",
+            background_fill_alpha=0.8,
+        )
+    )
     fig.xaxis.visible = fig.yaxis.visible = False
     fig.add_tools(HoverTool(tooltips=[("run", "@run_id")]))
     return fig

@@ -175,12 +175,12 @@ def write_report(tables: Tables, out: Path, title: str, color: str | None = None
 
     errors = tables.errors
     failures = (
-        blank_na(errors.drop(columns=["traceback"])).to_html(na_rep="", index=False)
+        blank_na(errors.drop(columns=["traceback", "tail"])).to_html(na_rep="", index=False)
         + "".join(
             f"<details><summary>{html.escape(str(r.run_id))}: {html.escape(str(r.kind))}"
-            f"</summary><pre>{html.escape(str(r.traceback))}</pre></details>"
+            f"</summary><pre>{html.escape(str(r.traceback or r.tail))}</pre></details>"
             for r in errors.itertuples()
-            if r.traceback
+            if r.traceback or r.tail
         )
         if not errors.empty
         else "<p>none</p>"
