@@ -1,17 +1,21 @@
 """An Optuna search on the test cluster, as a user runs it: `sweep` with search.n_trials
-starts a detached driver and returns; batches of 4 trials run as arrays, a median
-pruner stops runs that lag, and the study itself is the oracle of every trial's state."""
+starts a detached driver and returns; 4 trials stay in flight (in batches of 2 in the
+second test), a median pruner stops runs that lag, and the study itself is the oracle
+of every trial's state, Slurm's accounting of when each ran."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
 from paddle_hpc.collect import load as load_tables
@@ -51,7 +55,7 @@ sweep:
   name: searched
 search:
   n_trials: 12
-  batch_size: 4
+  parallel: 4
   params:
     x: interval(0.0, 1.0)
   objective: final.loss
@@ -59,6 +63,28 @@ search:
   pruner: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 4, n_warmup_steps: 2}
   poll: 2
 """
+
+
+CONFIG_POLL = 2
+SUBMITTED_WITHIN = 15  # s from a look that sees a trial end to the next one's start
+
+
+def stays_in_flight(runs: pd.DataFrame, k: int, gap: tuple[datetime, datetime]) -> None:
+    """By Slurm's start and end of each trial: never more than k ran at once, and each
+    trial that ended (but the last k) was followed by a start within a poll and a
+    submission, or once the next driver took up the search when it ended in the `gap`
+    without a driver."""
+    starts = pd.to_datetime(runs["start"]).sort_values().tolist()
+    ends = pd.to_datetime(runs["end"]).sort_values().tolist()
+    for at in starts:
+        running = sum(s <= at for s in starts) - sum(e <= at for e in ends)
+        assert running <= k, f"{running} trials ran at once at {at}"
+    for end in ends[: len(ends) - k]:
+        wait = (min(s for s in starts if s >= end) - end).total_seconds()
+        allowed = CONFIG_POLL + SUBMITTED_WITHIN
+        if gap[0] <= end <= gap[1]:
+            allowed += (gap[1] - end).total_seconds()
+        assert wait <= allowed, f"a trial ended at {end}, the next started {wait} s later"
 
 
 def study_of(sweep_dir: Path) -> optuna.Study:
@@ -90,12 +116,18 @@ def test_a_search_prunes_survives_its_driver_and_goes_on_with_more_trials(tmp_pa
     assert started.returncode == 0, started.stdout + started.stderr
     assert "driver: pid" in started.stdout and "search of 12 trials" in started.stdout
 
-    # the login session ends in the second batch: the driver is killed, then started again
-    wait_for(log, "trials 4, 5, 6, 7 submitted", 1, timeout=300)
+    # the login session ends once 7 trials were asked: the driver is killed mid-search
+    deadline = time.monotonic() + 300
+    while len(study_of(sweep_dir).trials) < 7:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.5)
     os.kill(driver_pid(sweep_dir), signal.SIGKILL)
+    killed = datetime.now()
     again = sweep(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    wait_for(log, "taking up 4 running trial(s)", 1, timeout=60)
+    wait_for(log, "running trial(s)", 1, timeout=60)
+    taken_up = datetime.now()
+    assert re.search(r"taking up [1-4] running trial\(s\)", log.read_text()), log.read_text()
     wait_for(log, "search done", 1, timeout=600)
 
     study = study_of(sweep_dir)
@@ -124,7 +156,8 @@ def test_a_search_prunes_survives_its_driver_and_goes_on_with_more_trials(tmp_pa
         if state == "COMPLETE":
             assert logged.max() == 14
     arrays = {str(a.job_id) for a in load(sweep_dir).arrays}
-    assert len(arrays) >= 3 and not [j for j in queued_jobs() if j.split("_")[0] in arrays]
+    assert len(arrays) >= 4 and not [j for j in queued_jobs() if j.split("_")[0] in arrays]
+    stays_in_flight(tables.runs, 4, (killed, taken_up))
 
     status = run_module("paddle_hpc.status", str(sweep_dir), "--all")
     assert status.returncode == 0, status.stderr

@@ -24,7 +24,7 @@ def test_without_slurm_a_search_runs_its_trials_here_and_tells_the_study(tmp_pat
         "--wait",
         "cluster.executor=local",
         "search.n_trials=3",
-        "search.batch_size=2",
+        "search.parallel=2",
         "search.poll=0.5",
         "steps=2",
         "search.pruner={}",
@@ -48,7 +48,8 @@ def test_without_slurm_a_search_runs_its_trials_here_and_tells_the_study(tmp_pat
     [
         (["search.params.x=0.5"], "nothing is searched"),
         (["search.objective=loss"], "search.objective is 'loss'"),
-        (["search.batch_size=0"], "search.batch_size is 0"),
+        (["search.parallel=0"], "search.parallel is 0"),
+        (["search.batch_size=2"], "search.parallel is 4 and search.batch_size is 2: give one"),
         (["search.sampler={_target_: optuna.samplers.NoSuchSampler}"], "search.sampler"),
         (["search.pruner={_target_: optuna.pruners.MedianPruner, warmup: 2}"], "search.pruner"),
         (["search.direction=up"], "search.direction"),

@@ -151,7 +151,11 @@ class SearchConfig:
     """An Optuna search instead of a grid (search/driver.py): on when n_trials is set."""
 
     n_trials: int = 0  # the study's trials in all; run the sweep again with more to add
-    batch_size: int = 4  # trials asked at once, submitted as one array per resource shape
+    # trials in flight: as one ends (or is pruned), the next is asked and submitted at
+    # once; default 4. Or batch_size: that many asked at once, the next batch when all
+    # of them have ended. Give one of the two.
+    parallel: int | None = None
+    batch_size: int | None = None
     # key -> a sweep in Hydra's Optuna sweeper grammar, e.g. "tag(log, interval(1e-4, 0.1))";
     # sweep.grid's entries and the command line's sweeps are searched too
     params: dict[str, str] = field(default_factory=dict)

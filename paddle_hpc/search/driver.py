@@ -136,10 +136,13 @@ def start(request: Request, wait: bool, dry_run: bool, console: Console) -> int:
     backend.check(manifest)
     sweep = SweepDir(probe.sweep_dir)
     described = ", ".join(f"{k}: {d}" for k, d in found.space.items())
+    from paddle_hpc.search import study
+
+    count, batches = study.in_flight(found.config)
     console.print(
-        f"search of {found.config.n_trials} trials in batches of "
-        f"{found.config.batch_size}, {found.config.direction.value} "
-        f"{found.config.objective}; space {described}"
+        f"search of {found.config.n_trials} trials, "
+        + (f"in batches of {count}" if batches else f"{count} in flight")
+        + f", {found.config.direction.value} {found.config.objective}; space {described}"
     )
     if dry_run:
         console.print(f"# dry run: sweep directory {sweep.path} (not written)")
@@ -207,6 +210,7 @@ class Driver:
 
         self.sweep, self.console = sweep, console
         self.request = read_request(sweep)
+        self.request_read = (sweep.search / REQUEST).stat().st_mtime_ns
         self.space = self.read_space()
         self.study = study.open_study(sweep.search, self.space.config)
         self.active: dict[int, Active] = {}
@@ -224,15 +228,15 @@ class Driver:
 
         self.take_up()
         while True:
-            if not self.active:
-                self.request = read_request(self.sweep)
-                self.space = self.read_space()
+            if free := self.free_slots():
+                self.refresh()
                 left = self.space.config.n_trials - len(self.study.trials)
-                if left <= 0:
+                if left <= 0 and not self.active:
                     break
-                self.submit(min(left, self.space.config.batch_size))
-            self.look()
-            if self.active:
+                if left > 0 and (free := self.free_slots()):
+                    self.submit(min(free, left))
+            ended = self.look()
+            if self.active and not ended:
                 time.sleep(self.space.config.poll)
         if self.running_here is not None:
             self.running_here.join()
@@ -246,6 +250,22 @@ class Driver:
         else:
             self.say(f"search done: {len(self.study.trials)} trials, none completed")
         return 0
+
+    def free_slots(self) -> int:
+        """How many trials to ask now (study.to_ask); none while the last ones run here,
+        in the local backend's thread."""
+        from paddle_hpc.search import study
+
+        if self.running_here is not None and self.running_here.is_alive():
+            return 0
+        return study.to_ask(self.space.config, len(self.active))
+
+    def refresh(self) -> None:
+        """The sweep command's request again, when it was made again (a new n_trials)."""
+        changed = (self.sweep.search / REQUEST).stat().st_mtime_ns
+        if changed != self.request_read:
+            self.request, self.request_read = read_request(self.sweep), changed
+            self.space = self.read_space()
 
     def take_up(self) -> None:
         """The trials a driver before this one left running."""
@@ -289,15 +309,14 @@ class Driver:
         # runs here run in a thread: the driver watches them meanwhile
         done = submit_plan(plan, manifest, self.say, self.request.allow_config_change, True)
         self.running_here = done.running_here
-        numbers = ", ".join(str(t.number) for t in trials)
-        self.say(
-            f"trials {numbers}: running here"
-            if done.running_here
-            else f"trials {numbers} submitted"
+        numbers = ("trial " if len(trials) == 1 else "trials ") + ", ".join(
+            str(t.number) for t in trials
         )
+        self.say(f"{numbers}: running here" if done.running_here else f"{numbers} submitted")
 
-    def look(self) -> None:
-        """One look at the active trials: report, prune, tell the ended ones."""
+    def look(self) -> int:
+        """One look at the active trials: report, prune, tell the ended ones; how many
+        ended."""
         import optuna
 
         from paddle_hpc.collect import load as collect
@@ -311,6 +330,7 @@ class Driver:
         tables = collect(self.sweep.path, max_age=age)
         name = study.report_name(self.space.config)
         metrics = tables.metrics[tables.metrics["name"] == name]
+        ended = 0
         for number, active in list(self.active.items()):
             status = found.get(active.run_id)
             if status is None:
@@ -347,6 +367,8 @@ class Driver:
                     self.study.tell(active.trial, state=optuna.trial.TrialState.FAIL)
                     self.say(f"trial {number} (run {active.run_id}): FAIL, {why}")
             del self.active[number]
+            ended += 1
+        return ended
 
     def report(self, active: Active, rows: Any) -> None:
         for step, value in zip(rows["step"], rows["value"], strict=True):

@@ -20,6 +20,8 @@ from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.schema import Direction, SearchConfig
 
 STUDY_NAME = "paddle_hpc"
+DEFAULT_PARALLEL = 4
+TPE = "optuna.samplers.TPESampler"
 JOURNAL = "study.journal"
 
 
@@ -35,10 +37,17 @@ def check(config: SearchConfig) -> None:
     """What the types alone cannot check; the message names the key and the fix."""
     for key, value in (
         ("search.n_trials", config.n_trials),
+        ("search.parallel", config.parallel),
         ("search.batch_size", config.batch_size),
     ):
-        if value < 1:
+        if value is not None and value < 1:
             raise ConfigError(f"{key} is {value}; it must be 1 or more.")
+    if config.parallel is not None and config.batch_size is not None:
+        raise ConfigError(
+            f"search.parallel is {config.parallel} and search.batch_size is "
+            f"{config.batch_size}: give one. parallel keeps that many trials in flight, "
+            "batch_size runs them in batches that wait for their slowest trial."
+        )
     if config.poll <= 0:
         raise ConfigError(f"search.poll is {config.poll}; give the seconds between looks (> 0).")
     if not config.objective.startswith(("final.", "best.")):
@@ -46,8 +55,24 @@ def check(config: SearchConfig) -> None:
             f"search.objective is {config.objective!r}: give a column of the runs table, "
             "final.<metric> (its last logged value) or best.<metric> (a suite's best)."
         )
-    built(config.sampler, "search.sampler", 0)
+    built(sampler_spec(config), "search.sampler", 0)
     built(config.pruner, "search.pruner", 0)
+
+
+def in_flight(config: SearchConfig) -> tuple[int, bool]:
+    """How many trials run at once, and whether in batches."""
+    if config.batch_size is not None:
+        return config.batch_size, True
+    return config.parallel or DEFAULT_PARALLEL, False
+
+
+def to_ask(config: SearchConfig, running: int) -> int:
+    """How many trials to ask now, with `running` in flight: up to search.parallel; in
+    batches, a batch once the last one has ended."""
+    count, batches = in_flight(config)
+    if batches:
+        return 0 if running else count
+    return max(0, count - running)
 
 
 def report_name(config: SearchConfig) -> str:
@@ -73,6 +98,16 @@ def built(spec: Mapping[str, Any], key: str, seed_offset: int) -> Any:
         ) from exc
 
 
+def sampler_spec(config: SearchConfig) -> dict[str, Any]:
+    """search.sampler, TPE when it is {}. Trials are asked while others run, so TPE lies
+    constantly (Optuna's `constant_liar`: a running trial counts as a poor one, and the
+    next one asked is not drawn beside it) unless it is told otherwise."""
+    spec = dict(config.sampler) or {"_target_": TPE}
+    if spec.get("_target_") == TPE:
+        spec.setdefault("constant_liar", True)
+    return spec
+
+
 def open_study(folder: Path, config: SearchConfig) -> optuna.Study:
     """The sweep's study, created the first time; its sampler and pruner are config's."""
     from optuna.storages import JournalStorage
@@ -92,9 +127,7 @@ def open_study(folder: Path, config: SearchConfig) -> optuna.Study:
             f"{study.direction.name.lower()}s its objective. Keep it, or start another "
             "sweep (sweep.name)."
         )
-    study.sampler = built(config.sampler, "search.sampler", len(study.trials)) or (
-        optuna.samplers.TPESampler()
-    )
+    study.sampler = built(sampler_spec(config), "search.sampler", len(study.trials))
     study.pruner = built(config.pruner, "search.pruner", 0) or optuna.pruners.NopPruner()
     return study
 
