@@ -4,13 +4,19 @@ and a margin); and that a sweep's manifest tracks every array Slurm has for it.
 
 A run's own state can say how it ended before Slurm has ended its task (node 0 writes
 it at the signal, or as its launcher exits, while the other nodes and the task are
-still ending), so a check of processes or of a requeue waits for Slurm first.
+still ending), so a check of processes or of a requeue waits for Slurm first. A
+requeued task's BeginTime is moved nearer (requeued_start_soon), which changes when it
+starts, not what it does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from paddle_hpc.core.manifest import load
@@ -133,3 +139,41 @@ def run_logs(sweep_dir: Path, lines: int = 30) -> str:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             shown.append(f"==> {log.relative_to(sweep_dir)} <==\n" + "\n".join(tail))
     return "\n".join(shown)
+
+
+@contextlib.contextmanager
+def requeued_start_soon() -> Iterator[None]:
+    """Starts requeued tasks soon (their BeginTime is 2 min out): 5 s after the requeue,
+    not at once. A task that Slurm starts again within the second it was requeued in
+    fails on the node ("Job credential revoked": slurmd compares the new credential's
+    time, in seconds, with the revocation's)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(1.0):
+            out = subprocess.run(
+                ["squeue", "-h", "-t", "PD", "-O", "JobArrayID,Reason,EligibleTime"],
+                capture_output=True,
+                text=True,
+            ).stdout
+            soon = datetime.now() + timedelta(seconds=15)
+            for line in out.splitlines():
+                job, reason, start = line.split()
+                # Only a task still due late: one moved already must not be moved again.
+                if (
+                    reason == "BeginTime"
+                    and start[:1].isdigit()
+                    and datetime.fromisoformat(start) > soon
+                ):
+                    subprocess.run(
+                        ["scontrol", "update", f"jobid={job}", "StartTime=now+5"],
+                        capture_output=True,
+                    )
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

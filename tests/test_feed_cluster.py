@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from paddle_hpc.backend.feed import POLL_S
 from paddle_hpc.core.manifest import load
 from tests.test_sweep_cluster import run_module, sweep, write_conf
 
 CAP = 10  # slurm/up's QOS capped
-RUNS = 60
+RUNS = 40  # fed once before its feeder is killed, and still past the cap when it resumes
 
 
 def capped_jobs() -> int:
@@ -95,6 +96,10 @@ def test_a_sweep_past_the_queue_cap_is_fed_and_a_killed_feeder_resumes(tmp_path:
         again = sweep(tmp_path, f"+x=range(0,{RUNS})", "-f")  # the same command resumes it
         assert again.returncode == 0, again.stdout + again.stderr
         assert "wait for room in the queue" in again.stdout or "submitted" in again.stdout
+        deadline = time.monotonic() + POLL_S + 20
+        while feeder_pid(sweep_dir) is not None:  # it ends once every run is submitted
+            assert time.monotonic() < deadline, "the feeder runs on with nothing to feed"
+            time.sleep(0.5)
     finally:
         stop.set()
         sampler.join()

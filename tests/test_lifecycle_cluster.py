@@ -23,7 +23,7 @@ from paddle_hpc.backend import backend_for, states
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import load
-from tests.cluster import assert_nothing_left, tracks_every_array
+from tests.cluster import assert_nothing_left, requeued_start_soon, tracks_every_array
 
 pytestmark = pytest.mark.slurm
 
@@ -138,7 +138,8 @@ def flaky(tmp_path_factory: pytest.TempPathFactory, index: Path) -> Iterator[Pat
     result = cli(root, index, "sweep")
     assert result.returncode == 0, result.stdout + result.stderr
     sweep_dir = root / "sweeps" / "flaky"
-    yield sweep_dir
+    with requeued_start_soon():  # its retry is a requeue
+        yield sweep_dir
     cancel_all(sweep_dir)
 
 

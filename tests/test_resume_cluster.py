@@ -12,10 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,13 @@ import pytest
 from paddle_hpc.backend.charges import hours
 from paddle_hpc.collect import load as load_tables
 from paddle_hpc.core.manifest import load
-from tests.cluster import accounted, assert_nothing_left, charged_by_sacct, task_ended
+from tests.cluster import (
+    accounted,
+    assert_nothing_left,
+    charged_by_sacct,
+    requeued_start_soon,
+    task_ended,
+)
 from tests.test_sweep_cluster import sweep, write_conf
 
 pytestmark = pytest.mark.slurm
@@ -83,38 +87,8 @@ def reference_losses(tmp_path: Path, epochs: int) -> list[float]:
 
 @pytest.fixture
 def release() -> Iterator[None]:
-    """Starts requeued tasks soon (their BeginTime is 2 min out): 5 s after the requeue,
-    not at once. A task that Slurm starts again within the second it was requeued in
-    fails on the node ("Job credential revoked": slurmd compares the new credential's
-    time, in seconds, with the revocation's)."""
-    done = threading.Event()
-
-    def loop() -> None:
-        while not done.wait(1.0):
-            out = subprocess.run(
-                ["squeue", "-h", "-t", "PD", "-O", "JobArrayID,Reason,EligibleTime"],
-                capture_output=True,
-                text=True,
-            ).stdout
-            soon = datetime.now() + timedelta(seconds=15)
-            for line in out.splitlines():
-                job, reason, start = line.split()
-                # Only a task still due late: one moved already must not be moved again.
-                if (
-                    reason == "BeginTime"
-                    and start[:1].isdigit()
-                    and datetime.fromisoformat(start) > soon
-                ):
-                    subprocess.run(
-                        ["scontrol", "update", f"jobid={job}", "StartTime=now+5"],
-                        capture_output=True,
-                    )
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    done.set()
-    thread.join()
+    with requeued_start_soon():
+        yield
 
 
 def finished(sweep_dir: Path, timeout: float) -> dict[str, object]:

@@ -306,6 +306,7 @@ def _errors(
     )
     for column in ("node", "rank", "local_rank", "line"):
         errors[column] = errors[column].astype("Int64")
+    errors["tail"] = errors["tail"].astype(object).fillna("")  # a traceback's row has none
     return errors
 
 

@@ -138,7 +138,6 @@ def read_log_metrics(
                         "log": rel,
                         "line": failure.line,
                         "traceback": failure.traceback,
-                        "tail": "",
                     }
                 )
             if node != 0 or rank != 0:

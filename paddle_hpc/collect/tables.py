@@ -109,8 +109,9 @@ def slurm_errors(
     states: Mapping[str, Mapping[str, Any]],
 ) -> pd.DataFrame:
     """A row per run that Slurm ended for a reason of its own (TIMEOUT, OOM, ...), and per
-    FAILED run whose worker logs name no error. A packed trial's own state stands for
-    its task's: one failing trial does not make its siblings' rows."""
+    FAILED run whose worker logs name no error, with the end of its task's log. A packed
+    trial's own state stands for its task's (one failing trial does not make its
+    siblings' rows), and so does a run's OUT_OF_MEMORY (Slurm marks only the step)."""
     found = []
     for run in manifest.runs:
         record = (
@@ -121,9 +122,11 @@ def slurm_errors(
         if record is None:
             continue
         state = record.state
+        own = runstate.from_dict(states.get(run.run_id))
         if run.packed:
-            own = runstate.from_dict(states.get(run.run_id))
             state, _ = packing.trial_state(record.state, own, run.attempt)
+        elif own is not None and own.state == runstate.OUT_OF_MEMORY:
+            state = own.state  # Slurm marks only the step; the node counted the kills
         kind = SLURM_FAILURES.get(state)
         if kind is None and not (state == runstate.FAILED and run.run_id not in logged):
             continue
