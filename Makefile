@@ -51,7 +51,5 @@ browser:
 # benchmarks/: each measures against its baseline in the same run and prints the ratio.
 bench: venv cluster browser
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
-	for bench in sweep_submit submit_history watch_calls file_count scale packing overhead collect_tables metrics_engine lifecycle exporter report_page; do \
+	for bench in sweep_submit submit_history watch_calls file_count scale packing overhead collect_tables metrics_engine lifecycle exporter report_page search_async; do \
 		$(VENV)/bin/python benchmarks/$$bench.py || exit 1; done
-	$(VENV)/bin/python benchmarks/collect_tables.py
-	$(VENV)/bin/python benchmarks/lifecycle.py

@@ -97,15 +97,14 @@ def main() -> None:
         work = Path(tmp)
         (work / "trial.py").write_text(TRIAL)
         (work / "conf").mkdir()
-        (work / "conf" / "config.yaml").write_text(
-            CONFIG.format(unit=args.unit, trials=TRIALS)
-        )
+        (work / "conf" / "config.yaml").write_text(CONFIG.format(unit=args.unit, trials=TRIALS))
         for name, mode in MODES.items():
             found[name] = figures(search(work, name, mode))
     (idle_b, span_b, xs_b), (idle_a, span_a, xs_a) = found["batches"], found["asynchronous"]
     assert xs_a == xs_b, "the two searches ran different trials"
     work_s = sum(args.unit * (1 + 3 * x) for x in xs_a)
-    print(f"{TRIALS} trials of {args.unit:g}-{4 * args.unit:g} s ({work_s:.0f} s of sleep), {K} GPUs")
+    span = f"{args.unit:g}-{4 * args.unit:g} s"
+    print(f"{TRIALS} trials of {span} ({work_s:.0f} s of sleep), {K} GPUs")
     print("| figure | asynchronous | batches | ratio | target |")
     print("| --- | --- | --- | --- | --- |")
     ratio = idle_a / idle_b

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from paddle_hpc.backend.submission import write
 from paddle_hpc.collect import load as load_tables
+from paddle_hpc.core.files import write_json_atomic
+from paddle_hpc.core.manifest import load
+from paddle_hpc.plan.build import build_manifest
+from paddle_hpc.search import driver, study
 from tests.test_search_cluster import CONFIG, CURVE, study_of
 from tests.test_sweep_cluster import run_module, sweep, write_conf
 
@@ -67,3 +73,28 @@ def test_a_bad_search_is_refused_naming_the_key_and_writes_nothing(
     assert result.returncode == 1, result.stdout + result.stderr
     assert says in result.stdout + result.stderr
     assert not sweep_dir.exists()
+
+
+def test_a_trial_its_killed_driver_planned_but_never_submitted_is_run_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """The first driver asked trial 0 and wrote its run into the sweep, then was killed
+    before it submitted it: the next driver submits it, and the study has it once."""
+    sweep_dir = project(tmp_path)
+    overrides = ["cluster.executor=local", "search.n_trials=1", "steps=2", "search.pruner={}"]
+    request = driver.Request(str(tmp_path / "conf"), "config", overrides, str(tmp_path), [])
+    found = driver.search_space(Path(request.config_dir), request.config_name, overrides)
+    (sweep_dir / "search").mkdir(parents=True)
+    write_json_atomic(sweep_dir / "search" / driver.REQUEST, asdict(request))
+    trial = study.open_study(sweep_dir / "search", found.config).ask(dict(found.space))
+    plan = driver.plan_trials(request, found, [(0, trial.params)])
+    trial.set_user_attr("run_id", plan.runs[0].run_id)
+    write(plan, build_manifest(plan, []), False, print)
+    assert load(sweep_dir).runs[0].job_id is None  # planned, not submitted
+
+    again = run_module("paddle_hpc.search", str(sweep_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "trial 0: running here" in again.stdout and "search done: 1 trials" in again.stdout
+    (done,) = study_of(sweep_dir).trials
+    assert done.state.name == "COMPLETE" and done.params == trial.params
+    assert load_tables(sweep_dir).runs["final.loss"].tolist() == [done.value]

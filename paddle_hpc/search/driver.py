@@ -268,32 +268,42 @@ class Driver:
             self.space = self.read_space()
 
     def take_up(self) -> None:
-        """The trials a driver before this one left running."""
+        """The trials a driver before this one left running; those it asked but did not
+        submit (it was killed in between) are submitted now."""
         import optuna
 
         manifest = load(self.sweep.path) if self.sweep.manifest.exists() else None
-        known = {r.run_id for r in manifest.runs} if manifest else set()
-        for frozen in self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-            run_id = frozen.user_attrs.get("run_id")
-            if run_id in known:
-                trial = compat.running_trial(self.study, frozen)
-                steps = frozen.intermediate_values
-                last = max(steps, default=float("-inf"))
-                value = steps[int(last)] if steps else None
-                self.active[frozen.number] = Active(trial, run_id, last, value)
-            else:  # asked, never submitted
-                self.study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-        if self.active:
-            self.say(f"taking up {len(self.active)} running trial(s)")
+        runs = {r.run_id: r for r in manifest.runs} if manifest else {}
+        waiting = set(manifest.feed.run_ids) if manifest and manifest.feed else set()
+        running = self.study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        unsubmitted = []
+        for frozen in running:
+            trial = compat.running_trial(self.study, frozen)
+            run = runs.get(str(frozen.user_attrs.get("run_id")))
+            if run is None or (run.job_id is None and run.run_id not in waiting):
+                unsubmitted.append(trial)
+                continue
+            steps = frozen.intermediate_values
+            last = max(steps, default=float("-inf"))
+            value = steps[int(last)] if steps else None
+            self.active[frozen.number] = Active(trial, run.run_id, last, value)
+        if running:
+            self.say(f"taking up {len(running)} running trial(s)")
+        if unsubmitted:
+            self.launch(unsubmitted)
 
     def submit(self, count: int) -> None:
+        """Asks the study for `count` trials and submits them."""
+        if self.running_here is not None:  # the batch before ran here: its thread ends too
+            self.running_here.join()
+        self.launch([self.study.ask(dict(self.space.space)) for _ in range(count)])
+
+    def launch(self, trials: Sequence[optuna.trial.Trial]) -> None:
+        """Plans the trials as runs of the sweep and submits them."""
         import optuna
 
         from paddle_hpc.backend.submission import submit_plan
 
-        if self.running_here is not None:  # the batch before ran here: its thread ends too
-            self.running_here.join()
-        trials = [self.study.ask(dict(self.space.space)) for _ in range(count)]
         try:
             plan = plan_trials(self.request, self.space, [(t.number, t.params) for t in trials])
         except PaddleHpcError:
