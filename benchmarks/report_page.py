@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from paddle_hpc.pages.interactive import write_page
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the browser test's sweep
 from tests.test_interactive_browser import synthetic
 
 
@@ -35,8 +38,9 @@ def main() -> None:
     chromium = shutil.which("chromium")
     assert chromium is not None, "make browser"
     with tempfile.TemporaryDirectory() as tmp:
+        tables = synthetic(1000, 1000, 60)
         started = time.monotonic()
-        page_file = write_page(synthetic(1000, 1000, 60), Path(tmp) / "report.html", "sweep big")
+        page_file = write_page(tables, Path(tmp) / "report.html", "sweep big")
         built = time.monotonic() - started
         size = page_file.stat().st_size
         floor = Path(tmp) / "floor.html"  # the same bytes, as a comment: read, not drawn
