@@ -168,9 +168,10 @@ def main(argv: Sequence[str]) -> int:
     for entry, state in ended:
         clean_run(sweep, entry, state, args.checkpoints, done)
     over = {entry.run_id for entry, _ in ended}
-    for array in manifest.arrays:  # its tasks' pickles, once each of its runs has ended
+    # an array's tasks' pickles, once each of its runs has ended (a step's may yet start)
+    for array in manifest.arrays:
         bundle = sweep.slurm / f"{array.job_id}_tasks.pkl"
-        if set(array.run_ids) <= over and bundle.exists():
+        if array.step is None and set(array.run_ids) <= over and bundle.exists():
             done.saved += bundle.stat().st_size
             bundle.unlink()
             done.pickles += 1

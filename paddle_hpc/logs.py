@@ -25,7 +25,16 @@ from paddle_hpc.collect.worker_logs import failures
 from paddle_hpc.core import archive
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import ATTEMPTS, LOGS, LOGS_ARCHIVE, SLURM, WORKER_LOG, RunDir, SweepDir
+from paddle_hpc.core.layout import (
+    ATTEMPTS,
+    LOGS,
+    LOGS_ARCHIVE,
+    SLURM,
+    STEP_LOG,
+    WORKER_LOG,
+    RunDir,
+    SweepDir,
+)
 from paddle_hpc.core.manifest import Manifest, RunEntry, load
 
 _NUMBERED = re.compile(rf"^(?:node|{WORKER_LOG}\.)(\d+)(?:\.gz)?$")
@@ -155,6 +164,7 @@ def main(argv: Sequence[str]) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--err", action="store_true", help="the node's stderr as Slurm kept it")
     which.add_argument("--out", action="store_true", help="the node's stdout as Slurm kept it")
+    which.add_argument("--then", metavar="STEP", help="the output of the run's step STEP")
     parser.add_argument("-n", "--lines", type=int, default=20, help="how many lines (default: 20)")
     parser.add_argument("-f", "--follow", action="store_true", help="follow while it runs")
     parser.add_argument("--attempt", type=int, help="an earlier attempt's logs")
@@ -173,7 +183,9 @@ def main(argv: Sequence[str]) -> int:
                 f"run {entry.run_id} has no attempt {args.attempt} on disk; its latest is "
                 f"attempt {status.attempt}."
             )
-    if args.err or args.out:
+    if args.then:
+        path, why = run_dir.then(args.then) / STEP_LOG, f"its step {args.then}"
+    elif args.err or args.out:
         node_path = backend.node_output(sweep, entry, args.node or 0, args.err)
         if node_path is None:
             raise PaddleHpcError(

@@ -5,7 +5,8 @@ and CANCELLED), as one new array per resource shape. A retried run keeps its id 
 directory; its earlier attempt's files move to `runs/<id>/attempts/<K>/` when the new
 attempt starts, and the manifest keeps every submission. Runs still pending or running
 are not submitted again. With sweep.retry_grow, a run that ended OUT_OF_MEMORY or
-TIMEOUT asks for more memory or time.
+TIMEOUT asks for more memory or time. `--then STEP` submits a step (sweep.then) again
+for the runs that completed and whose step did not.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from paddle_hpc.backend import backend_for, states
+from paddle_hpc.backend import RunStatus, backend_for, states
+from paddle_hpc.backend.arrays import resubmit_steps
 from paddle_hpc.backend.grow import grow_runs
 from paddle_hpc.backend.naming import described, parse_states, pick_runs
 from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.layout import STATE, SweepDir
 from paddle_hpc.core.manifest import Manifest, RunEntry, load, update
 from paddle_hpc.core.schema import RetryGrowConfig, RunConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
@@ -29,16 +31,23 @@ from paddle_hpc.slurm import SlurmClient
 DEFAULT = runstate.SLURM_ENDED - {runstate.COMPLETED, runstate.CANCELLED}
 
 
-def main(argv: Sequence[str]) -> int:
+def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="paddle-hpc retry", description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("runs", nargs="*", help="run ids, unique prefixes or JOB_TASK")
     parser.add_argument(
         "--state", help=f"end states to retry (default: {','.join(sorted(DEFAULT))})"
     )
+    parser.add_argument(
+        "--then", metavar="STEP", help="submit the step STEP again where it did not complete"
+    )
     # RUN:JOB:ATTEMPT:STATE, from the node of a task that ended so (node/ending.py)
     parser.add_argument("--ended", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse(argv)
     wanted = parse_states(args.state, runstate.SLURM_ENDED) if args.state else DEFAULT
     sweep = SweepDir(args.sweep_dir)
     if args.ended:
@@ -47,6 +56,8 @@ def main(argv: Sequence[str]) -> int:
     named = pick_runs(manifest, args.runs) if args.runs else list(manifest.runs)
     backend = backend_for(manifest.executor)
     now = {s.run_id: s for s in states(backend, sweep, manifest)}
+    if args.then:
+        return retry_step(sweep, manifest, named, now, args.then)
     picked = [r for r in named if now[r.run_id].state in wanted]
     if not picked:
         shown = ", ".join(f"{r.run_id} {now[r.run_id].state}" for r in named[:5])
@@ -86,6 +97,42 @@ def main(argv: Sequence[str]) -> int:
     for run_id, what in grew.items():
         out.print(f"{run_id} asks for more: {what} (sweep.retry_grow)", markup=False)
     backend.submit(sweep, sweep_config, [r.run_id for r in retried], out.print)
+    return 0
+
+
+def retry_step(
+    sweep: SweepDir,
+    manifest: Manifest,
+    named: Sequence[RunEntry],
+    now: Mapping[str, RunStatus],
+    step: str,
+) -> int:
+    """Submits the step again for the runs that completed and whose step ended other
+    than COMPLETED; Slurm only."""
+    config = read_sweep_config(sweep)
+    if step not in config.then:
+        raise PaddleHpcError(
+            f"{sweep.path} has no step {step!r}; its steps (sweep.then): "
+            f"{', '.join(config.then) or 'none'}."
+        )
+    ended = runstate.SLURM_ENDED - {runstate.COMPLETED}
+    picked = []
+    for entry in named:
+        own = runstate.read(sweep.run(entry.run_id).then(step) / STATE)
+        job = manifest.step_job(entry.run_id, step)
+        state = runstate.step_state(own, now[entry.run_id].state, None, job)
+        if now[entry.run_id].state == runstate.COMPLETED and state in ended:
+            picked.append(entry.run_id)
+    if not picked:
+        raise PaddleHpcError(
+            f"nothing to retry: no completed run of {sweep.path} has its step {step} ended "
+            "other than COMPLETED."
+        )
+    if not backend_for(manifest.executor).accounted:
+        raise PaddleHpcError(f"{sweep.path} ran here without Slurm: run its sweep again.")
+    arrays = resubmit_steps(sweep.path, SlurmClient(), config, step, picked)
+    jobs = ", ".join(str(a.job_id) for a in arrays)
+    console().print(f"retrying step {step} of {len(picked)} run(s) as array job(s) {jobs}")
     return 0
 
 

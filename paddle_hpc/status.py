@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from paddle_hpc.backend import Backend, RunStatus, backend_for, states
 from paddle_hpc.backend.feed import waiting_note
 from paddle_hpc.backend.naming import parse_states
 from paddle_hpc.backend.view import SHOWN, as_json, exit_code, pending_lines, render, watch
+from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
 from paddle_hpc.core.errors import SlurmError
-from paddle_hpc.core.layout import SweepDir
-from paddle_hpc.core.manifest import load
+from paddle_hpc.core.layout import STATE, SweepDir
+from paddle_hpc.core.manifest import Manifest, load
 from paddle_hpc.core.runstate import PENDING
+from paddle_hpc.core.schema import step_names
 from paddle_hpc.slurm import SlurmClient
 from paddle_hpc.slurm.pending import Pending, parse_pending
 
@@ -53,6 +56,7 @@ def main(argv: Sequence[str]) -> int:
     queue = pending_in_queue(backend, found)
     if args.json:
         record = {"sweep": manifest.name, "dir": str(sweep.path.resolve()), **as_json(found)}
+        record["then"] = step_states(sweep, manifest, found)
         record["pending"] = {
             s.run_id: {"reason": p.reason, "start": p.start.isoformat() if p.start else None}
             for s in found
@@ -63,12 +67,39 @@ def main(argv: Sequence[str]) -> int:
     every = args.all or (not only and len(found) <= SHOWN)
     for part in render(manifest, found, every=every, only=only):
         console.print(part)
-    for line in pending_lines(found, queue):
+    for line in [*pending_lines(found, queue), *step_lines(step_states(sweep, manifest, found))]:
         console.print(line, markup=False)
     note = waiting_note(sweep, load(sweep.path) if args.follow else manifest)
     if note:
         console.print(note, markup=False)
     return exit_code(found)
+
+
+def step_states(
+    sweep: SweepDir, manifest: Manifest, found: Sequence[RunStatus]
+) -> dict[str, dict[str, str]]:
+    """Per step of sweep.then, each run's step state (runstate.step_state), from the
+    steps' state files and their runs' states."""
+    steps: dict[str, dict[str, str]] = {}
+    for name in step_names(sweep.config):
+        steps[name] = {}
+        for s in found:
+            own = runstate.read(sweep.run(s.run_id).then(name) / STATE)
+            job = manifest.step_job(s.run_id, name)
+            steps[name][s.run_id] = runstate.step_state(own, s.state, None, job)
+    return steps
+
+
+def step_lines(steps: dict[str, dict[str, str]]) -> list[str]:
+    """`then evaluate: COMPLETED 3, CANCELLED 1 (its run did not complete)`."""
+    lines = []
+    for name, states_of in steps.items():
+        counts = Counter(states_of.values())
+        parts = [f"{state} {count}" for state, count in sorted(counts.items())]
+        if counts[runstate.CANCELLED]:
+            parts[sorted(counts).index(runstate.CANCELLED)] += " (its run did not complete)"
+        lines.append(f"then {name}: " + ", ".join(parts))
+    return lines
 
 
 def pending_in_queue(backend: Backend, found: Sequence[RunStatus]) -> dict[str, Pending]:

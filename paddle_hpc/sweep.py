@@ -30,6 +30,7 @@ from paddle_hpc.core.schema import RunConfig
 from paddle_hpc.core.secret_env import redact_override
 from paddle_hpc.node import container
 from paddle_hpc.node.launch import build_node_launch
+from paddle_hpc.node.step import step_command
 from paddle_hpc.plan.build import (
     Plan,
     SearchRequested,
@@ -148,6 +149,17 @@ def print_launch(plan: Plan, manifest: Manifest, console: Console) -> None:
             guest=guest,
         )
         console.print(f"node {rank}: {shlex.join(node.argv)}")
+    for name, step in config.sweep.then.items():
+        r = step.resources
+        console.print(
+            f"\n# then {name}: an array of the same tasks, each once its run's task completed "
+            f"(--dependency=aftercorr), {r.nodes} node(s), {r.gpus_per_node} GPU(s), time "
+            f"{r.time}{f', partition {r.partition}' if r.partition else ''}; for run "
+            f"{first.run_id}, in {step.cwd or 'its folder'}:",
+            markup=False,
+        )
+        python = python_for(manifest.shapes[0])
+        console.print(shlex.join(step_command(step, python)), markup=False)
 
 
 def dry_run_guest(plan: Plan, config: RunConfig) -> container.Guest | None:

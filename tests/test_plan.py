@@ -88,6 +88,10 @@ def test_points_are_composed_with_interpolated_args(conf: Path) -> None:
         ("program.script=nope.py", "nope.py is not a file"),
         ("resources.sbatch.comment=x", "To append to your config use \\+resources"),
         ("+resources.sbatch.comment='a\\\\b'", "backslash"),
+        # Hydra's + adds any key; one that paddle_hpc's groups do not have is a typo
+        ("+resources.gpu_per_node=2", "resources.gpu_per_node is not an option"),
+        ("++launch.stall=60", "launch.stall is not an option"),
+        ("+sweep.retry_grow.memory=2", "sweep.retry_grow.memory is not an option"),
     ],
 )
 def test_bad_config_fails_before_anything_is_written(

@@ -19,10 +19,11 @@ from paddle_hpc.core import packing, runstate
 from paddle_hpc.core.errors import PaddleHpcError, SubmissionError
 from paddle_hpc.core.layout import SweepDir
 from paddle_hpc.core.manifest import ArrayEntry, Feed, Manifest, RunEntry, load, locked, save
-from paddle_hpc.core.schema import ResourcesConfig, SweepConfig
+from paddle_hpc.core.schema import ResourcesConfig, StepConfig, SweepConfig
 from paddle_hpc.node import image_digest
 from paddle_hpc.node.image_digest import ImageId
 from paddle_hpc.node.runner import NodeTask
+from paddle_hpc.node.step import StepTask
 from paddle_hpc.node.trials import TrialsTask
 from paddle_hpc.slurm.client import SlurmClient, sbatch_options
 from paddle_hpc.slurm.executor import array_executor, sbatch_script
@@ -141,6 +142,52 @@ def submit(
         return saved, arrays
 
 
+def submit_step(
+    sweep_dir: Path,
+    client: SlurmClient,
+    of: tuple[str, Mapping[str, Any], SweepConfig],
+    step: str,
+    spec: StepConfig,
+    after: int | None,
+    run_ids: Sequence[str],
+) -> int:
+    """Submits the step's array for the runs of the training array `after`: task i runs
+    once task i of `after` completed, and is cancelled by Slurm if it does not (None:
+    the runs completed already). `of`: the sweep's name, the runs' shape and the
+    sweep's config."""
+    name, shape, sweep = of
+    python = python_for(shape)
+    resources = {"resources": asdict(spec.resources), "setup": shape["setup"]}
+    params = array_parameters(resources, f"{name}.{step}", sweep)
+    if after is not None:
+        params["additional_parameters"] |= {
+            "dependency": f"aftercorr:{after}",
+            "kill_on_invalid_dep": "yes",
+        }
+    executor = array_executor(SweepDir(sweep_dir).slurm, client, python)
+    executor.update_parameters(**params)
+    tasks = [StepTask(str(sweep_dir), run_id, step, python) for run_id in run_ids]
+    return executor.submit_array_job(tasks)
+
+
+def resubmit_steps(
+    sweep_dir: Path, client: SlurmClient, sweep: SweepConfig, step: str, run_ids: Sequence[str]
+) -> tuple[ArrayEntry, ...]:
+    """Submits the step again for these runs, which completed: one array per resource
+    shape, recorded in the manifest under the sweep's lock."""
+    with locked(sweep_dir):
+        manifest = load(sweep_dir)
+        arrays = []
+        for index, shape in enumerate(manifest.shapes):
+            ids = tuple(r.run_id for r in manifest.runs if r.shape == index and r.run_id in run_ids)
+            if ids:
+                of = (manifest.name, shape, sweep)
+                job = submit_step(sweep_dir, client, of, step, sweep.then[step], None, ids)
+                arrays.append(ArrayEntry(job, index, ids, step=step))
+        save(sweep_dir, replace(manifest, arrays=manifest.arrays + tuple(arrays)))
+        return tuple(arrays)
+
+
 def _submit_arrays(
     sweep_dir: Path,
     manifest: Manifest,
@@ -170,6 +217,17 @@ def _submit_arrays(
                 run_ids = tuple(r.run_id for r in chunk)
                 record = asdict(image) if image is not None else None
                 arrays.append(ArrayEntry(job_id, shape_index, run_ids, k, record))
+                for step, spec in sweep.then.items():
+                    step_job = submit_step(
+                        sweep_dir,
+                        client,
+                        (manifest.name, shape, sweep),
+                        step,
+                        spec,
+                        job_id,
+                        run_ids,
+                    )
+                    arrays.append(ArrayEntry(step_job, shape_index, run_ids, step=step))
     except (PaddleHpcError, OSError, ValueError) as exc:
         cancelled = [a.job_id for a in arrays]
         if cancelled:

@@ -31,6 +31,7 @@ from paddle_hpc.node.runner import (
     run_node,
 )
 from paddle_hpc.node.signals import STOP_GRACE_S
+from paddle_hpc.node.step import run_step
 
 
 def on_one_node(config: RunConfig) -> RunConfig:
@@ -94,6 +95,9 @@ class LocalBackend:
                 run_node(
                     sweep.path, run.run_id, here, sys.executable, env, cuda, attempt, image=image
                 )
+                for name, spec in config.sweep.then.items():  # its steps, one after the other
+                    say(f"run {run.run_id}: step {name}")
+                    run_step(run_dir, name, spec, sys.executable, env)
                 return
             except PaddleHpcError as exc:
                 say(f"failed: {exc}")

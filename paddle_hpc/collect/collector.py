@@ -27,15 +27,16 @@ from paddle_hpc.collect import accounting, check, sources
 from paddle_hpc.collect.readers import (
     base_config,
     jsonl_metrics,
+    looked_into,
     read_log_metrics,
     read_visualdl_metrics,
     start_jsonl_metrics,
     user_parsers,
     user_patterns,
-    visualdl_folders,
 )
 from paddle_hpc.collect.results import NAMES, RESULTS, STATE_FILE, VERSION
 from paddle_hpc.collect.sources import Fingerprint
+from paddle_hpc.collect.steps import with_steps
 from paddle_hpc.collect.tables import (
     ERROR_COLUMNS,
     METRIC_COLUMNS,
@@ -162,7 +163,7 @@ def scan(
         state.get("listings") if state else None,
         ended(state) if state else None,
         state["files"] if state else None,
-        visualdl_folders(base_config(sweep_dir)),
+        *looked_into(base_config(sweep_dir)),
     )
     inputs = {
         name: list(fp) if (fp := sources.fingerprint(sweep_dir / name)) else None
@@ -226,7 +227,7 @@ def collect(
     rows, used = task_rows(records), accounting.allocations(sweep_dir, records)
     errors = _errors(sweep_dir, manifest, rows, states, error_parts)
     runs = runs_frame(manifest, rows, states, metrics, backend.runs_here, used)
-    tables = Tables(runs, metrics, errors)
+    tables = Tables(with_steps(runs, sweep_dir, manifest, rows), metrics, errors)
     for name in ("runs", "errors"):
         writer(getattr(tables, name), table_path(out, name, fmt), fmt)()
     metrics_written.result()

@@ -57,7 +57,7 @@ def base_config(sweep_dir: Path) -> dict[str, Any]:
 
 def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Columns) -> pd.DataFrame:
     """Rows read from metrics files; file i is run_ids[i]'s, at rels[i] (a run has
-    several: its metrics.jsonl and its nodes' GPU samples)."""
+    several: its metrics.jsonl, its nodes' GPU samples and its steps' metrics)."""
     codes = cols.file
     runs, unique = pd.factorize(pd.Index(run_ids))
     frame = pd.DataFrame(
@@ -71,6 +71,12 @@ def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Colum
             "source": pd.Categorical.from_codes(codes, categories=pd.Index(rels)),
         }
     )
+    steps = {i: step for i, rel in enumerate(rels) if (step := layout.step_of(rel))}
+    if steps:  # a step's metric is named after it: evaluate.acc
+        names = frame["name"].astype(object)
+        for i, step in steps.items():
+            names[codes == i] = step + "." + names[codes == i]
+        frame["name"] = names.astype("category")
     return cast(pd.DataFrame, frame)
 
 
@@ -80,7 +86,10 @@ def start_jsonl_metrics(
     """The changed metrics files and GPU samples, as (run id, relative path), and their
     reading, begun."""
     picked = [
-        (r.run_id, rel) for r in runs for rel in (r.metrics, *r.gpu) if rel and rel in changed
+        (r.run_id, rel)
+        for r in runs
+        for rel in (r.metrics, *r.gpu, *r.then)
+        if rel and rel in changed
     ]
     root = str(sweep_dir)
     reading = jsonl.start([f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked])
@@ -165,6 +174,12 @@ def read_log_metrics(
     metrics["value"] = metrics["value"].astype(float)
     metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def looked_into(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """What of a run's folder is read besides its own files: its VisualDL folders, and
+    its steps' (sweep.then)."""
+    return visualdl_folders(config), list((config.get("sweep") or {}).get("then") or {})
 
 
 def visualdl_folders(config: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from paddle_hpc.core import archive
-from paddle_hpc.core.layout import LOGS, LOGS_ARCHIVE, METRICS, STATE, gpu_samples, rel_run
+from paddle_hpc.core.layout import LOGS, LOGS_ARCHIVE, METRICS, STATE, THEN, gpu_samples, rel_run
 
 Fingerprint = tuple[int, int]  # size, mtime in ns
 _WORKER_LOG = re.compile(r"^workerlog\.(\d+)(?:\.gz)?$")  # .gz: after `clean`
@@ -34,6 +34,7 @@ class RunFiles:
     worker_logs: tuple[tuple[str, int, int], ...]  # (path, node, local rank)
     visualdl: tuple[str, ...] = ()  # VisualDL logs
     gpu: tuple[str, ...] = ()  # its nodes' GPU samples (node/gpu.py)
+    then: tuple[str, ...] = ()  # its steps' metrics files (then/<step>/metrics.jsonl)
 
 
 def fingerprint(path: str | Path) -> Fingerprint | None:
@@ -95,6 +96,7 @@ def find(
     ended: Mapping[str, Sequence[int]] | None = None,
     known: Mapping[str, Sequence[int]] | None = None,
     visualdl: Sequence[str] = (),
+    steps: Sequence[str] = (),
 ) -> Found:
     """Each run's files, with what it took to find them.
 
@@ -106,10 +108,11 @@ def find(
     is written after the launcher is done, and a restart rewrites state.json. Metrics
     files are always looked at: a user may log an evaluation into an ended run. A run
     that never started has no files. VisualDL logs (in the run's `visualdl` folders)
-    are found as worker logs are.
+    are found as worker logs are. The `steps` (sweep.then) of every run are looked at,
+    for they run after it ended.
     """
     finder = _Finder(str(sweep_dir), listings or {}, ended or {}, known or {})
-    runs = [finder.run_files(run_id, visualdl) for run_id in run_ids]
+    runs = [finder.run_files(run_id, visualdl, steps) for run_id in run_ids]
     return Found(
         runs, finder.prints, finder.new, finder.looked, finder.looked_logs, finder.unsettled
     )
@@ -154,9 +157,16 @@ class _Finder:
         self.new[rel] = cached
         return list(cached[2])
 
-    def run_files(self, run_id: str, visualdl: Sequence[str]) -> RunFiles:
+    def run_files(self, run_id: str, visualdl: Sequence[str], steps: Sequence[str]) -> RunFiles:
         base = rel_run(run_id)
         found: dict[str, str] = {}
+        then = []  # the steps' metrics files; their state files are looked at for `check`
+        for step in steps:
+            for name in (METRICS, STATE):
+                rel = f"{base}/{THEN}/{step}/{name}"
+                if (fp := self.look(rel, self.looked)) is not None:
+                    self.prints[rel] = fp
+                    then += [rel] if name == METRICS else []
         for name in (METRICS, STATE):
             rel = f"{base}/{name}"
             if (fp := self.look(rel, self.looked)) is not None:
@@ -177,7 +187,7 @@ class _Finder:
                     records.append(rel)
         gpu = self.gpu_samples(run_id, base, done, sorted({node for _, node, _ in logs}))
         metrics, state_file = found.get(METRICS), found.get(STATE)
-        return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records), gpu)
+        return RunFiles(run_id, metrics, state_file, tuple(logs), tuple(records), gpu, tuple(then))
 
     def gpu_samples(self, run_id: str, base: str, done: bool, nodes: list[int]) -> tuple[str, ...]:
         """The GPU samples of the nodes that wrote worker logs; of an ended run, the ones

@@ -50,10 +50,18 @@ FEED_LOCK = "feed.lock"  # held by the sweep's feeder (backend/feed.py), its pid
 FEED_LOG = "feed.log"
 STOP_REQUEST = "stop.json"  # written when Slurm signals the job; checkpoint.should_stop()
 ATTEMPT_MARK = ".attempt"  # in a node's log folder: the attempt that wrote it
+THEN = "then"  # a run's sweep.then steps: then/<step>/ with its state, metrics and log
+STEP_LOG = "log"  # a step's stdout and stderr
 
 
 def rel_run(run_id: str) -> str:
     return f"{RUNS}/{run_id}"
+
+
+def step_of(rel: str) -> str | None:
+    """The step whose file `rel` (runs/<id>/then/<step>/...) is, None for a run's own."""
+    parts = rel.split("/")
+    return parts[3] if len(parts) > 4 and parts[0] == RUNS and parts[2] == THEN else None
 
 
 def gpu_samples(node: int) -> str:
@@ -108,6 +116,10 @@ class RunDir:
 
     def worker_log(self, node: int, rank: int) -> Path:
         return self.node_logs(node) / f"{WORKER_LOG}.{rank}"
+
+    def then(self, step: str) -> Path:
+        """The folder of the run's step `step` (sweep.then)."""
+        return self.path / THEN / step
 
     def attempt(self, number: int) -> RunDir:
         """Where attempt `number`'s files went once a later attempt started."""

@@ -68,6 +68,7 @@ class ArrayEntry:
     run_ids: tuple[str, ...]  # task i runs run_ids[i * k : (i + 1) * k]
     trials_per_task: int = 1  # k
     image: dict[str, str] | None = None  # the container image at submission: its digest
+    step: str | None = None  # sweep.then's step its tasks run, after the training array's
 
     def task_of(self, position: int) -> int:
         """The task that runs run_ids[position]."""
@@ -105,6 +106,7 @@ class Manifest:
         where = {
             rid: (a.job_id, a.task_of(i), a.trials_per_task > 1)
             for a in arrays
+            if a.step is None
             for i, rid in enumerate(a.run_ids)
         }
         runs = []
@@ -114,6 +116,18 @@ class Manifest:
                 run = replace(run, job_id=job, array_task=task, packed=packed)
             runs.append(run)
         return replace(self, arrays=self.arrays + arrays, runs=tuple(runs), state=state, error=None)
+
+    def step_task(self, run_id: str, step: str) -> tuple[int, int] | None:
+        """The (job, task) of the run's step, its latest submission; None if none."""
+        for array in reversed(self.arrays):
+            if array.step == step and run_id in array.run_ids:
+                return array.job_id, array.run_ids.index(run_id)
+        return None
+
+    def step_job(self, run_id: str, step: str) -> str | None:
+        """The run's step's latest task as '12_3' (runstate.RunState.job); None if none."""
+        task = self.step_task(run_id, step)
+        return f"{task[0]}_{task[1]}" if task else None
 
     def for_retry(self, ended: Mapping[str, tuple[str, int]]) -> Manifest:
         """run id -> (the state its submission ended in, its last attempt): that

@@ -185,3 +185,19 @@ def stop(
 def stopped_by(reason: str | None) -> str | None:
     """STALLED or IDLE for a run one of the node's watchdogs stopped, by its reason."""
     return next((w for w in WATCHDOGS if reason and reason.startswith(f"{w}:")), None)
+
+
+def step_state(
+    own: RunState | None, run_state: str, slurm: str | None, task: str | None = None
+) -> str:
+    """A sweep.then step's state: its state file's once its task (`task`, '12_3', its
+    latest submission's) started; before that, Slurm's record of that task if it ended
+    unstarted (a node failure, a cancel); CANCELLED when its run ended other than
+    COMPLETED (Slurm cancels it: its dependency can never be met); else PENDING."""
+    if own is not None and (task is None or own.job == task):
+        return own.state
+    if slurm is not None and slurm in SLURM_ENDED:
+        return slurm
+    if run_state in ENDED and run_state != COMPLETED:
+        return CANCELLED
+    return PENDING

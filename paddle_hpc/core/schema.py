@@ -6,8 +6,9 @@ registers these with Hydra and OmegaConf, which check keys and types at compose 
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,21 @@ class RetryGrowConfig:
 
 
 @dataclass
+class StepConfig:
+    """A step that follows each run once it completes (sweep.then.<name>), e.g. its
+    evaluation on a CPU partition: a program of its own, run once per run in an array
+    that Slurm starts task by task after the training array's (aftercorr)."""
+
+    script: str | None = None  # a .py file, as program.script
+    module: str | None = None  # or a module, run as `python -m module`
+    # may interpolate the run's values and folder: ["--ckpt", "${run:dir}/output"]
+    args: list[str] = field(default_factory=list)
+    cwd: str | None = None  # the folder it runs in; default: the run's folder
+    env: dict[str, str] = field(default_factory=dict)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)  # its own
+
+
+@dataclass
 class SweepConfig:
     dir: str = "sweeps/${sweep.name}"  # relative to the directory the sweep starts in
     name: str = "sweep"
@@ -90,6 +106,7 @@ class SweepConfig:
     # a shape whose resources.partition names several goes to the one `sbatch
     # --test-only` expects to start it first (else Slurm picks when each task starts)
     earliest_partition: bool = False
+    then: dict[str, StepConfig] = field(default_factory=dict)  # steps after each run
 
 
 @dataclass
@@ -192,6 +209,12 @@ def sweep_config(values: Mapping[str, Any] | None) -> SweepConfig:
     """A SweepConfig from its values as a config or `asdict` holds them."""
     sweep = dict(values or {})
     sweep["retry_grow"] = _group(RetryGrowConfig, sweep.get("retry_grow"))
+    sweep["then"] = {
+        str(name): _group(
+            StepConfig, {**step, "resources": _group(ResourcesConfig, step.get("resources"))}
+        )
+        for name, step in (sweep.get("then") or {}).items()
+    }
     return _group(SweepConfig, sweep)  # type: ignore[no-any-return]
 
 
@@ -239,3 +262,30 @@ class RunConfig:
         if not isinstance(config, dict):
             raise ValueError(f"{path} does not hold a config mapping")
         return cls.of(config)
+
+
+def step_names(config: Path) -> list[str]:
+    """The steps (sweep.then) of a sweep's config.yaml; none if it cannot be read."""
+    try:
+        return list(RunConfig.load(config).sweep.then)
+    except (OSError, ValueError):
+        return []
+
+
+def unknown_key(key: str) -> str | None:
+    """The first part of a dotted key under paddle_hpc's groups that their schemas do not
+    have (`resources.nope`), or None: a key of the user's own, or below a mapping
+    (`resources.sbatch.mail-type`) or a value, is anyone's to add."""
+    parts = key.split(".")
+    kind: Any = GROUPS.get(parts[0])
+    index = 1
+    while kind is not None and index < len(parts):
+        if parts[index] not in {f.name for f in fields(kind)}:
+            return ".".join(parts[: index + 1])
+        hint = typing.get_type_hints(kind)[parts[index]]
+        index += 1
+        if typing.get_origin(hint) is dict and is_dataclass(typing.get_args(hint)[1]):
+            kind, index = typing.get_args(hint)[1], index + 1  # sweep.then.<name>.<field>
+        else:
+            kind = hint if is_dataclass(hint) else None
+    return None

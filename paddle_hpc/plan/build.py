@@ -31,9 +31,17 @@ from paddle_hpc.plan.config import (
     config_groups,
     resolving_run,
 )
-from paddle_hpc.plan.grid import Axis, Point, expand, grid_axes, parse_override, searched
+from paddle_hpc.plan.grid import (
+    Axis,
+    Point,
+    check_added,
+    expand,
+    grid_axes,
+    parse_override,
+    searched,
+)
 from paddle_hpc.plan.points import PointResolver, apply_overrides, related, resolved
-from paddle_hpc.plan.program import env_texts, keep_env_refs, program_cwd, script_path
+from paddle_hpc.plan.program import env_texts, keep_env_refs, resolve_programs
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ def make_plan(
     """The checked plan of a grid; or, given trials (number, the trial's overrides), of
     those points of a search: sweep.grid is then not a grid but the search's space,
     and overrides hold only the fixed ones."""
+    check_added(overrides)
     groups = config_groups(config_dir)
     hydra_overrides = hydra_settings(overrides)
     overrides = [text for text in overrides if text not in hydra_overrides]
@@ -241,14 +250,8 @@ def resolve_runs(
                 config = resolvers[group_choice].resolve(values)
             check_resolved(config)
             keep_env_refs(config, {**env_bases[group_choice], **env_texts(None, values)})
-            program = config["program"]
-            workdir = program_cwd(program["cwd"], cwd, run_dir)
-            program["cwd"] = str(workdir) if workdir else None
-            key = (program["script"], workdir or cwd)
-            if key not in scripts:
-                scripts[key] = script_path(*key)
-            program["script"] = scripts[key]
-            image, script = config["cluster"]["container"], scripts[key]
+            workdir, script = resolve_programs(config, cwd, run_dir, scripts)
+            image = config["cluster"]["container"]
             if image["image"] is not None:
                 shared = [sweep_dir, workdir or cwd, *([Path(script).parent] if script else [])]
                 checked = repr((image, shared))

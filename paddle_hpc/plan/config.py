@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,37 @@ def check_idle_timeout(launch: Mapping[str, Any], gpus_per_node: int) -> None:
         )
 
 
+STEP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def check_steps(sweep: Mapping[str, Any]) -> None:
+    """sweep.then: each step's name, program and resources."""
+    for name, step in (sweep["then"] or {}).items():
+        key = f"sweep.then.{name}"
+        if not STEP_NAME.fullmatch(str(name)):
+            raise ConfigError(
+                f"{key}: a step's name starts with a letter and holds letters, digits, _ "
+                "and - only (it names a folder and a job); rename it."
+            )
+        if (step["script"] is None) == (step["module"] is None):
+            raise ConfigError(f"{key}: set exactly one of {key}.script or {key}.module.")
+        if sweep["trials_per_task"] > 1:
+            raise ConfigError(
+                f"{key}: a step follows its run's array task, one run each; "
+                f"sweep.trials_per_task is {sweep['trials_per_task']}. Set it to 1, or "
+                "run the step inside the trial."
+            )
+        if step["resources"]["nodes"] < 1:
+            raise ConfigError(f"{key}.resources.nodes is {step['resources']['nodes']}; 1 or more.")
+        try:
+            time_limit_minutes(step["resources"]["time"])
+        except ValueError:
+            raise ConfigError(
+                f"{key}.resources.time is {step['resources']['time']!r}; use a Slurm time "
+                "such as '30' or '02:00:00'."
+            ) from None
+
+
 def check_resolved(cfg: Mapping[str, Any]) -> None:
     """Checks what the types alone cannot; raises ConfigError naming the key and the fix."""
     program, resources, sweep = cfg["program"], cfg["resources"], cfg["sweep"]
@@ -230,6 +262,7 @@ def check_resolved(cfg: Mapping[str, Any]) -> None:
                 "an #SBATCH line cannot carry; remove it."
             )
     packing.check(resources, sweep["trials_per_task"])
+    check_steps(sweep)
     for state in sweep["retry_on"]:
         if state == runstate.TIMEOUT:
             raise ConfigError(

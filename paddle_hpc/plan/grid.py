@@ -27,6 +27,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.core.schema import GROUPS, unknown_key
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,20 @@ def parse_override(text: str) -> Override:
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"bad override {text!r}: {exc}") from exc
     return override
+
+
+def check_added(overrides: Sequence[str]) -> None:
+    """A `+key=...` under paddle_hpc's groups adds only what their schemas have: Hydra
+    would add any key, and a typo would be read as nothing, or fail on the node."""
+    for text in overrides:
+        override = parse_override(text)
+        added = override.is_add() or override.is_force_add()
+        if added and (bad := unknown_key(override.key_or_group)) is not None:
+            raise ConfigError(
+                f"{text}: {bad} is not an option of paddle_hpc's (docs/configuration.md "
+                f"lists them); check its spelling. Keys of your own go outside "
+                f"{', '.join(GROUPS)}."
+            )
 
 
 def render_value(value: Any) -> str:

@@ -14,18 +14,20 @@ from paddle_hpc.core.errors import ConfigError
 from paddle_hpc.core.secret_env import has_env_ref, is_secret
 
 
-def script_path(script: str | None, cwd: Path) -> str | None:
+def script_path(script: str | None, cwd: Path, key: str = "program.script") -> str | None:
     """program.script made absolute (relative to program.cwd, else to where the sweep
     starts), and checked."""
     if script is None:
         return None
     path = (cwd / script).resolve()
     if not path.is_file():
-        raise ConfigError(f"program.script is {script!r}, but {path} is not a file.")
+        raise ConfigError(f"{key} is {script!r}, but {path} is not a file.")
     return str(path)
 
 
-def program_cwd(text: str | None, cwd: Path, run_dir: Path) -> Path | None:
+def program_cwd(
+    text: str | None, cwd: Path, run_dir: Path, key: str = "program.cwd"
+) -> Path | None:
     """program.cwd made absolute (relative to where the sweep starts), and checked: it
     exists, or lies in the run's own folder, where the node creates it."""
     if text is None:
@@ -33,10 +35,31 @@ def program_cwd(text: str | None, cwd: Path, run_dir: Path) -> Path | None:
     path = (cwd / text).resolve()
     if not path.is_dir() and not path.is_relative_to(run_dir):
         raise ConfigError(
-            f"program.cwd is {text!r}, but {path} is not a directory. Give the folder the "
+            f"{key} is {text!r}, but {path} is not a directory. Give the folder the "
             "program runs in (the suite's repository), or one under ${run:dir}."
         )
     return path
+
+
+def resolve_programs(
+    config: dict[str, Any], cwd: Path, run_dir: Path, scripts: dict[Any, str | None]
+) -> tuple[Path | None, str | None]:
+    """The run's program's and its steps' (sweep.then) folders and scripts made absolute
+    and checked (`scripts`: the ones checked already); the program's folder and script."""
+
+    def resolve(key: str, program: dict[str, Any]) -> Path | None:
+        workdir = program_cwd(program["cwd"], cwd, run_dir, f"{key}.cwd")
+        program["cwd"] = str(workdir) if workdir else None
+        where = (program["script"], workdir or cwd)
+        if where not in scripts:
+            scripts[where] = script_path(*where, f"{key}.script")
+        program["script"] = scripts[where]
+        return workdir
+
+    workdir = resolve("program", config["program"])
+    for name, step in config["sweep"]["then"].items():
+        resolve(f"sweep.then.{name}", step)
+    return workdir, config["program"]["script"]
 
 
 ENV_PREFIX = "launch.env."
