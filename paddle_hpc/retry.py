@@ -23,8 +23,8 @@ from paddle_hpc.backend.naming import described, parse_states, pick_runs
 from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import STATE, SweepDir
-from paddle_hpc.core.manifest import Manifest, RunEntry, load, update
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, RunEntry, load, step_state, update
 from paddle_hpc.core.schema import RetryGrowConfig, RunConfig, SweepConfig
 from paddle_hpc.slurm import SlurmClient
 
@@ -116,13 +116,12 @@ def retry_step(
             f"{', '.join(config.then) or 'none'}."
         )
     ended = runstate.SLURM_ENDED - {runstate.COMPLETED}
-    picked = []
-    for entry in named:
-        own = runstate.read(sweep.run(entry.run_id).then(step) / STATE)
-        job = manifest.step_job(entry.run_id, step)
-        state = runstate.step_state(own, now[entry.run_id].state, None, job)
-        if now[entry.run_id].state == runstate.COMPLETED and state in ended:
-            picked.append(entry.run_id)
+    picked = [
+        entry.run_id
+        for entry in named
+        if now[entry.run_id].state == runstate.COMPLETED
+        and step_state(sweep, manifest, entry.run_id, step, runstate.COMPLETED) in ended
+    ]
     if not picked:
         raise PaddleHpcError(
             f"nothing to retry: no completed run of {sweep.path} has its step {step} ended "

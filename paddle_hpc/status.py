@@ -25,8 +25,8 @@ from paddle_hpc.core import runstate
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
 from paddle_hpc.core.errors import SlurmError
-from paddle_hpc.core.layout import STATE, SweepDir
-from paddle_hpc.core.manifest import Manifest, load
+from paddle_hpc.core.layout import SweepDir
+from paddle_hpc.core.manifest import Manifest, load, step_state
 from paddle_hpc.core.runstate import PENDING
 from paddle_hpc.core.schema import step_names
 from paddle_hpc.slurm import SlurmClient
@@ -78,16 +78,11 @@ def main(argv: Sequence[str]) -> int:
 def step_states(
     sweep: SweepDir, manifest: Manifest, found: Sequence[RunStatus]
 ) -> dict[str, dict[str, str]]:
-    """Per step of sweep.then, each run's step state (runstate.step_state), from the
-    steps' state files and their runs' states."""
-    steps: dict[str, dict[str, str]] = {}
-    for name in step_names(sweep.config):
-        steps[name] = {}
-        for s in found:
-            own = runstate.read(sweep.run(s.run_id).then(name) / STATE)
-            job = manifest.step_job(s.run_id, name)
-            steps[name][s.run_id] = runstate.step_state(own, s.state, None, job)
-    return steps
+    """Per step of sweep.then, each run's step state (manifest.step_state)."""
+    return {
+        name: {s.run_id: step_state(sweep, manifest, s.run_id, name, s.state) for s in found}
+        for name in step_names(sweep.config)
+    }
 
 
 def step_lines(steps: dict[str, dict[str, str]]) -> list[str]:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from paddle_hpc.core import runstate
 from paddle_hpc.core.errors import PaddleHpcError
 from paddle_hpc.core.files import lock_file, write_atomic
-from paddle_hpc.core.layout import MANIFEST, MANIFEST_LOCK
+from paddle_hpc.core.layout import MANIFEST, MANIFEST_LOCK, STATE, SweepDir
 
 VERSION = 1
 
@@ -123,11 +124,6 @@ class Manifest:
             if array.step == step and run_id in array.run_ids:
                 return array.job_id, array.run_ids.index(run_id)
         return None
-
-    def step_job(self, run_id: str, step: str) -> str | None:
-        """The run's step's latest task as '12_3' (runstate.RunState.job); None if none."""
-        task = self.step_task(run_id, step)
-        return f"{task[0]}_{task[1]}" if task else None
 
     def for_retry(self, ended: Mapping[str, tuple[str, int]]) -> Manifest:
         """run id -> (the state its submission ended in, its last attempt): that
@@ -279,3 +275,21 @@ def from_dict(data: dict[str, Any]) -> Manifest:
         if feed is None
         else Feed(tuple(feed["run_ids"]), feed["sweep"], tuple(feed["limits"])),
     )
+
+
+def step_state(
+    sweep: SweepDir,
+    manifest: Manifest,
+    run_id: str,
+    step: str,
+    run_state: str,
+    slurm: Mapping[tuple[int, int], str] | None = None,
+) -> str:
+    """The run's step's state now (runstate.step_state), from its state file, Slurm's
+    record of its latest task (`slurm`: (job, task) -> state, when asked) and its run's
+    state."""
+    task = manifest.step_task(run_id, step)
+    own = runstate.read(sweep.run(run_id).then(step) / STATE)
+    record = slurm.get(task) if slurm is not None and task is not None else None
+    job = f"{task[0]}_{task[1]}" if task is not None else None
+    return runstate.step_state(own, run_state, record, job)
