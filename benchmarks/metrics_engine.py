@@ -31,8 +31,8 @@ from typing import Any
 import polars as pl
 import pyarrow.json as pa_json
 
-from paddle_hpc.collect import jsonl
-from paddle_hpc.collect.jsonl_parsers import parse_as_csv
+from paddle_hpc.parse import jsonl
+from paddle_hpc.parse.jsonl_parsers import parse_as_csv
 
 LINES = 100_000
 

@@ -21,7 +21,6 @@ from paddle_hpc.backend import WATCH_MAX_AGE_S, Backend, RunStatus, backend_for,
 from paddle_hpc.backend.naming import pick_run
 from paddle_hpc.backend.view import needs_attention
 from paddle_hpc.collect import sources
-from paddle_hpc.collect.worker_logs import failures
 from paddle_hpc.core import archive
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.errors import PaddleHpcError
@@ -36,6 +35,7 @@ from paddle_hpc.core.layout import (
     SweepDir,
 )
 from paddle_hpc.core.manifest import Manifest, RunEntry, load
+from paddle_hpc.parse.worker_logs import failures
 
 _NUMBERED = re.compile(rf"^(?:node|{WORKER_LOG}\.)(\d+)(?:\.gz)?$")
 

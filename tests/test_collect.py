@@ -15,11 +15,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from paddle_hpc.collect import collect, collector, jsonl, load
-from paddle_hpc.collect.readers import user_metrics
+from paddle_hpc.collect import collect, collector, load
 from paddle_hpc.collect.tables import typed
-from paddle_hpc.collect.worker_logs import failures, log_metrics
 from paddle_hpc.core.errors import ConfigError
+from paddle_hpc.parse import jsonl
+from paddle_hpc.parse.log_rows import parsed_metrics
+from paddle_hpc.parse.worker_logs import failures, log_metrics
 from paddle_hpc.plan.grid import parse_override
 from tests.fakes import make_sweep, write_run
 
@@ -501,10 +502,10 @@ def test_a_users_parser_with_a_fractional_step_is_skipped_for_the_file(
     def plain(line: str) -> dict[str, float]:
         return {"n": len(line)}
 
-    found = user_metrics([epochs, plain], ["ep 1 0.5", "ep 1.5 0.25"], "runs/ra/log")
+    found = parsed_metrics([epochs, plain], ["ep 1 0.5", "ep 1.5 0.25"], "runs/ra/log")
     assert found == [(None, "n", 8.0), (None, "n", 11.0)]  # nothing kept from `epochs`
     assert "step 1.5 is not a whole number" in caplog.text and "runs/ra/log" in caplog.text
-    assert user_metrics([epochs], ["ep 3.0 1"], "x") == [(3, "val", 1.0)]
+    assert parsed_metrics([epochs], ["ep 3.0 1"], "x") == [(3, "val", 1.0)]
 
 
 def test_the_command_ranks_runs_and_names_a_missing_column(tmp_path: Path) -> None:

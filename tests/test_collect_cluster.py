@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from paddle_hpc.collect import load
+from paddle_hpc.collect import collect, load
+from paddle_hpc.collect.results import NAMES
 
 pytestmark = pytest.mark.slurm
 
@@ -64,6 +66,22 @@ def test_collect_follows_a_running_sweep_then_works_without_slurm(tmp_path: Path
     assert (tables.runs["final.acc"] == 0.2).all() and (tables.runs["final.speed"] == 2.5).all()
     state = json.loads((sweep_dir / "results" / "collect.json").read_text())
     assert state["final"] is True  # sacct will not be asked again
+
+    # each run's node wrote the rows of its files when the run ended; the tables from
+    # them are the tables from the text
+    from_nodes = collect(sweep_dir, out=tmp_path / "from-nodes")
+    written = sorted(sweep_dir.glob("runs/*/collected-node0.arrow"))
+    assert len(written) == 2
+    for path in written:
+        path.unlink()
+    from_text = collect(sweep_dir, out=tmp_path / "from-text")
+    files = [*sweep_dir.glob("runs/*/metrics.jsonl"), *sweep_dir.glob("runs/*/logs/*/workerlog.*")]
+    assert (from_nodes.from_nodes, from_text.from_nodes) == (len(files), 0)
+    assert from_nodes.tables is not None and from_text.tables is not None
+    for name in NAMES:
+        pd.testing.assert_frame_equal(
+            getattr(from_nodes.tables, name), getattr(from_text.tables, name)
+        )
 
     # copied to a machine without Slurm: accounting comes from the saved sacct.txt
     copy = tmp_path / "laptop" / "live"

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "paddle_hpc.examples",
         ),
     ),
+    ("parse", ("paddle_hpc.parse",)),  # run files' text -> rows, without pandas
     ("slurm", ("paddle_hpc.slurm",)),
     ("node", ("paddle_hpc.node",)),
     ("plan", ("paddle_hpc.plan",)),

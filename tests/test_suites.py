@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paddle_hpc.collect.suites import SuiteLog, coco_name
 from paddle_hpc.collect.tables import finals
-from paddle_hpc.collect.worker_logs import MetricRow, log_metrics
+from paddle_hpc.parse.suites import SuiteLog, coco_name
+from paddle_hpc.parse.worker_logs import MetricRow, log_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 

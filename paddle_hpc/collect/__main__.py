@@ -12,8 +12,8 @@ import pandas as pd
 from rich.table import Table
 
 from paddle_hpc.collect import visualdl
-from paddle_hpc.collect.collector import FORMATS, collect, read_table, table_path
-from paddle_hpc.collect.results import NAMES, RESULTS
+from paddle_hpc.collect.collector import collect
+from paddle_hpc.collect.results import FORMATS, NAMES, RESULTS, read_table, table_path
 from paddle_hpc.collect.tables import Tables, swept_keys
 from paddle_hpc.core.command import console as make_console
 from paddle_hpc.core.command import run
@@ -34,6 +34,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--top", type=int, default=5, help="how many of the best runs to show (default: 5)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes that read the changed files (default: the cores this one may use)",
     )
     parser.add_argument(
         "--visualdl",
@@ -87,7 +92,7 @@ def summary(tables: Tables, sort: str | None, top: int) -> Table | str:
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     console = make_console()
-    outcome = collect(args.sweep_dir, args.out, args.format)
+    outcome = collect(args.sweep_dir, args.out, args.format, workers=args.workers)
     out = (args.out or args.sweep_dir / RESULTS).resolve()
     if outcome.tables is None:
         console.print(f"nothing changed since the last collect; tables in {out}")
@@ -95,8 +100,10 @@ def main(argv: Sequence[str]) -> int:
     else:
         tables = outcome.tables
         skipped = ", ".join(f"{n} {what}" for what, n in outcome.skipped.items())
+        nodes = outcome.from_nodes
         console.print(
             f"parsed {outcome.parsed} changed file(s)"
+            + (f" ({nodes} from the nodes' compact files)" if nodes else "")
             + (f"; skipped: {skipped}" if skipped else "")
             + f"; tables in {out}"
         )

@@ -4,47 +4,23 @@ parsers), and VisualDL's records; each as rows of the metrics and errors tables.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from paddle_hpc.collect import jsonl, sources
-from paddle_hpc.collect import worker_logs as logs
+from paddle_hpc.collect import sources
+from paddle_hpc.collect.compacts import Covered
 from paddle_hpc.collect.tables import ERROR_COLUMNS, METRIC_COLUMNS, empty
 from paddle_hpc.core import layout
-from paddle_hpc.core.errors import ConfigError
-from paddle_hpc.metrics import whole_step
+from paddle_hpc.parse import columns, jsonl
+from paddle_hpc.parse.log_rows import LogRows, Reading, attempt_of, global_ranks, read_log
 
 log = logging.getLogger(__name__)
-LineParser = Callable[[str], "Mapping[str, float] | None"]
-
-
-def user_patterns(config: Mapping[str, Any]) -> list[re.Pattern[str]]:
-    texts = config.get("collect", {}).get("patterns", [])
-    try:
-        return [re.compile(text) for text in texts]
-    except re.error as exc:
-        raise ConfigError(f"collect.patterns: {exc.pattern!r} is not a regex: {exc}") from exc
-
-
-def user_parsers(config: Mapping[str, Any]) -> list[LineParser]:
-    """collect.parsers: 'package.module:function', called with each log line."""
-    parsers = []
-    for text in config.get("collect", {}).get("parsers", []):
-        module, _, name = text.partition(":")
-        try:
-            parsers.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(
-                f"collect.parsers: cannot import {text!r} ({exc}); give 'package.module:function'."
-            ) from exc
-    return parsers
 
 
 def base_config(sweep_dir: Path) -> dict[str, Any]:
@@ -60,16 +36,18 @@ def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Colum
     several: its metrics.jsonl, its nodes' GPU samples and its steps' metrics)."""
     codes = cols.file
     runs, unique = pd.factorize(pd.Index(run_ids))
+    names, name_codes = used_names(cols)
     frame = pd.DataFrame(
         {
             "run_id": pd.Categorical.from_codes(runs[codes], categories=unique),
             "step": pd.arrays.IntegerArray(cols.step, cols.no_step),
-            "name": pd.Categorical.from_codes(cols.name, categories=pd.Index(cols.names)),
+            "name": pd.Categorical.from_codes(name_codes, categories=pd.Index(names)),
             "value": cols.value,
             "time": pd.Series(cols.time.view("datetime64[ns]")).dt.tz_localize("UTC"),
             "attempt": pd.arrays.IntegerArray(cols.attempt, cols.attempt == 0),
             "source": pd.Categorical.from_codes(codes, categories=pd.Index(rels)),
-        }
+        },
+        copy=False,
     )
     steps = {i: step for i, rel in enumerate(rels) if (step := layout.step_of(rel))}
     if steps:  # a step's metric is named after it: evaluate.acc
@@ -80,20 +58,42 @@ def metrics_frame(run_ids: Sequence[str], rels: Sequence[str], cols: jsonl.Colum
     return cast(pd.DataFrame, frame)
 
 
+def used_names(cols: jsonl.Columns) -> tuple[list[str], np.ndarray]:
+    """The metric names the rows use, in order, and each row's code into them: the same
+    whichever files were read from text and which from the nodes' compact files."""
+    used = np.bincount(cols.name, minlength=len(cols.names)) > 0
+    names = sorted(n for n, u in zip(cols.names, used, strict=True) if u)
+    recode = np.full(len(cols.names), -1, dtype=np.int32)
+    recode[used] = [names.index(n) for n, u in zip(cols.names, used, strict=True) if u]
+    return names, recode[cols.name]
+
+
 def start_jsonl_metrics(
-    sweep_dir: Path, runs: Sequence[sources.RunFiles], changed: set[str], sizes: Mapping[str, int]
-) -> tuple[list[tuple[str, str]], jsonl.Reading]:
-    """The changed metrics files and GPU samples, as (run id, relative path), and their
-    reading, begun."""
+    sweep_dir: Path,
+    runs: Sequence[sources.RunFiles],
+    changed: set[str],
+    sizes: Mapping[str, int],
+    covered: Covered,
+) -> tuple[list[tuple[str, str]], Callable[[], jsonl.Columns]]:
+    """The changed metrics files and GPU samples, as (run id, relative path), and a call
+    that gives their rows: those the nodes' compact files do not cover are being read."""
     picked = [
         (r.run_id, rel)
         for r in runs
         for rel in (r.metrics, *r.gpu, *r.then)
         if rel and rel in changed
     ]
+    at = {rel: index for index, (_, rel) in enumerate(picked)}
+    done = set(covered.rels)
+    text = [i for i, (_, rel) in enumerate(picked) if rel not in done]
     root = str(sweep_dir)
-    reading = jsonl.start([f"{root}/{rel}" for _, rel in picked], [sizes[rel] for _, rel in picked])
-    return picked, reading
+    reading = jsonl.start(
+        [f"{root}/{picked[i][1]}" for i in text], [sizes[picked[i][1]] for i in text]
+    )
+    if not covered.rels:
+        return picked, reading.result
+    from_nodes = [at[rel] for rel in covered.rels]
+    return picked, lambda: columns.merge([(reading.result(), text), (covered.rows, from_nodes)])
 
 
 def jsonl_metrics(
@@ -118,10 +118,11 @@ def read_log_metrics(
     sweep_dir: Path,
     runs: Sequence[sources.RunFiles],
     changed: set[str],
-    patterns: Sequence[re.Pattern[str]],
-    parsers: Sequence[LineParser],
+    how: Reading,
+    covered: Mapping[str, LogRows],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics from global rank 0's worker log, and failures from every worker log."""
+    """Metrics from global rank 0's worker log, and failures from every worker log: from
+    the nodes' compact files where they `covered` a log, else from its text."""
     metric_rows: list[dict[str, Any]] = []
     error_rows: list[dict[str, Any]] = []
     for run in runs:
@@ -129,43 +130,33 @@ def read_log_metrics(
         for rel, node, rank in run.worker_logs:
             if rel not in changed:
                 continue
-            try:
-                text = sources.read(f"{sweep_dir}/{rel}").decode("utf-8", errors="replace")
-            except OSError as exc:
-                log.warning("%s: cannot read (%s); skipped", rel, exc)
+            rows = covered.get(rel) or _read_log(sweep_dir, rel, node == 0 and rank == 0, how)
+            if rows is None:
                 continue
-            lines = text.splitlines(keepends=True)
-            for failure in logs.failures(lines):
-                error_rows.append(
-                    {
-                        "run_id": run.run_id,
-                        "node": node,
-                        "rank": ranks[node, rank],
-                        "local_rank": rank,
-                        "kind": failure.kind,
-                        "message": failure.message,
-                        "log": rel,
-                        "line": failure.line,
-                        "traceback": failure.traceback,
-                    }
-                )
-            if node != 0 or rank != 0:
-                continue
-            found = [(row.step, row.name, row.value) for row in logs.log_metrics(lines, patterns)]
-            found += user_metrics(parsers, lines, rel)
-            if not found:
-                continue
-            attempt = attempt_of(sweep_dir / rel)
+            error_rows.extend(
+                {
+                    "run_id": run.run_id,
+                    "node": node,
+                    "rank": ranks[node, rank],
+                    "local_rank": rank,
+                    "kind": failure.kind,
+                    "message": failure.message,
+                    "log": rel,
+                    "line": failure.line,
+                    "traceback": failure.traceback,
+                }
+                for failure in rows.failures
+            )
             metric_rows.extend(
                 {
                     "run_id": run.run_id,
                     "step": step,
                     "name": name,
                     "value": value,
-                    "attempt": attempt,
+                    "attempt": rows.attempt,
                     "source": rel,
                 }
-                for step, name, value in found
+                for step, name, value in rows.metrics
             )
     columns = ["run_id", "step", "name", "value", "attempt", "source"]
     metrics = pd.DataFrame(metric_rows, columns=columns)
@@ -174,6 +165,18 @@ def read_log_metrics(
     metrics["value"] = metrics["value"].astype(float)
     metrics["time"] = pd.Series(pd.NaT, index=metrics.index, dtype="datetime64[ns, UTC]")
     return metrics[METRIC_COLUMNS], pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
+
+
+def _read_log(sweep_dir: Path, rel: str, with_metrics: bool, how: Reading) -> LogRows | None:
+    try:
+        text = sources.read(f"{sweep_dir}/{rel}").decode("utf-8", errors="replace")
+    except OSError as exc:
+        log.warning("%s: cannot read (%s); skipped", rel, exc)
+        return None
+    rows = read_log(text, rel, with_metrics, how, None)
+    if not rows.metrics:
+        return rows
+    return LogRows(attempt_of(sweep_dir / rel), rows.metrics, rows.failures)
 
 
 def looked_into(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -222,39 +225,3 @@ def read_visualdl_metrics(
     frame["attempt"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     picked: pd.DataFrame = frame[METRIC_COLUMNS]
     return picked
-
-
-def attempt_of(log: Path) -> int | None:
-    """The attempt that wrote a worker log: its folder's mark, which the node writes."""
-    try:
-        return int((log.parent / layout.ATTEMPT_MARK).read_text(encoding="ascii"))
-    except (OSError, ValueError):
-        return None
-
-
-def global_ranks(worker_logs: Sequence[tuple[str, int, int]]) -> dict[tuple[int, int], int]:
-    """(node, local rank) -> global rank: paddle.distributed.launch numbers the ranks node
-    by node, each node's local ranks in order."""
-    pairs = sorted({(node, rank) for _, node, rank in worker_logs})
-    return {pair: index for index, pair in enumerate(pairs)}
-
-
-def user_metrics(
-    parsers: Sequence[LineParser], lines: Sequence[str], rel: str
-) -> list[tuple[int | None, str, float]]:
-    """What the user's parsers find in the lines. A parser that raises, or returns a value
-    that is not a number or a step that is not a whole number, is skipped for this file
-    with a warning."""
-    found: list[tuple[int | None, str, float]] = []
-    for parser in parsers:
-        rows: list[tuple[int | None, str, float]] = []
-        try:
-            for line in lines:
-                values = dict(parser(line) or {})
-                step = whole_step(values.pop("step", None))
-                rows.extend((step, str(name), float(value)) for name, value in values.items())
-        except Exception as exc:
-            log.warning("%s: collect.parsers %r failed (%r); skipped", rel, parser, exc)
-        else:
-            found += rows
-    return found

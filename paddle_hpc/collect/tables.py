@@ -63,6 +63,9 @@ class Outcome:
     tables: Tables | None  # None when nothing changed since the last collect
     parsed: int  # files parsed this time
     skipped: dict[str, int] = field(default_factory=dict)  # what was skipped -> how many
+    seconds: dict[str, float] = field(default_factory=dict)  # scan, read, tables, write
+    workers: int = 1  # processes that read the changed files
+    from_nodes: int = 0  # changed files whose rows came from the nodes' compact files
 
 
 # Hydra's INT and FLOAT tokens without '_', inf and nan, which go to its parser (0.8 ms a

@@ -69,6 +69,12 @@ def gpu_samples(node: int) -> str:
     return f"gpu-node{node}.jsonl"
 
 
+def compact(node: int) -> str:
+    """The rows of node `node`'s metrics files and worker logs, which it writes when an
+    attempt ends (parse/compact.py)."""
+    return f"collected-node{node}.arrow"
+
+
 def slurm_log_name(job_id: int, task: int, node: int, err: bool) -> str:
     """submitit's name for a node's Slurm output: `<job>_<task>_<node>_log.out|err`."""
     return f"{job_id}_{task}_{node}_log.{'err' if err else 'out'}"
@@ -110,6 +116,9 @@ class RunDir:
 
     def gpu_samples(self, node: int) -> Path:
         return self.path / gpu_samples(node)
+
+    def compact(self, node: int) -> Path:
+        return self.path / compact(node)
 
     def node_logs(self, node: int) -> Path:
         return self.logs / f"node{node}"

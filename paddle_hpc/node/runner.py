@@ -272,6 +272,7 @@ def _launch(
                 thread.stop()
         if left := _LAUNCHERS.end_left(STOP_GRACE_S):
             log.warning("run %s: ended %d process(es) the launcher left", run.path.name, left)
+    write_compact(run, node.node_rank)
     requeue_task = attempt.requeue_task
     if any(t is not None and t.stopped_run for t in (watchdog, sampler)):
         return stalled_ended(run, base, returncode, requeue_task)
@@ -282,6 +283,20 @@ def _launch(
     return launcher_ended(
         run, node, base, returncode, stop.signal, config, requeue_task, killed, attempt.resubmit
     )
+
+
+def write_compact(run: RunDir, node_rank: int) -> None:
+    """This node's rows of the run, for the collector (parse/compact.py), before its
+    state says the attempt ended; without them the collector reads the text."""
+    from paddle_hpc.parse import compact  # pyarrow: not needed until the run ends
+
+    started = time.monotonic()
+    try:
+        path = compact.write(run.path.parent.parent, run.path.name, node_rank)
+    except Exception as exc:  # the run's end must be written whatever happens here
+        log.warning("run %s: no compact file of node %d (%r)", run.path.name, node_rank, exc)
+        return
+    log.info("run %s: %s written in %.2f s", run.path.name, path.name, time.monotonic() - started)
 
 
 def _record_node(

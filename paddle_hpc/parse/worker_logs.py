@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from paddle_hpc.collect.suites import SuiteLog
 from paddle_hpc.metrics import whole_step
+from paddle_hpc.parse.suites import SuiteLog
 
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 

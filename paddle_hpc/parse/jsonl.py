@@ -16,6 +16,7 @@ and counted as truncated."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from paddle_hpc.collect.jsonl_parsers import (
+from paddle_hpc.metrics import RESERVED
+from paddle_hpc.parse.jsonl_parsers import (
     DROP,
     TO_CSV,
     parse_as_csv,
@@ -32,8 +34,6 @@ from paddle_hpc.collect.jsonl_parsers import (
     parse_lines,
     whole_steps,
 )
-from paddle_hpc.collect.sources import fingerprint
-from paddle_hpc.metrics import RESERVED
 
 _Skipped = dict[int, tuple[int, int]]  # file index -> (lines skipped, the first one)
 NAT = np.iinfo(np.int64).min  # numpy's and pandas' "not a time" as int64
@@ -79,7 +79,7 @@ def start(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Re
     Returns once every file is read; the caller can do other work while the last
     chunks parse."""
     if sizes is None:
-        sizes = [(fingerprint(path) or (0, 0))[0] for path in paths]
+        sizes = [_size(path) for path in paths]
     parser = ThreadPoolExecutor(1, thread_name_prefix="paddle-hpc-jsonl")
     try:
         return Reading(
@@ -90,6 +90,13 @@ def start(paths: Sequence[str | Path], sizes: Sequence[int] | None = None) -> Re
         )
     finally:
         parser.shutdown(wait=False)
+
+
+def _size(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_size  # noqa: PTH116 - str or Path
+    except OSError:
+        return 0
 
 
 def _chunks(sizes: Sequence[int], limit: int) -> list[tuple[int, int]]:

@@ -1,0 +1,89 @@
+"""Metric rows (jsonl.Columns) of some files, or of several readings as one: the
+collector joins what it read from text with what the nodes' compact files held."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from paddle_hpc.parse.jsonl import Columns
+
+
+def empty() -> Columns:
+    return Columns(
+        file=np.empty(0, np.int32),
+        step=np.empty(0, np.int64),
+        no_step=np.empty(0, bool),
+        time=np.empty(0, np.int64),
+        attempt=np.empty(0, np.int64),
+        name=np.empty(0, np.int32),
+        value=np.empty(0, float),
+        names=[],
+    )
+
+
+def only(cols: Columns, files: Sequence[int]) -> Columns:
+    """The rows of some of the files (ascending indexes), numbered 0, 1, ... anew."""
+    renumber = np.full(int(cols.file.max(initial=-1)) + 1, -1, dtype=np.int32)
+    wanted = [f for f in files if f < len(renumber)]
+    renumber[wanted] = [files.index(f) for f in wanted]
+    keep = renumber[cols.file] >= 0 if len(renumber) else np.zeros(0, bool)
+    return Columns(
+        file=renumber[cols.file[keep]],
+        step=cols.step[keep],
+        no_step=cols.no_step[keep],
+        time=cols.time[keep],
+        attempt=cols.attempt[keep],
+        name=cols.name[keep],
+        value=cols.value[keep],
+        names=cols.names,
+        skipped={files.index(i): v for i, v in cols.skipped.items() if i in files},
+    )
+
+
+def merge(parts: Sequence[tuple[Columns, Sequence[int]]]) -> Columns:
+    """Several readings' rows as one: part k's file i is file parts[k][1][i] now. Rows
+    come in the order of their files' new numbers, each file's in its own order."""
+    if not parts:
+        return empty()
+    names = list(dict.fromkeys(name for cols, _ in parts for name in cols.names))
+    codes = {name: code for code, name in enumerate(names)}
+    lookups: dict[tuple[str, ...], np.ndarray] = {}
+    counts = np.array([len(cols.file) for cols, _ in parts], dtype=np.int64)
+    # each part's files' and names' new numbers, one after the other, and where each starts
+    positions = [np.asarray(where, dtype=np.int32) for _, where in parts]
+    name_maps = [
+        lookups.setdefault(tuple(c.names), np.array([codes[n] for n in c.names], np.int32))
+        for c, _ in parts
+    ]
+    file_base = np.repeat(np.cumsum([0] + [len(p) for p in positions[:-1]]), counts)
+    name_base = np.repeat(np.cumsum([0] + [len(m) for m in name_maps[:-1]]), counts)
+    every = [cols for cols, _ in parts]
+
+    def joined(column: str) -> np.ndarray:
+        return np.concatenate([getattr(cols, column) for cols in every])
+
+    file = np.concatenate([*positions, np.zeros(1, np.int32)])[joined("file") + file_base]
+    name = np.concatenate([*name_maps, np.zeros(1, np.int32)])[joined("name") + name_base]
+    skipped = {
+        int(where[i]): value
+        for (cols, _), where in zip(parts, positions, strict=True)
+        for i, value in cols.skipped.items()
+    }
+    out = Columns(
+        file=file,
+        step=joined("step"),
+        no_step=joined("no_step"),
+        time=joined("time"),
+        attempt=joined("attempt"),
+        name=name,
+        value=joined("value"),
+        names=names,
+        skipped=skipped,
+    )
+    if len(file) > 1 and (np.diff(file) < 0).any():
+        order = np.argsort(file, kind="stable")  # a merge of sorted runs: linear
+        for column in ("file", "step", "no_step", "time", "attempt", "name", "value"):
+            setattr(out, column, getattr(out, column)[order])
+    return out
