@@ -8,13 +8,15 @@ output files of its tasks move into one compressed file, `runs/<id>/logs.zip`
 the launcher's environment (`envlog.N`, `backup_env.N.json`; each node's
 `environment.json` keeps what it ran with) and submitit's pickles of its tasks (and
 its array's, once every run of that array has ended) are removed. A packed task's
-Slurm output, which its trials share, is gzip'ed in place instead. With
+Slurm output, which its trials share, is gzip'ed in place instead, and the compact
+files of a run's nodes but node 0 go with their logs. With
 `--checkpoints`, the checkpoints of the runs that did not complete (failed, pruned,
 cancelled, stopped) go too; a completed run keeps its own. A run pending or running is
 not touched; neither are `metrics.jsonl`, state and config files, nor the tables in
 `results/` (the collector's record of where each log was goes: the next collect finds
-them in the archives). An ended run is then 5 files and folders: its folder,
-`config.yaml`, `state.json`, `metrics.jsonl` and `logs.zip`. Prints what it removed
+them in the archives). An ended run is then 6 files and folders: its folder,
+`config.yaml`, `state.json`, `metrics.jsonl`, node 0's `collected-node0.arrow` and
+`logs.zip`. Prints what it removed
 and the space saved.
 """
 
@@ -36,7 +38,16 @@ from paddle_hpc.core import archive, runstate
 from paddle_hpc.core.command import console, run
 from paddle_hpc.core.disk import disk_use
 from paddle_hpc.core.errors import PaddleHpcError
-from paddle_hpc.core.layout import ATTEMPT_MARK, ATTEMPTS, LOGS, SLURM, STATE_LOCK, RunDir, SweepDir
+from paddle_hpc.core.layout import (
+    ATTEMPT_MARK,
+    ATTEMPTS,
+    COMPACT_FILES,
+    LOGS,
+    SLURM,
+    STATE_LOCK,
+    RunDir,
+    SweepDir,
+)
 from paddle_hpc.core.manifest import RunEntry, load
 
 
@@ -128,6 +139,10 @@ def clean_run(
     for folder in [run_dir.logs, *run_dir.path.glob(f"{ATTEMPTS}/*/{LOGS}")]:
         remove_empty(folder)
     (run_dir.path / STATE_LOCK).unlink(missing_ok=True)  # the run has ended: no writer
+    for path in run_dir.path.glob(COMPACT_FILES):  # node 0's holds metrics.jsonl's rows;
+        if path != run_dir.compact(0):  # the others' are mostly their logs', now archived
+            done.saved += path.stat().st_size
+            path.unlink()
     for path in pickles:
         done.saved += path.stat().st_size
         path.unlink()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from paddle_hpc.core.disk import disk_use
+from paddle_hpc.parse import compact
 from tests.fakes import make_sweep
 
 RUNS = {"rdone": "COMPLETED", "rfail": "FAILED", "rlive": "RUNNING"}
@@ -56,6 +57,8 @@ def test_clean_archives_an_ended_runs_logs_and_removes_environment_dumps(tmp_pat
         'step 1\nTraceback (most recent call last):\n  File "t.py", line 1\n'
         "ZeroDivisionError: division by zero\n"
     )
+    for node in (0, 1):  # as rdone's nodes wrote them when it ended
+        compact.write(sweep, "rdone", node)
     collected = run_module("paddle_hpc.collect", sweep)
     assert collected.returncode == 0, collected.stderr
     before = pd.read_parquet(sweep / "results" / "errors.parquet")
@@ -66,11 +69,12 @@ def test_clean_archives_an_ended_runs_logs_and_removes_environment_dumps(tmp_pat
     run = sweep / "runs" / "rdone"
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoints",
+        "collected-node0.arrow",  # metrics.jsonl's rows; node 1's went with its logs
         "logs.zip",
         "metrics.jsonl",
         "state.json",
     ]
-    assert disk_use(run).inodes - disk_use(run / "checkpoints").inodes == 4
+    assert disk_use(run).inodes - disk_use(run / "checkpoints").inodes == 5
     with zipfile.ZipFile(run / "logs.zip") as archive:
         assert sorted(archive.namelist()) == [
             "attempts/1/logs/node0/environment.json",

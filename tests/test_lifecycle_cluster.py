@@ -273,6 +273,7 @@ def test_retry_by_hand_resubmits_once(index: Path, tmp_path: Path) -> None:
     assert cleaned.returncode == 0 and "archived" in cleaned.stdout, cleaned.stderr
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "attempts",
+        "collected-node0.arrow",
         "config.yaml",
         "fixed",
         "logs.zip",

@@ -105,7 +105,7 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
     assert fitted.returncode == 0, fitted.stdout + fitted.stderr
     assert "#SBATCH --time=5" in fitted.stdout and "#SBATCH --mem=" in fitted.stdout
 
-    # clean: each ended 2-node run in 5 files and folders besides the checkpoints it
+    # clean: each ended 2-node run in 6 files and folders besides the checkpoints it
     # keeps (the example saves one per epoch), and read as before
     cleaned = run_module("paddle_hpc.clean", str(sweep_dir))
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
@@ -113,12 +113,13 @@ def test_example_grid_runs_two_nodes_by_two_gpus(tmp_path: Path) -> None:
         run_dir = sweep_dir / "runs" / run.run_id
         assert sorted(p.name for p in run_dir.iterdir()) == [
             "checkpoints",
+            "collected-node0.arrow",  # node 0's rows; node 1's went with its logs
             "config.yaml",
             "logs.zip",
             "metrics.jsonl",
             "state.json",
         ]
-        assert disk_use(run_dir).inodes - disk_use(run_dir / "checkpoints").inodes == 5
+        assert disk_use(run_dir).inodes - disk_use(run_dir / "checkpoints").inodes == 6
     task_files = [p.name for p in (sweep_dir / "slurm").glob(f"{run.job_id}_*_*")]
     assert task_files == []  # each task's output and pickles: archived or removed
     recollected = run_module("paddle_hpc.collect", str(sweep_dir))

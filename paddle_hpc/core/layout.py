@@ -75,6 +75,9 @@ def compact(node: int) -> str:
     return f"collected-node{node}.arrow"
 
 
+COMPACT_FILES = compact(0).replace("0", "*")  # every node's, as a glob
+
+
 def slurm_log_name(job_id: int, task: int, node: int, err: bool) -> str:
     """submitit's name for a node's Slurm output: `<job>_<task>_<node>_log.out|err`."""
     return f"{job_id}_{task}_{node}_log.{'err' if err else 'out'}"

@@ -1,8 +1,8 @@
 """A node's compact file: the rows of its text files, parsed where they were written.
 
 When an attempt ends, each node of the run turns what it wrote into rows, with the
-collector's own parsers, and writes them to `runs/<id>/collected-node<N>.arrow` (an
-Arrow IPC file): node 0 its `metrics.jsonl`, every node its GPU samples and the
+collector's own parsers, and writes them to `runs/<id>/collected-node<N>.arrow`:
+node 0 its `metrics.jsonl`, every node its GPU samples and the
 failures in its worker logs, and node 0 the metrics in global rank 0's log. Each
 source is recorded with the fingerprint (size, mtime) it had when it was read. The
 text files stay the source of truth: the collector takes a source's rows from here
@@ -139,8 +139,8 @@ def build(sweep_dir: Path, run_id: str, node: int, how: Reading | None) -> Compa
         len(rows.file),
         _stream([_batch(rows)])[len(START) : -len(EOS)],
         {
-            rel: [*p, rows.attempt, rows.metrics, [_failure(f) for f in rows.failures]]
-            for rel, (p, rows) in logs.items()
+            rel: [*p, parsed.attempt, parsed.metrics, [_failure(f) for f in parsed.failures]]
+            for rel, (p, parsed) in logs.items()
         },
         how.pattern_texts if how else (),
         how.parser_texts if how else (),
