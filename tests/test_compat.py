@@ -4,11 +4,13 @@ rather than somewhere in a sweep."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.metadata
 import itertools
 import os
 import pickle
+import re
 import shlex
 import signal
 import subprocess
@@ -125,6 +127,43 @@ def test_a_stop_signal_before_the_runners_handlers_leaves_the_task_running(
     assert done.returncode == 0, done.stderr
     with (folder / "4321_0_0_result.pkl").open("rb") as handle:
         assert pickle.load(handle) == ("success", None)
+
+
+def handles_usr2_then_reports(path: str) -> None:
+    """A task that handles USR2, as the node runner does, and says at its process's
+    exit whether USR2 is ignored then (after which Python's exit leaves it so)."""
+    signal.signal(signal.SIGUSR2, lambda signum, frame: None)
+
+    def report() -> None:
+        status = Path("/proc/self/status").read_text()
+        found = re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE)
+        assert found is not None
+        Path(path).write_text(str(bool(int(found[1], 16) >> (signal.SIGUSR2 - 1) & 1)))
+
+    atexit.register(report)
+
+
+def test_a_stop_signal_as_the_task_exits_is_ignored(tmp_path: Path) -> None:
+    """Python's exit gives a handled signal its default action back, and USR2's ends a
+    process: Slurm's stop signal as a task that completed exits would end it by the
+    signal, and srun its step. The task ignores USR2 once its work is done."""
+    folder = tmp_path / "slurm"
+    executor = compat.SeamExecutor(folder, sys.executable, lambda script: 4321)
+    said = tmp_path / "ignored"
+    executor.submit_array_job([functools.partial(handles_usr2_then_reports, str(said))])
+    slurm = {"SLURM_ARRAY_JOB_ID": "4321", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "4322"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "localhost"}
+    command = [*shlex.split(node_python(sys.executable)), "-m", "paddle_hpc.node.unpack"]
+    done = subprocess.run(
+        [*command, str(folder)],
+        env={**os.environ, **slurm, "SUBMITIT_EXECUTOR": "slurm"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert said.read_text() == "True"
 
 
 def test_optunas_running_trial_can_be_taken_up() -> None:

@@ -285,6 +285,14 @@ def test_a_stop_signal_that_comes_while_the_task_starts_is_heard(tmp_path: Path)
     while squeued(job)[:1] != ["RUNNING"]:
         assert time.monotonic() < deadline, "the task never started"
         time.sleep(0.05)
+    # slurmstepd opens the step's output files, then starts each task's shell, which
+    # ignores USR2 before it starts Python (slurm/executor.py); a signal in the shell's
+    # first millisecond is Slurm's start, not the task's, and the barrage waits it out
+    outputs = [sweep_dir / "slurm" / f"{job}_{task}_log.err" for task in (0, 1)]
+    while not all(path.exists() for path in outputs):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.01)
+    time.sleep(0.3)  # Python's start and imports, before any handler, take longer
     until = time.monotonic() + 3
     while time.monotonic() < until:
         subprocess.run(["scancel", "-s", "USR2", job], capture_output=True, check=False)

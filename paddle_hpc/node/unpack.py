@@ -11,13 +11,14 @@ submitit's own signal handlers are left out: Slurm's USR2 can come while the tas
 starts, and submitit's handler would take it for the time-out of a job it cannot
 checkpoint and end the task FAILED (or requeue it, on a preemption). The task starts
 with USR2 ignored (slurm/executor.py) until the node runner's first step installs its
-own handlers (node/signals.py).
+own handlers (node/signals.py), and ignores it again once its work is done.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import time
 from pathlib import Path
@@ -65,7 +66,12 @@ def main() -> None:
     job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     if job is not None and task is not None:
         unpack(folder, job, int(task))
-    submitit_main()  # reads FOLDER from sys.argv, as submitit's own command gives it
+    try:
+        submitit_main()  # reads FOLDER from sys.argv, as submitit's own command gives it
+    finally:
+        # the task's work is done: a stop signal is for nothing now, and Python's exit
+        # would give USR2 its default action back, which ends the task and its step
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
