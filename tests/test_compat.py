@@ -103,6 +103,21 @@ def test_submitits_array_layout_with_our_own_sbatch_call(tmp_path: Path) -> None
     assert list((tmp_path / "other").rglob("*.pkl")) == []  # nothing half-submitted
 
 
+def run_task(folder: Path) -> subprocess.CompletedProcess[str]:
+    """Task 0 of array 4321 in `folder`, by the command its sbatch script runs."""
+    slurm = {"SLURM_ARRAY_JOB_ID": "4321", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "4322"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "localhost"}
+    command = [*shlex.split(node_python(sys.executable)), "-m", "paddle_hpc.node.unpack"]
+    return subprocess.run(
+        [*command, str(folder)],
+        env={**os.environ, **slurm, "SUBMITIT_EXECUTOR": "slurm"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_a_stop_signal_before_the_runners_handlers_leaves_the_task_running(
     tmp_path: Path,
 ) -> None:
@@ -113,17 +128,7 @@ def test_a_stop_signal_before_the_runners_handlers_leaves_the_task_running(
     executor = compat.SeamExecutor(folder, sys.executable, lambda script: 4321)
     executor.update_parameters(time=1)
     executor.submit_array_job([functools.partial(signal.raise_signal, signal.SIGUSR2)])
-    slurm = {"SLURM_ARRAY_JOB_ID": "4321", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "4322"}
-    slurm |= {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "localhost"}
-    command = [*shlex.split(node_python(sys.executable)), "-m", "paddle_hpc.node.unpack"]
-    done = subprocess.run(
-        [*command, str(folder)],
-        env={**os.environ, **slurm, "SUBMITIT_EXECUTOR": "slurm"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_task(folder)
     assert done.returncode == 0, done.stderr
     with (folder / "4321_0_0_result.pkl").open("rb") as handle:
         assert pickle.load(handle) == ("success", None)
@@ -151,17 +156,7 @@ def test_a_stop_signal_as_the_task_exits_is_ignored(tmp_path: Path) -> None:
     executor = compat.SeamExecutor(folder, sys.executable, lambda script: 4321)
     said = tmp_path / "ignored"
     executor.submit_array_job([functools.partial(handles_usr2_then_reports, str(said))])
-    slurm = {"SLURM_ARRAY_JOB_ID": "4321", "SLURM_ARRAY_TASK_ID": "0", "SLURM_JOB_ID": "4322"}
-    slurm |= {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "localhost"}
-    command = [*shlex.split(node_python(sys.executable)), "-m", "paddle_hpc.node.unpack"]
-    done = subprocess.run(
-        [*command, str(folder)],
-        env={**os.environ, **slurm, "SUBMITIT_EXECUTOR": "slurm"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_task(folder)
     assert done.returncode == 0, done.stderr
     assert said.read_text() == "True"
 
