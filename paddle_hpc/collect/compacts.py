@@ -23,7 +23,6 @@ class Covered:
     rows: jsonl.Columns  # the metrics files' rows, file i being rels[i]
     rels: list[str]
     logs: dict[str, LogRows]
-    unreadable: int  # compact files passed over
 
 
 def covered(
@@ -37,7 +36,6 @@ def covered(
     root = str(sweep_dir)
     parts: list[tuple[Compact, list[int]]] = []
     paths, logs = [], []
-    unreadable = 0
     for run in runs:
         own = [rel for rel in (run.metrics, *run.gpu) if rel] + [r for r, _, _ in run.worker_logs]
         if not (wanted := [rel for rel in own if rel in changed]):
@@ -50,7 +48,6 @@ def covered(
                 continue
             except (OSError, Unreadable) as exc:
                 log.warning("%s: unreadable (%s); its run's text files are read", path, exc)
-                unreadable += 1
                 continue
             now = [
                 i
@@ -66,6 +63,4 @@ def covered(
         log.warning("%s: damaged; its run's text files are read", paths[k])
     good = [k for k in range(len(parts)) if k not in bad]
     rels = [parts[k][0].sources[i] for k in good for i in parts[k][1]]
-    return Covered(
-        rows, rels, {rel: r for k in good for rel, r in logs[k].items()}, unreadable + len(bad)
-    )
+    return Covered(rows, rels, {rel: r for k in good for rel, r in logs[k].items()})

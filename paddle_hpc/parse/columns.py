@@ -42,30 +42,34 @@ def only(cols: Columns, files: Sequence[int]) -> Columns:
     )
 
 
+def joint_names(lists: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Several readings' metric names as one list; list k's name i has the code
+    map[starts[k] + i] in it (equal lists, the usual case, are looked up once)."""
+    names = list(dict.fromkeys(name for each in lists for name in each))
+    codes = {name: code for code, name in enumerate(names)}
+    known: dict[tuple[str, ...], list[int]] = {}
+    flat = [c for each in lists for c in known.setdefault(tuple(each), [codes[n] for n in each])]
+    widths = np.array([len(each) for each in lists], dtype=np.int64)
+    return names, np.array([*flat, 0], dtype=np.int32), np.cumsum(widths) - widths
+
+
 def merge(parts: Sequence[tuple[Columns, Sequence[int]]]) -> Columns:
     """Several readings' rows as one: part k's file i is file parts[k][1][i] now. Rows
     come in the order of their files' new numbers, each file's in its own order."""
     if not parts:
         return empty()
-    names = list(dict.fromkeys(name for cols, _ in parts for name in cols.names))
-    codes = {name: code for code, name in enumerate(names)}
-    lookups: dict[tuple[str, ...], np.ndarray] = {}
+    names, name_map, name_starts = joint_names([cols.names for cols, _ in parts])
     counts = np.array([len(cols.file) for cols, _ in parts], dtype=np.int64)
-    # each part's files' and names' new numbers, one after the other, and where each starts
+    # each part's files' new numbers, one part after the other, and where each starts
     positions = [np.asarray(where, dtype=np.int32) for _, where in parts]
-    name_maps = [
-        lookups.setdefault(tuple(c.names), np.array([codes[n] for n in c.names], np.int32))
-        for c, _ in parts
-    ]
     file_base = np.repeat(np.cumsum([0] + [len(p) for p in positions[:-1]]), counts)
-    name_base = np.repeat(np.cumsum([0] + [len(m) for m in name_maps[:-1]]), counts)
     every = [cols for cols, _ in parts]
 
     def joined(column: str) -> np.ndarray:
         return np.concatenate([getattr(cols, column) for cols in every])
 
     file = np.concatenate([*positions, np.zeros(1, np.int32)])[joined("file") + file_base]
-    name = np.concatenate([*name_maps, np.zeros(1, np.int32)])[joined("name") + name_base]
+    name = name_map[joined("name") + np.repeat(name_starts, counts)]
     skipped = {
         int(where[i]): value
         for (cols, _), where in zip(parts, positions, strict=True)

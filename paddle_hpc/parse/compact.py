@@ -303,25 +303,14 @@ def rows_of(parts: Sequence[tuple[Compact, Sequence[int]]]) -> tuple[jsonl.Colum
         int(start) + i for start, (_, files) in zip(starts, parts, strict=True) for i in files
     ]
     renumber[wanted] = np.arange(len(wanted), dtype=np.int32)
-    names = list(dict.fromkeys(name for c, _ in parts for name in c.names))
-    codes = {name: code for code, name in enumerate(names)}
-    maps: dict[tuple[str, ...], list[int]] = {}
-    name_map = np.array(
-        [
-            code
-            for c, _ in parts
-            for code in maps.setdefault(tuple(c.names), [codes[n] for n in c.names])
-        ]
-        + [0],
-        dtype=np.int32,
-    )
+    names, name_map, name_starts = columns.joint_names([c.names for c, _ in parts])
     out = jsonl.Columns(
         file=renumber[local_file + np.repeat(starts, counts)],
         step=table["step"].to_numpy(),
         no_step=table["no_step"].to_numpy().view(bool),
         time=table["time"].to_numpy(),
         attempt=table["attempt"].to_numpy(),
-        name=name_map[local_name + np.repeat(np.cumsum(widths) - widths, counts)],
+        name=name_map[local_name + np.repeat(name_starts, counts)],
         value=table["value"].to_numpy(),
         names=names,
         skipped={
